@@ -1,0 +1,358 @@
+"""A JAGUAR-like mock galaxy population, drawn from evolving luminosity functions.
+
+Two populations, each a Schechter luminosity function whose parameters are interpolated
+linearly in redshift between literature-like nodes:
+
+* star-forming galaxies, in observed (dust-attenuated) rest-frame 1500 A absolute
+  magnitude: Wyder et al. (2005) at z~0, Arnouts et al. (2005) / Cucciati et al. (2012)
+  to z~1-2, Reddy & Steidel (2009) at z~3, Bouwens et al. (2021) at z=4-9, and a
+  mildly JWST-enhanced extrapolation to z~12-15 (Finkelstein et al. 2023);
+* quiescent galaxies, in rest-frame 5500 A absolute magnitude, with a number density
+  falling by ~1 dex per unit redshift above z~1 and none above z=6.
+
+Galaxies are drawn exactly from ``phi(M, z) dV/dz`` down to an apparent-magnitude limit in
+one band: the selection is done per SED entry with its colour term, so no galaxy fainter
+than the limit is drawn and no brighter one is missed. Each galaxy then gets an SED entry
+(template + Calzetti dust), a size from van der Wel et al. (2014) (z < 3, by stellar mass)
+or Shibuya et al. (2015) (z >= 3, by UV luminosity) with log-normal scatter, a Sersic index,
+axis ratio and position angle, and, for massive star-forming galaxies, a bulge + disk mix.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..bands import validate_bands
+from .sed import OPTICAL_WINDOW, UV_WINDOW, Photometer, SEDLibrary, cosmos_library, mag_to_njy
+
+log = logging.getLogger(__name__)
+
+# --- luminosity-function nodes: z, M*, log10 phi* [Mpc^-3 mag^-1], alpha ---------------
+_SF_LF_NODES = np.array([
+    [0.05, -18.05, -2.39, -1.22],
+    [0.5, -18.90, -2.45, -1.28],
+    [1.0, -19.60, -2.55, -1.35],
+    [2.0, -20.10, -2.55, -1.40],
+    [3.0, -20.90, -2.77, -1.65],
+    [4.0, -20.93, -2.77, -1.63],
+    [5.0, -21.10, -3.10, -1.74],
+    [6.0, -20.93, -3.29, -1.93],
+    [7.0, -21.15, -3.72, -2.06],
+    [8.0, -20.93, -4.05, -2.23],
+    [9.0, -21.00, -4.50, -2.30],
+    [10.0, -21.00, -4.90, -2.35],
+    [12.0, -21.00, -5.40, -2.40],
+    [16.0, -21.00, -6.60, -2.40],
+])
+_Q_LF_NODES = np.array([
+    [0.05, -21.70, -2.60, -0.50],
+    [1.0, -22.30, -2.90, -0.50],
+    [2.0, -22.60, -3.60, -0.50],
+    [3.0, -22.60, -4.40, -0.50],
+    [4.0, -22.60, -5.20, -0.50],
+    [5.0, -22.60, -6.20, -0.50],
+    [6.0, -22.60, -9.00, -0.50],
+    [16.0, -22.60, -12.0, -0.50],
+])
+#: faintest absolute magnitudes drawn (fainter Schechter extrapolations are meaningless)
+_M_FAINT = {"sf": -12.0, "q": -14.0}
+_M_BRIGHT = -26.0
+_M_STEP = 0.02
+
+#: star-forming COSMOS templates, oldest/reddest to youngest/bluest
+SF_TEMPLATE_SEQUENCE = (
+    "Sa_A_0", "Sa_A_1", "Sb_A_0", "Sb_A_1", "Sc_A_0", "Sc_A_1", "Sc_A_2", "Sd_A_0",
+    "Sd_A_1", "Sd_A_2", "Sdm_A_0", "SB0_A_0", "SB1_A_0", "SB2_A_0", "SB3_A_0", "SB4_A_0",
+    "SB5_A_0", "SB6_A_0", "SB7_A_0", "SB8_A_0", "SB9_A_0", "SB10_A_0", "SB11_A_0",
+)
+
+#: output columns that are not per-band
+BASE_COLUMNS = (
+    "id", "redshift", "is_quiescent", "sed_index", "sed_name", "ebv", "abs_mag",
+    "log_mass", "Re_maj", "Re_maj_kpc", "sersic_n", "axis_ratio", "position_angle",
+    "bulge_fraction", "Re_bulge", "bulge_axis_ratio",
+)
+
+
+@dataclass(frozen=True)
+class PopulationConfig:
+    """Limits of a mock population.
+
+    Attributes
+    ----------
+    bands
+        Bands whose fluxes are computed.
+    limit_band
+        Band of the apparent-magnitude limit.
+    mag_limit
+        Faintest apparent AB magnitude in ``limit_band``.
+    zmin, zmax
+        Redshift range.
+    """
+
+    bands: tuple[str, ...]
+    limit_band: str
+    mag_limit: float
+    zmin: float = 0.02
+    zmax: float = 12.0
+
+    def validate(self) -> None:
+        """Raise ValueError on inconsistent limits."""
+        validate_bands(self.bands, "bands")
+        if self.limit_band not in self.bands:
+            raise ValueError(f"limit band {self.limit_band!r} is not among bands {self.bands}")
+        if not (0.0 < self.zmin < self.zmax <= 16.0):
+            raise ValueError(f"need 0 < zmin < zmax <= 16, got zmin={self.zmin}, zmax={self.zmax}")
+        if not np.isfinite(self.mag_limit) or not 10.0 < self.mag_limit < 40.0:
+            raise ValueError(f"mag_limit must be an AB magnitude in (10, 40), got {self.mag_limit}")
+
+
+def _interp_nodes(nodes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
+    return tuple(np.interp(z, nodes[:, 0], nodes[:, i]) for i in (1, 2, 3))
+
+
+def schechter_mag(m: np.ndarray, mstar: np.ndarray, log_phistar: np.ndarray,
+                  alpha: np.ndarray) -> np.ndarray:
+    """Schechter function in absolute magnitudes, per Mpc^3 per mag."""
+    x = 10.0 ** (-0.4 * (m - mstar))
+    return 0.4 * np.log(10.0) * 10.0**log_phistar * x ** (alpha + 1.0) * np.exp(-x)
+
+
+class _Cosmology:
+    """Distance modulus, dV/dz and angular scale on a fine z grid (Planck 2018)."""
+
+    def __init__(self, zmax: float):
+        from astropy.cosmology import Planck18
+
+        self.z = np.linspace(1.0e-3, zmax + 0.05, 4000)
+        self.distmod = Planck18.distmod(self.z).value
+        self.dvdz = Planck18.differential_comoving_volume(self.z).value  # Mpc^3 / sr
+        self.kpc_per_arcsec = Planck18.kpc_proper_per_arcmin(self.z).value / 60.0
+
+    def __call__(self, what: str, z: np.ndarray) -> np.ndarray:
+        return np.interp(z, self.z, getattr(self, what))
+
+
+def _sf_entry_prior(lib: SEDLibrary, z: np.ndarray) -> np.ndarray:
+    """P(entry | z) for star-forming galaxies, shape (nz, n_entries)."""
+    pos = {name: i / (len(SF_TEMPLATE_SEQUENCE) - 1) for i, name in enumerate(SF_TEMPLATE_SEQUENCE)}
+    tpos = np.array([pos.get(t, np.nan) for t in lib.template])
+    mean = np.clip(0.35 + 0.12 * z, 0.35, 0.92)[:, None]
+    w = np.exp(-0.5 * ((tpos[None, :] - mean) / 0.25) ** 2)
+    # dust: more at low z and intermediate z, little above z~6
+    ebv_low = {0.0: 0.25, 0.1: 0.30, 0.2: 0.25, 0.3: 0.12, 0.4: 0.08}
+    ebv_high = {0.0: 0.60, 0.1: 0.30, 0.2: 0.10, 0.3: 0.0, 0.4: 0.0}
+    f = np.clip((z - 2.0) / 4.0, 0.0, 1.0)[:, None]
+    p_low = np.array([ebv_low.get(round(e, 2), 0.0) for e in lib.ebv])
+    p_high = np.array([ebv_high.get(round(e, 2), 0.0) for e in lib.ebv])
+    w = w * ((1 - f) * p_low[None, :] + f * p_high[None, :])
+    w[:, lib.quiescent | np.isnan(tpos)] = 0.0
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def _q_entry_prior(lib: SEDLibrary, z: np.ndarray) -> np.ndarray:
+    """P(entry | z) for quiescent galaxies: uniform over quiescent templates."""
+    w = np.tile(lib.quiescent.astype(float), (z.size, 1))
+    return w / w.sum(axis=1, keepdims=True)
+
+
+def sample_population(n: int, config: PopulationConfig, seed: int,
+                      library: SEDLibrary | None = None) -> dict[str, np.ndarray]:
+    """Draw ``n`` galaxies brighter than the magnitude limit.
+
+    Parameters
+    ----------
+    n
+        Number of galaxies.
+    config
+        Bands and limits.
+    seed
+        Seed of the random generator; the same seed gives the same catalog.
+    library
+        SED library (default: :func:`cosmos_library`).
+
+    Returns
+    -------
+    dict
+        Column name -> array (see ``BASE_COLUMNS``; plus ``<band>_fnu`` in nJy and
+        ``mag_<band>``). Attribute-like scalars are under the key ``"_meta"``.
+    """
+    if int(n) != n or n <= 0:
+        raise ValueError(f"n_samples must be a positive integer, got {n}")
+    config.validate()
+    rng = np.random.default_rng(seed)
+    lib = cosmos_library() if library is None else library
+    cosmo = _Cosmology(config.zmax)
+    limit_phot = Photometer(lib, [config.limit_band])
+
+    dz = 0.01
+    zgrid = np.arange(config.zmin + dz / 2, config.zmax, dz)
+    zcoarse = np.arange(config.zmin, config.zmax + 0.05, 0.05)
+    ne = len(lib)
+    # colour term of every entry in the limit band on a coarse z grid
+    ee, zz = np.meshgrid(np.arange(ne), zcoarse, indexing="ij")
+    kcoarse = limit_phot.colour_terms(ee.ravel(), zz.ravel(), UV_WINDOW)[:, 0].reshape(ne, -1)
+    kcoarse_v = kcoarse + _window_offset(lib)[:, None]
+    mgrid = np.arange(_M_BRIGHT, -8.0 + 1e-9, _M_STEP)
+    pops = {
+        "sf": (_SF_LF_NODES, _sf_entry_prior(lib, zgrid), kcoarse),
+        "q": (_Q_LF_NODES, _q_entry_prior(lib, zgrid), kcoarse_v),
+    }
+    dm = cosmo("distmod", zgrid)
+    rate_blocks, cum_tables = [], {}
+    for key, (nodes, prior, kc) in pops.items():
+        mstar, lphi, alpha = _interp_nodes(nodes, zgrid)
+        phi = schechter_mag(mgrid[None, :], mstar[:, None], lphi[:, None], alpha[:, None])
+        phi[:, mgrid > _M_FAINT[key]] = 0.0
+        cum = np.concatenate([np.zeros((zgrid.size, 1)),
+                              np.cumsum(0.5 * (phi[:, 1:] + phi[:, :-1]) * _M_STEP, axis=1)],
+                             axis=1)
+        cum_tables[key] = cum
+        kfine = np.array([np.interp(zgrid, zcoarse, kc[e]) for e in range(ne)]).T  # (nz, ne)
+        mlim = config.mag_limit - dm[:, None] - kfine
+        ncum = _row_interp(mlim, mgrid, cum)
+        rate_blocks.append(prior * ncum * cosmo("dvdz", zgrid)[:, None] * dz)
+    rates = np.stack(rate_blocks)  # (2, nz, ne) per steradian
+    total = rates.sum()
+    if not total > 0:
+        raise ValueError(f"no galaxies brighter than {config.mag_limit} in {config.limit_band}")
+    arcmin2_per_sr = (180.0 * 60.0 / np.pi) ** 2
+    log.info("population: %.1f galaxies/arcmin^2 brighter than %s=%.2f at %.2f<z<%.2f",
+             total / arcmin2_per_sr, config.limit_band, config.mag_limit, config.zmin,
+             config.zmax)
+
+    cols: dict[str, list[np.ndarray]] = {}
+    have = 0
+    pflat = (rates / total).ravel()
+    while have < n:
+        need = int((n - have) * 1.05) + 16
+        cell = rng.choice(pflat.size, size=need, p=pflat)
+        ipop, iz, ient = np.unravel_index(cell, rates.shape)
+        z = zgrid[iz] + rng.uniform(-dz / 2, dz / 2, need)
+        z = np.clip(z, config.zmin, config.zmax)
+        batch = _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid,
+                               cum_tables, kcoarse, zcoarse)
+        ok = batch[f"mag_{config.limit_band}"] <= config.mag_limit
+        for k, v in batch.items():
+            cols.setdefault(k, []).append(v[ok])
+        have += int(ok.sum())
+    out = {k: np.concatenate(v)[:n] for k, v in cols.items()}
+    out["id"] = np.arange(1, n + 1, dtype=np.int64)  # 0 means background in segmaps
+    ordered = {k: out[k] for k in BASE_COLUMNS}
+    for b in config.bands:
+        ordered[f"{b}_fnu"] = out[f"{b}_fnu"]
+    for b in config.bands:
+        ordered[f"mag_{b}"] = out[f"mag_{b}"]
+    ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr)}
+    return ordered
+
+
+def _row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Linear interpolation of each row of ``table`` (on the uniform ``grid``) at ``x``.
+
+    ``x`` has shape (n,) or (n, k) with ``table`` of shape (n, len(grid)); values beyond
+    the grid are clamped to its ends.
+    """
+    step = grid[1] - grid[0]
+    pos = np.clip((x - grid[0]) / step, 0.0, grid.size - 1.0)
+    i0 = np.minimum(np.floor(pos).astype(np.int64), grid.size - 2)
+    frac = pos - i0
+    rows = np.arange(table.shape[0]).reshape((-1,) + (1,) * (np.ndim(x) - 1))
+    return table[rows, i0] * (1.0 - frac) + table[rows, i0 + 1] * frac
+
+
+def _window_offset(lib: SEDLibrary) -> np.ndarray:
+    """M_UV - M_V of each entry (adding it turns UV colour terms into V-normalised ones)."""
+    return 2.5 * np.log10(lib.luminosity_nu(OPTICAL_WINDOW) / lib.luminosity_nu(UV_WINDOW))
+
+
+def _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid, cum_tables, kcoarse,
+                   zcoarse) -> dict[str, np.ndarray]:
+    n = z.size
+    quiescent = ipop == 1
+    # magnitude limit at the exact redshift, per galaxy
+    kc = np.empty(n)
+    for e in np.unique(ient):
+        sel = ient == e
+        kc[sel] = np.interp(z[sel], zcoarse, kcoarse[e])
+    kc = np.where(quiescent, kc + _window_offset(lib)[ient], kc)
+    dm = cosmo("distmod", z)
+    mlim = config.mag_limit - dm - kc
+    # inverse-CDF draw of M from the Schechter table at the galaxy's z node
+    absmag = np.empty(n)
+    for p, key in ((0, "sf"), (1, "q")):
+        sel = ipop == p
+        if not sel.any():
+            continue
+        cum = cum_tables[key][iz[sel]]
+        cmax = _row_interp(mlim[sel], mgrid, cum)
+        u = rng.uniform(0.0, 1.0, sel.sum()) * cmax
+        j = np.clip((cum < u[:, None]).sum(axis=1), 1, mgrid.size - 1)
+        c0, c1 = cum[np.arange(j.size), j - 1], cum[np.arange(j.size), j]
+        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
+        absmag[sel] = mgrid[j - 1] + frac * _M_STEP
+    window_offset = np.where(quiescent, _window_offset(lib)[ient], 0.0)
+    phot = Photometer(lib, config.bands)
+    kb = phot.colour_terms(ient, z, UV_WINDOW) + window_offset[:, None]
+    mags = absmag[:, None] + dm[:, None] + kb
+    out: dict[str, np.ndarray] = {
+        "redshift": z,
+        "is_quiescent": quiescent.astype(np.int8),
+        "sed_index": ient.astype(np.int32),
+        "sed_name": lib.names[ient].astype("S"),
+        "ebv": lib.ebv[ient],
+        "abs_mag": absmag,
+    }
+    for j, b in enumerate(config.bands):
+        out[f"mag_{b}"] = mags[:, j]
+        out[f"{b}_fnu"] = mag_to_njy(mags[:, j])
+    out.update(_morphology(rng, cosmo, z, absmag, quiescent))
+    return out
+
+
+def _morphology(rng, cosmo, z, absmag, quiescent) -> dict[str, np.ndarray]:
+    """Sizes, Sersic indices, shapes and bulge+disk mixes."""
+    n = z.size
+    # stellar-mass proxy from the normalising luminosity
+    log_mass_sf = 9.0 - 0.5 * (absmag + 19.5) + 0.4 * np.clip((3.0 - z) / 3.0, 0.0, 1.0)
+    log_ml_v = np.interp(z, [0.0, 2.0, 6.0], [np.log10(3.0), 0.0, -0.3])
+    log_mass_q = -0.4 * (absmag - 4.83) + log_ml_v
+    log_mass = np.where(quiescent, log_mass_q, log_mass_sf)
+    m_rel = 10.0 ** (log_mass - np.log10(5.0e10))
+    # van der Wel et al. (2014) at z < 3; Shibuya et al. (2015) at z >= 3
+    r_late = 10.0**0.86 * (1.0 + z) ** -0.75 * m_rel**0.22
+    r_early = 10.0**0.60 * (1.0 + z) ** -1.48 * m_rel**0.75
+    l_rel = 10.0 ** (-0.4 * (absmag + 21.0))
+    r_shibuya = 6.9 * (1.0 + z) ** -1.2 * l_rel**0.27
+    r_kpc = np.where(quiescent, r_early, np.where(z < 3.0, r_late, r_shibuya))
+    scatter = np.where(quiescent, 0.13, np.where(z < 3.0, 0.17, 0.22))
+    r_kpc = r_kpc * 10.0 ** (scatter * rng.standard_normal(n))
+    r_kpc = np.clip(r_kpc, 0.05, 30.0)
+    re_arcsec = np.clip(r_kpc / cosmo("kpc_per_arcsec", z), 0.005, 4.0)
+
+    n_sf = np.exp(rng.normal(0.0, 0.3, n))
+    n_q = rng.normal(4.0, 0.8, n)
+    sersic = np.where(quiescent, np.clip(n_q, 2.5, 6.0), np.clip(n_sf, 0.5, 2.5))
+    sersic = np.round(sersic * 20.0) / 20.0  # quantised: GalSim caches per index
+    q = np.where(quiescent, np.clip(rng.beta(5.0, 2.0, n), 0.3, 1.0),
+                 np.clip(rng.beta(1.8, 1.3, n), 0.12, 1.0))
+    pa = rng.uniform(0.0, 180.0, n)
+    # bulges for massive star-forming galaxies at z < 2.5
+    has_bulge = (~quiescent) & (log_mass > 10.0) & (z < 2.5) & (rng.uniform(size=n) < 0.6)
+    bt = np.where(has_bulge, rng.uniform(0.05, 0.5, n), 0.0)
+    re_bulge = np.where(has_bulge, np.clip(0.3 * re_arcsec, 0.005, None), 0.0)
+    q_bulge = np.where(has_bulge, np.clip(rng.beta(5.0, 2.0, n), 0.5, 1.0), 0.0)
+    return {
+        "log_mass": log_mass,
+        "Re_maj": re_arcsec,
+        "Re_maj_kpc": r_kpc,
+        "sersic_n": sersic,
+        "axis_ratio": q,
+        "position_angle": pa,
+        "bulge_fraction": bt,
+        "Re_bulge": re_bulge,
+        "bulge_axis_ratio": q_bulge,
+    }
