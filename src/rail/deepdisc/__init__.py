@@ -1,0 +1,11 @@
+"""pz-rail-deepdisc: image-based probabilistic photometric redshifts as a RAIL plugin.
+
+Importing the package imports its RAIL stage modules, so
+``rail.stages.import_and_attach_all()`` finds every stage.
+"""
+
+from rail.creation.engines import galaxy_scenes  # noqa: F401  (registers the stages)
+
+from ._version import __version__
+
+__all__ = ["__version__"]

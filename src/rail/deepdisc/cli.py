@@ -1,0 +1,114 @@
+"""The ``rail-deepdisc`` command."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {value}")
+    return value
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .sim.field import FieldSpec, simulate_field
+    from .sim.surveys import SURVEYS
+
+    if args.survey not in SURVEYS:
+        raise ValueError(f"unknown survey {args.survey!r}; choose one of {sorted(SURVEYS)}")
+    spec = FieldSpec(survey=args.survey, n_scenes=args.scenes, scene_size=args.size,
+                     seed=args.seed, objects_per_scene=args.objects_per_scene, psf=args.psf,
+                     mag_limit=args.mag_limit, zmax=args.zmax)
+    path = simulate_field(spec, args.output, catalog_output=args.catalog_output,
+                          n_workers=args.workers, progress=not args.quiet)
+    from .scenes import SceneStore
+
+    with SceneStore(path) as store:
+        print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
+              f"bands {', '.join(store.bands)}")
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from .display import show_scene
+
+    out = show_scene(args.scenes, args.scene, args.output, labels=not args.no_labels)
+    print(f"wrote {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rail-deepdisc``."""
+    from ._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rail-deepdisc",
+        description="Image-based photometric redshifts (DeepDISC) for RAIL: simulate, look.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sim = sub.add_parser("simulate", parents=[common],
+                         help="simulate a field (population + rendering)")
+    sim.add_argument("--survey", default="jades", help="survey preset: jades or lsst")
+    sim.add_argument("--scenes", type=_positive_int, required=True, help="number of scenes")
+    sim.add_argument("--size", type=_positive_int, default=128, help="scene side (pixels)")
+    sim.add_argument("--seed", type=int, default=0, help="random seed")
+    sim.add_argument("--objects-per-scene", type=_positive_float, default=10.0,
+                     help="mean galaxies centred in a scene (Poisson)")
+    sim.add_argument("--psf", default="airy", choices=("airy", "optical"), help="PSF model")
+    sim.add_argument("--mag-limit", type=float, default=None,
+                     help="faintest magnitude in the detection band (default: preset)")
+    sim.add_argument("--zmax", type=_positive_float, default=None,
+                     help="highest redshift (default: preset)")
+    sim.add_argument("--workers", type=_positive_int, default=None,
+                     help="rendering processes (default: all cores)")
+    sim.add_argument("--catalog-output", default=None,
+                     help="also write the population catalog (hdf5) here")
+    sim.add_argument("--output", required=True, help="scene store to write (hdf5)")
+    sim.set_defaults(func=_cmd_simulate)
+
+    show = sub.add_parser("show", parents=[common],
+                          help="draw a scene as an RGB PNG with truth boxes")
+    show.add_argument("scenes", help="scene store (hdf5)")
+    show.add_argument("--scene", type=int, default=0, help="scene index")
+    show.add_argument("--no-labels", action="store_true", help="no redshift labels")
+    show.add_argument("--output", required=True, help="PNG to write")
+    show.set_defaults(func=_cmd_show)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rail-deepdisc``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, OSError, IndexError, KeyError) as err:
+        print(f"rail-deepdisc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
