@@ -1,0 +1,23 @@
+"""Shared fixtures: small simulated fields made by the project's own simulator."""
+
+from __future__ import annotations
+
+import pytest
+
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+
+
+@pytest.fixture(scope="session")
+def jades_store(tmp_path_factory) -> str:
+    """Six 96x96 JADES-like scenes (seed 11)."""
+    path = tmp_path_factory.mktemp("stores") / "jades.hdf5"
+    spec = FieldSpec(survey="jades", n_scenes=6, scene_size=96, seed=11)
+    return simulate_field(spec, path, n_workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def lsst_store(tmp_path_factory) -> str:
+    """Four 64x64 LSST-like scenes (seed 12)."""
+    path = tmp_path_factory.mktemp("stores") / "lsst.hdf5"
+    spec = FieldSpec(survey="lsst", n_scenes=4, scene_size=64, seed=12)
+    return simulate_field(spec, path, n_workers=1, progress=False)
