@@ -21,3 +21,23 @@ def lsst_store(tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("stores") / "lsst.hdf5"
     spec = FieldSpec(survey="lsst", n_scenes=4, scene_size=64, seed=12)
     return simulate_field(spec, path, n_workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_train_store(tmp_path_factory) -> str:
+    """Eight 64x64 JADES-like scenes for quick training tests (seed 21)."""
+    path = tmp_path_factory.mktemp("stores") / "tiny_train.hdf5"
+    spec = FieldSpec(survey="jades", n_scenes=8, scene_size=64, seed=21, objects_per_scene=6)
+    return simulate_field(spec, path, n_workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_train_store, tmp_path_factory) -> str:
+    """A resnet18_fpn model trained for two epochs on ``tiny_train_store``."""
+    from rail.deepdisc.model import save_model
+    from rail.deepdisc.train import TrainConfig, train
+
+    cfg = TrainConfig(backbone="resnet18_fpn", epochs=2, batch_size=4, seed=3,
+                      num_threads=2, val_fraction=0.25)
+    result = train(tiny_train_store, cfg, progress=False)
+    return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", result.model, result.meta)

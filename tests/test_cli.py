@@ -67,3 +67,27 @@ def test_simulated_objects_are_listed_once(jades_store):
     with SceneStore(jades_store) as store:
         ids = store.objects(["object_id"])["object_id"]
     assert np.unique(ids).size == ids.size and ids.min() >= 1
+
+
+def test_train_and_estimate_commands(tiny_train_store, tmp_path, capsys):
+    import qp
+    import torch
+
+    model = tmp_path / "model.pt"
+    assert main(["train", "--input", tiny_train_store, "--model", str(model), "--epochs", "1",
+                 "--backbone", "resnet18_fpn", "--num-threads", "2", "-q"]) == 0
+    assert torch.load(model, weights_only=True)["format"] == "deepdisc-model"
+    out = tmp_path / "pz.hdf5"
+    assert main(["estimate", "--input", tiny_train_store, "--model", str(model), "--output",
+                 str(out), "--mode", "detect", "--num-threads", "2", "-q"]) == 0
+    assert qp.read(str(out)).npdf >= 0
+    assert (tmp_path / "pz_detections.hdf5").exists()
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_estimate_with_a_missing_model_fails_clearly(tiny_train_store, tmp_path, capsys):
+    rc = main(["estimate", "--input", tiny_train_store, "--model", str(tmp_path / "none.pt"),
+               "--output", str(tmp_path / "pz.hdf5"), "-q"])
+    assert rc == 2
+    assert "none.pt" in capsys.readouterr().err
+    assert not (tmp_path / "pz.hdf5").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -55,13 +56,52 @@ def _cmd_show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from rail.estimation.algos.deepdisc import DeepDiscInformer
+
+    options = {k: v for k, v in vars(args).items() if k in _TRAIN_OPTIONS and v is not None}
+    stage = DeepDiscInformer.make_stage(name="deepdisc_train", model=args.model, **options)
+    stage.set_data("input", None, path=args.input, do_read=False)
+    stage.run()
+    stage.finalize()
+    print(f"wrote {args.model}")
+    return 0
+
+
+def _cmd_estimate(args: argparse.Namespace) -> int:
+    from rail.estimation.algos.deepdisc import DeepDiscEstimator
+
+    options = {k: v for k, v in vars(args).items() if k in _ESTIMATE_OPTIONS and v is not None}
+    detections = args.detections or _sibling(args.output, "_detections")
+    stage = DeepDiscEstimator.make_stage(name="deepdisc_estimate", model=args.model,
+                                         output=args.output, detections=detections, **options)
+    stage.set_data("input", None, path=args.input, do_read=False)
+    stage.run()
+    stage.finalize()
+    print(f"wrote {args.output} and {detections}")
+    return 0
+
+
+def _sibling(path: str, suffix: str) -> str:
+    root, ext = os.path.splitext(path)
+    return f"{root}{suffix}{ext or '.hdf5'}"
+
+
+_TRAIN_OPTIONS = ("backbone", "num_components", "epochs", "batch_size", "learning_rate",
+                  "weight_decay", "freeze_backbone_epochs", "val_fraction", "band_dropout",
+                  "redshift_weight", "device", "num_threads", "seed", "init_model",
+                  "checkpoint_dir", "augment")
+_ESTIMATE_OPTIONS = ("mode", "score_threshold", "nms_threshold", "batch_size", "device",
+                     "num_threads", "chunk_size")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rail-deepdisc``."""
     from ._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="rail-deepdisc",
-        description="Image-based photometric redshifts (DeepDISC) for RAIL: simulate, look.")
+        description="Image-based photometric redshifts (DeepDISC) for RAIL.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
@@ -94,6 +134,44 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-labels", action="store_true", help="no redshift labels")
     show.add_argument("--output", required=True, help="PNG to write")
     show.set_defaults(func=_cmd_show)
+
+    tr = sub.add_parser("train", parents=[common], help="train DeepDISC on a scene store")
+    tr.add_argument("--input", required=True, help="training scene store (hdf5)")
+    tr.add_argument("--model", required=True, help="model file to write (.pt)")
+    tr.add_argument("--backbone", help="resnet50_fpn (default), resnet34_fpn, resnet18_fpn "
+                    "(CPU preset), swin_t_fpn")
+    tr.add_argument("--num-components", dest="num_components", type=_positive_int)
+    tr.add_argument("--epochs", type=_positive_int)
+    tr.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    tr.add_argument("--learning-rate", dest="learning_rate", type=_positive_float)
+    tr.add_argument("--weight-decay", dest="weight_decay", type=float)
+    tr.add_argument("--freeze-backbone-epochs", dest="freeze_backbone_epochs", type=int)
+    tr.add_argument("--val-fraction", dest="val_fraction", type=float)
+    tr.add_argument("--band-dropout", dest="band_dropout", type=float)
+    tr.add_argument("--redshift-weight", dest="redshift_weight", type=float)
+    tr.add_argument("--no-augment", dest="augment", action="store_false", default=None)
+    tr.add_argument("--device", help="auto (default), cpu, cuda, mps")
+    tr.add_argument("--num-threads", dest="num_threads", type=int)
+    tr.add_argument("--seed", type=int)
+    tr.add_argument("--init-model", dest="init_model", help="model to start from")
+    tr.add_argument("--checkpoint-dir", dest="checkpoint_dir",
+                    help="keep per-epoch checkpoints here; resume from them")
+    tr.set_defaults(func=_cmd_train)
+
+    es = sub.add_parser("estimate", parents=[common],
+                        help="photo-z PDFs for a scene store (qp ensemble)")
+    es.add_argument("--input", required=True, help="scene store (hdf5)")
+    es.add_argument("--model", required=True, help="model file (.pt)")
+    es.add_argument("--output", required=True, help="qp ensemble to write (hdf5)")
+    es.add_argument("--detections", help="detections table (default: OUTPUT_detections.hdf5)")
+    es.add_argument("--mode", choices=("forced", "detect"), default=None)
+    es.add_argument("--score-threshold", dest="score_threshold", type=float)
+    es.add_argument("--nms-threshold", dest="nms_threshold", type=float)
+    es.add_argument("--batch-size", dest="batch_size", type=_positive_int)
+    es.add_argument("--chunk-size", dest="chunk_size", type=_positive_int)
+    es.add_argument("--device")
+    es.add_argument("--num-threads", dest="num_threads", type=int)
+    es.set_defaults(func=_cmd_estimate)
     return parser
 
 

@@ -1,0 +1,119 @@
+"""Benchmark DeepDISC speed: training scenes/s, inference objects/s (forced and detect), memory.
+
+Usage::
+
+    python benchmarks/throughput.py [--scenes-file FILE] [--backbone resnet18_fpn]
+                                    [--device auto|cpu|cuda] [--threads N] [--batch-size 4]
+
+Without ``--scenes-file`` a 64-scene 128x128 JADES-like field is simulated first (seed 1).
+Training speed is timed over full optimiser steps (forward, backward, update) after two
+warm-up steps; inference over the whole field in each mode. Prints the device it ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+from rail.deepdisc.model import DeepDiscNet, architecture
+from rail.deepdisc.predict import predict_detect, predict_forced
+from rail.deepdisc.scenes import SceneStore
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.train import (
+    SceneTrainingData,
+    augment_scene,
+    noise_scales,
+    resolve_device,
+    set_threads,
+    to_torch,
+)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--scenes-file", default=None)
+    parser.add_argument("--backbone", default="resnet18_fpn")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--infer-batch-size", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=12)
+    args = parser.parse_args()
+
+    threads = set_threads(args.threads)
+    device = resolve_device(args.device)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.scenes_file
+        if path is None:
+            path = os.path.join(tmp, "bench.hdf5")
+            simulate_field(FieldSpec(survey="jades", n_scenes=64, scene_size=128, seed=1),
+                           path, progress=False)
+        with SceneStore(path) as store:
+            n_scenes, n_obj = store.n_scenes, store.n_objects
+            scales = noise_scales(store, range(min(n_scenes, 50)))
+            chunk = store.read_chunk(0, n_scenes)
+            shape = chunk.images.shape[1:]
+        torch.manual_seed(0)
+        net = DeepDiscNet(architecture(args.backbone), shape[0]).to(device)
+        net.normalizer.set_scale(scales)
+        opt = torch.optim.AdamW(net.parameters(), lr=1e-4)
+        data = SceneTrainingData(path, range(n_scenes))
+        rng = np.random.default_rng(0)
+        net.train()
+        times = []
+        for step in range(args.steps + 2):
+            idx = [(step * args.batch_size + j) % n_scenes for j in range(args.batch_size)]
+            batch = [augment_scene(*data.load(i), rng) for i in idx]
+            images, targets = to_torch(batch, device)
+            _sync(device)
+            t0 = time.perf_counter()
+            loss = sum(net(images, targets).values())
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            _sync(device)
+            if step >= 2:
+                times.append(time.perf_counter() - t0)
+        data.close()
+        train_rate = args.batch_size / np.median(times)
+
+        net.eval()
+        t0 = time.perf_counter()
+        predict_forced(net, chunk, args.infer_batch_size, device)
+        _sync(device)
+        t_forced = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        det = predict_detect(net, chunk, args.infer_batch_size, device)
+        _sync(device)
+        t_detect = time.perf_counter() - t0
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
+        f"CPU, {threads} threads"
+    print(f"device     : {device.type} ({name}); backbone {args.backbone}; "
+          f"scenes {n_scenes} x {shape}")
+    print(f"training   : {train_rate:8.2f} scenes/s (batch {args.batch_size}, "
+          f"median of {len(times)} steps)")
+    print(f"forced     : {n_obj / t_forced:8.1f} objects/s ({n_obj} objects, "
+          f"{n_scenes / t_forced:.1f} scenes/s)")
+    print(f"detect     : {n_obj / t_detect:8.1f} objects/s ({len(det['score'])} detections, "
+          f"{n_scenes / t_detect:.1f} scenes/s)")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    line = f"peak memory: {peak:.0f} MiB resident"
+    if device.type == "cuda":
+        line += f", {torch.cuda.max_memory_allocated(device) / 2**20:.0f} MiB on the GPU"
+    print(line)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,193 @@
+"""From network outputs to rows: qp ensembles with ancillary columns, detection tables.
+
+Used by ``DeepDiscEstimator`` (and the ``rail-deepdisc estimate`` command) chunk by chunk.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from .matching import box_iou, greedy_match
+from .model import DeepDiscNet, model_meta
+from .predict import Mixtures, object_boxes, predict_detect, predict_forced
+from .scenes import SceneChunk
+
+MODES = ("forced", "detect")
+#: detections below this score get ``flag_low_score``; it is also the metrics' cut
+GOOD_SCORE = 0.5
+
+
+@dataclass(frozen=True)
+class EstimateConfig:
+    """Options of an estimation run (the DeepDiscEstimator's config)."""
+
+    mode: str = "forced"
+    score_threshold: float = 0.05
+    nms_threshold: float = 0.5
+    batch_size: int = 8
+    match_radius: float = 0.1
+    zmin: float = 0.0
+    zmax: float = 15.0
+    nzbins: int = 1501
+
+    def validate(self) -> None:
+        """Raise ValueError naming the first bad option."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if not 0 <= self.score_threshold < 1:
+            raise ValueError(f"score_threshold must be in [0, 1), got {self.score_threshold}")
+        if not 0 < self.nms_threshold <= 1:
+            raise ValueError(f"nms_threshold must be in (0, 1], got {self.nms_threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.match_radius < 0:
+            raise ValueError(f"match_radius must be >= 0, got {self.match_radius}")
+        if not (self.zmax > self.zmin >= 0) or self.nzbins < 2:
+            raise ValueError("need 0 <= zmin < zmax and nzbins >= 2 for the z grid")
+
+    @property
+    def zgrid(self) -> np.ndarray:
+        return np.linspace(self.zmin, self.zmax, self.nzbins)
+
+
+def check_bands(model: dict[str, Any], bands, source: str) -> None:
+    """Fail at once if the scenes' bands are not the model's (same names, same order)."""
+    model_bands = list(model_meta(model)["bands"])
+    if list(bands) != model_bands:
+        raise ValueError(f"{source} has bands {list(bands)} but the model was trained on "
+                         f"bands {model_bands}")
+
+
+def pixel_to_sky(header: bytes | str, x: np.ndarray, y: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """RA, Dec (deg) of 0-based scene pixels from a scene's WCS header text."""
+    if len(x) == 0:
+        return np.zeros(0), np.zeros(0)
+    text = header.decode() if isinstance(header, bytes) else str(header)
+    if not text.strip():
+        return np.full(len(x), np.nan), np.full(len(x), np.nan)
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    ra, dec = WCS(fits.Header.fromstring(text)).all_pix2world(x, y, 0)
+    return np.asarray(ra, float), np.asarray(dec, float)
+
+
+def _edge_flag(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+    return ((boxes[:, 0] <= 0) | (boxes[:, 1] <= 0) | (boxes[:, 2] >= width)
+            | (boxes[:, 3] >= height)).astype(np.int8)
+
+
+def _point_estimates(mix: Mixtures, cfg: EstimateConfig) -> dict[str, np.ndarray]:
+    grid = cfg.zgrid
+    return {"zmode": mix.mode(grid), "zmean": mix.mean(), "zmedian": mix.median(grid)}
+
+
+def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
+                device: torch.device):
+    """The qp ensemble (one row per object, in order) and detections table of a chunk."""
+    pred = predict_forced(net, chunk, cfg.batch_size, device)
+    obj = chunk.objects
+    mix: Mixtures = pred["mixtures"]
+    h, w = chunk.images.shape[-2:]
+    boxes = object_boxes(obj) if len(mix) else np.zeros((0, 4))
+    ancil = {
+        "object_id": obj["object_id"].astype(np.int64), "scene": obj["scene"].astype(np.int64),
+        "x": obj["x"], "y": obj["y"], "ra": obj["ra"], "dec": obj["dec"],
+        "score": pred["score"], **_point_estimates(mix, cfg),
+        "redshift": obj["redshift"].astype(float), "mask_area": pred["mask_area"],
+        "flag_edge": _edge_flag(boxes, h, w),
+        "flag_low_score": (pred["score"] < GOOD_SCORE).astype(np.int8),
+    }
+    ens = mix.ensemble()
+    ens.set_ancil(ancil)
+    table = {"scene": ancil["scene"], "object_id": ancil["object_id"],
+             "bbox_x0": boxes[:, 0], "bbox_y0": boxes[:, 1], "bbox_x1": boxes[:, 2],
+             "bbox_y1": boxes[:, 3], "score": pred["score"], "mask_area": pred["mask_area"],
+             "x": obj["x"], "y": obj["y"], "ra": obj["ra"], "dec": obj["dec"],
+             "separation": np.zeros(len(mix)), "iou": np.ones(len(mix))}
+    return ens, table
+
+
+def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
+                device: torch.device) -> dict[str, Any]:
+    """Detections of a chunk, matched to its objects, with mixtures (key ``_mixtures``)."""
+    det = predict_detect(net, chunk, cfg.batch_size, device, cfg.score_threshold,
+                         cfg.nms_threshold)
+    n = len(det["score"])
+    obj = chunk.objects
+    pixel = chunk.info.pixel_scale_arcsec
+    ra, dec = np.full(n, np.nan), np.full(n, np.nan)
+    oid = np.full(n, -1, dtype=np.int64)
+    z = np.full(n, np.nan)
+    sep = np.full(n, np.nan)
+    iou_best = np.zeros(n)
+    dboxes = np.stack([det[c] for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")], axis=1)
+    for i in range(len(chunk)):
+        scene = chunk.scene_start + i
+        d = np.flatnonzero(det["scene"] == scene)
+        if d.size == 0:
+            continue
+        ra[d], dec[d] = pixel_to_sky(chunk.scenes["wcs"][i], det["x"][d], det["y"][d])
+        sl = chunk.object_slice(i)
+        o = {k: v[sl] for k, v in obj.items()}
+        if len(o["object_id"]) == 0:
+            continue
+        oboxes = np.stack([o[c] for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")], axis=1)
+        has_box = (oboxes[:, 2] > oboxes[:, 0]) & (oboxes[:, 3] > oboxes[:, 1])
+        dist = np.hypot(det["x"][d, None] - o["x"][None, :], det["y"][d, None] - o["y"][None, :])
+        match = greedy_match(_match_similarity(dboxes[d], oboxes, has_box, dist * pixel,
+                                               cfg.match_radius), det["score"][d], 0.5)
+        ok = match >= 0
+        oid[d[ok]] = o["object_id"][match[ok]]
+        z[d[ok]] = o["redshift"][match[ok]]
+        sep[d[ok]] = dist[np.flatnonzero(ok), match[ok]] * pixel
+        iou_best[d[ok]] = box_iou(dboxes[d[ok]], oboxes[match[ok]]).diagonal() \
+            if ok.any() else 0.0
+    h, w = chunk.images.shape[-2:]
+    mix: Mixtures = det["mixtures"]
+    return {"scene": det["scene"], "object_id": oid, "bbox_x0": det["bbox_x0"],
+            "bbox_y0": det["bbox_y0"], "bbox_x1": det["bbox_x1"], "bbox_y1": det["bbox_y1"],
+            "score": det["score"], "mask_area": det["mask_area"], "x": det["x"], "y": det["y"],
+            "ra": ra, "dec": dec, "separation": sep, "iou": iou_best, "redshift": z,
+            "flag_edge": _edge_flag(dboxes, h, w),
+            "flag_low_score": (det["score"] < GOOD_SCORE).astype(np.int8),
+            **_point_estimates(mix, EstimateConfig(zmin=cfg.zmin, zmax=cfg.zmax,
+                                                   nzbins=cfg.nzbins)),
+            "_mixtures": mix}
+
+
+def _match_similarity(det_boxes: np.ndarray, obj_boxes: np.ndarray, has_box: np.ndarray,
+                      dist_arcsec: np.ndarray, radius: float) -> np.ndarray:
+    """IoU for objects with a box; for objects without one, a score in [0.5, 1] that falls
+    with distance inside ``radius`` (arcsec) and 0 beyond, so both pass a 0.5 threshold."""
+    iou = box_iou(det_boxes, obj_boxes)
+    near = dist_arcsec <= radius
+    by_distance = np.where(near, 1.0 - 0.5 * dist_arcsec / max(radius, 1e-12), 0.0)
+    return np.where(has_box[None, :], iou, by_distance)
+
+
+_DETECTION_COLUMNS = ("scene", "object_id", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+                      "score", "mask_area", "x", "y", "ra", "dec", "separation", "iou")
+_ANCIL_COLUMNS = ("object_id", "scene", "x", "y", "ra", "dec", "score", "zmode", "zmean",
+                  "zmedian", "redshift", "mask_area", "flag_edge", "flag_low_score")
+
+
+def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Concatenate per-chunk rows; for detect rows also build the ensemble (``_ensemble``)."""
+    if not rows:
+        return {c: np.zeros(0) for c in _DETECTION_COLUMNS}
+    keys = [k for k in rows[0] if not k.startswith("_")]
+    out: dict[str, Any] = {k: np.concatenate([r[k] for r in rows]) for k in keys}
+    if "_mixtures" in rows[0]:
+        k = rows[0]["_mixtures"].weights.shape[1]
+        mix = Mixtures.concatenate([r["_mixtures"] for r in rows], k)
+        ens = mix.ensemble()
+        ens.set_ancil({c: out[c] for c in _ANCIL_COLUMNS})
+        out = {c: out[c] for c in _DETECTION_COLUMNS}
+        out["_ensemble"] = ens
+    return out
