@@ -765,6 +765,15 @@ def output_columns(setup: _Setup, base: dict[str, np.ndarray],
     return out
 
 
+def empty_table(setup: _Setup) -> dict[str, np.ndarray]:
+    """The output columns with no rows (a store or detections table without objects)."""
+    base = {k: np.zeros(0) for k in ("object_id", "scene", "x", "y", "ra", "dec", "redshift")}
+    nb = len(setup.bands)
+    meas = {"flux": np.zeros((0, nb)), "flux_err": np.zeros((0, nb)),
+            "flags": np.zeros(0, np.int64)}
+    return output_columns(setup, base, meas)
+
+
 def measure_store(path: str, cfg: PhotometryConfig, *,
                   detections: Mapping[str, Any] | None = None,
                   objects_per_chunk: int = 10000, progress: bool = False
@@ -791,7 +800,7 @@ def measure_store(path: str, cfg: PhotometryConfig, *,
                                                 setup=setup):
                 parts.append((rows, cols))
                 bar.update(rows.size)
-    return assemble(parts, n), setup.notes
+    return (assemble(parts, n) if n else empty_table(setup)), setup.notes
 
 
 def assemble(parts: Sequence[tuple[np.ndarray, dict[str, np.ndarray]]], n: int

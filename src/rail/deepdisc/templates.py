@@ -202,18 +202,31 @@ def cosmos_templates() -> TemplateSet:
     return TemplateSet("cosmos", tuple(out), notes="COSMOS 31 (Polletta+07, BC03; Ilbert+09)")
 
 
-def oracle_templates(ebv_grid: Sequence[float] | None = None) -> TemplateSet:
+def oracle_templates(ebv_grid: Sequence[float] | None = None,
+                     entries: Sequence[int] | None = None) -> TemplateSet:
     """The simulator's own SED library (COSMOS x Calzetti E(B-V)): an oracle set.
 
     Entries are zero below 912 A, as in the simulator; IGM attenuation is left to the fitter.
+
+    Parameters
+    ----------
+    ebv_grid
+        The library's E(B-V) grid (default: the simulator's).
+    entries
+        Only these library entries (the ``sed_index`` column of simulated catalogs), e.g. to
+        fit a few objects quickly; default all.
     """
     from .sim.sed import DEFAULT_EBV_GRID, cosmos_library
 
     lib = cosmos_library(tuple(DEFAULT_EBV_GRID if ebv_grid is None else ebv_grid))
+    keep = range(len(lib)) if entries is None else sorted({int(i) for i in entries})
+    bad = [i for i in keep if not 0 <= i < len(lib)]
+    if bad:
+        raise ValueError(f"oracle entries {bad} are outside the library (0..{len(lib) - 1})")
     out = [SEDTemplate(safe_name(str(lib.names[i])), lib.wave, lib.flux[i],
                        _cosmos_type(str(lib.template[i])),
                        f"rail.deepdisc.sim.sed.cosmos_library entry {i} ({lib.names[i]})")
-           for i in range(len(lib))]
+           for i in keep]
     out.sort(key=lambda t: t.broad_type)  # stable: library order within a type
     return TemplateSet("oracle", tuple(out),
                        notes="the simulator's library: COSMOS templates x Calzetti E(B-V) grid")
