@@ -407,6 +407,52 @@ def _eazy_version() -> str:
         return "unknown"
 
 
+def training_prior(z: np.ndarray, mag: np.ndarray, zgrid: np.ndarray, *,
+                   mag_step: float = 0.25, sigma_mag: float = 0.5, sigma_z: float = 0.03,
+                   floor: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
+    """An apparent-magnitude prior p(z | m) from a training set, in EAZY's prior layout.
+
+    EAZY's own priors (``prior_F160W_TAO.dat``) are p(z | m) of a mock catalog tabulated in
+    magnitude steps; this builds the same table from the training objects: for each
+    magnitude of a grid, a Gaussian kernel density in ln(1 + z) (width ``sigma_z``) of the
+    objects weighted by a Gaussian in magnitude (width ``sigma_mag``). Each column is
+    normalised on ``zgrid``, given the floor ``floor`` and normalised again, as
+    ``PhotoZ.read_prior`` does.
+
+    Returns
+    -------
+    prior_mags, prior_data
+        Magnitude grid (M,) and p(z | m) (NZ, M).
+
+    Raises
+    ------
+    ValueError
+        If fewer than 10 training objects have a finite redshift and magnitude.
+    """
+    z = np.asarray(z, float)
+    mag = np.asarray(mag, float)
+    ok = np.isfinite(z) & np.isfinite(mag) & (z >= 0)
+    if ok.sum() < 10:
+        raise ValueError(f"a training prior needs at least 10 objects with a redshift and a "
+                         f"prior-band magnitude; {ok.sum()} have both")
+    z, mag = z[ok], mag[ok]
+    lo, hi = np.floor(np.percentile(mag, 0.5)), np.ceil(np.percentile(mag, 99.5))
+    mags = np.arange(lo, hi + mag_step / 2, mag_step)
+    wm = np.exp(-0.5 * ((mags[None, :] - mag[:, None]) / sigma_mag) ** 2)  # (N, M)
+    x = np.log1p(np.asarray(zgrid, float))
+    data = np.zeros((x.size, mags.size))
+    for start in range(0, z.size, 2000):
+        sl = slice(start, start + 2000)
+        kz = np.exp(-0.5 * ((x[None, :] - np.log1p(z[sl])[:, None]) / sigma_z) ** 2)
+        data += kz.T @ wm[sl]
+    w = _trapz_weights(np.asarray(zgrid, float))
+    norm = w @ data
+    data = np.where(norm > 0, data / np.where(norm > 0, norm, 1.0), 0.0)
+    data = data + floor
+    data /= (w @ data)[None, :]
+    return mags, data
+
+
 # --- fitting ---------------------------------------------------------------------------
 
 @dataclass

@@ -140,7 +140,7 @@ def extend_red(wave: np.ndarray, flux: np.ndarray, red_limit: float,
 
 
 def read_sed(path: str) -> tuple[np.ndarray, np.ndarray]:
-    """Read a two-column ASCII SED (Angstrom, f_lambda), sorted and de-duplicated.
+    """Read a two-column ASCII SED (Angstrom, f_lambda), sorted, de-duplicated, lambda > 0.
 
     Raises
     ------
@@ -149,7 +149,9 @@ def read_sed(path: str) -> tuple[np.ndarray, np.ndarray]:
     """
     from .sim.sed import read_sed_file
 
-    return read_sed_file(path)
+    wave, flux = read_sed_file(path)
+    keep = wave > 0  # BPZ's files start at 0 A, which breaks IGM models
+    return wave[keep], flux[keep]
 
 
 def _rail_sed(name: str) -> str:

@@ -29,7 +29,7 @@ from rail.core.data import ModelHandle, QPHandle, TableHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
-from rail.deepdisc.eazyfit import EazyModel, build_model, fit
+from rail.deepdisc.eazyfit import EazyModel, build_model, fit, training_prior
 from rail.deepdisc.provenance import provenance
 
 INPUT_TYPES = ("mag", "flux")
@@ -71,11 +71,14 @@ class EazyInformer(CatInformer):
     """Build the EAZY template grid for a set of bands (the model EazyEstimator fits with).
 
     The training data are only checked for the band columns: EAZY's templates need no
-    training. Config: ``templates_file`` (EAZY .param file(s) or a built-in set: ``cww``,
-    ``cosmos``, ``oracle``; '' = ``cww``), ``template_error_file`` and
-    ``template_error_amplitude``, ``prior_file`` and ``prior_floor``, ``zmin``, ``zmax``,
-    ``zstep`` (grid step in dz/(1+z)), ``add_igm``, ``bands``/``err_bands`` and
-    ``filter_list`` (one filter curve name per band).
+    training; the training set gives the apparent-magnitude prior p(z | m) (EAZY needs one
+    to break the Lyman/Balmer-break degeneracy; :func:`rail.deepdisc.eazyfit.training_prior`)
+    unless ``prior_file`` names an EAZY prior file or ``training_prior`` is False. Config:
+    ``templates_file`` (EAZY .param file(s) or a built-in set: ``cww``, ``cosmos``,
+    ``oracle``; '' = ``cww``), ``template_error_file`` and ``template_error_amplitude``,
+    ``prior_file``/``training_prior``/``prior_band``/``prior_floor``, ``zmin``, ``zmax``,
+    ``zstep`` (grid step in dz/(1+z)), ``add_igm``, ``bands``/``err_bands``, ``input_type``
+    and ``filter_list`` (one filter curve name per band).
     """
 
     name = "EazyInformer"
@@ -87,8 +90,16 @@ class EazyInformer(CatInformer):
                                           "or a built-in set (cww, cosmos, oracle); '' = cww"),
         template_error_file=Param(str, "", msg="EAZY template error function file ('' none)"),
         template_error_amplitude=Param(float, 0.2, msg="template error amplitude (TEMP_ERR_A2)"),
-        prior_file=Param(str, "", msg="EAZY apparent-magnitude prior file ('' for none)"),
+        prior_file=Param(str, "", msg="EAZY apparent-magnitude prior file ('': see "
+                                      "training_prior)"),
+        training_prior=Param(bool, True, msg="without prior_file, build p(z | m) from the "
+                                             "training set's redshifts and prior_band"),
+        prior_band=SharedParams.copy_param("ref_band"),
         prior_floor=Param(float, 0.01, msg="floor of the normalised prior (PRIOR_FLOOR)"),
+        redshift_col=SharedParams.copy_param("redshift_col"),
+        input_type=Param(str, "mag", msg=f"what bands hold: one of {INPUT_TYPES}"),
+        flux_zeropoint=Param(float, 31.4, msg="AB magnitude of a flux of 1 in the flux "
+                                              "columns (31.4 for nJy)"),
         zmin=SharedParams.copy_param("zmin"),
         zmax=SharedParams.copy_param("zmax"),
         zstep=Param(float, 0.01, msg="redshift grid step in dz / (1 + z) (Z_STEP)"),
@@ -106,6 +117,9 @@ class EazyInformer(CatInformer):
             raise ValueError(f"{self.name}: bands ({len(c.bands)}), err_bands "
                              f"({len(c.err_bands)}) and filter_list ({len(c.filter_list)}) "
                              "must have the same length")
+        if c.input_type not in INPUT_TYPES:
+            raise ValueError(f"{self.name}: input_type must be one of {INPUT_TYPES}, got "
+                             f"{c.input_type!r}")
         _check_columns(self, list(c.bands) + list(c.err_bands))
         model = build_model(
             list(c.filter_list), c.templates_file or "cww", zmin=c.zmin, zmax=c.zmax,
@@ -113,10 +127,33 @@ class EazyInformer(CatInformer):
             template_error_amplitude=c.template_error_amplitude, prior_file=c.prior_file,
             prior_floor=c.prior_floor, add_igm=c.add_igm, n_proc=c.n_proc,
             meta={"bands": list(c.bands), "err_bands": list(c.err_bands),
+                  "prior": "file" if c.prior_file else "none",
+                  "prior_band": c.prior_band if c.prior_file else "",
                   "provenance": provenance(c.to_dict(), f"rail.estimation.algos.eazy."
                                                          f"{self.name}")})
+        if not c.prior_file and c.training_prior:
+            self._add_training_prior(model)
         self.model = model
         self.add_data("model", model)
+
+    def _add_training_prior(self, model: EazyModel) -> None:
+        c = self.config
+        data = self.get_data("input")
+        if c.hdf5_groupname:
+            data = data[c.hdf5_groupname]
+        missing = [k for k in (c.redshift_col, c.prior_band) if k not in data]
+        if missing:
+            raise ValueError(f"{self.name}: the training prior needs columns {missing} in the "
+                             "training data (or set training_prior=False or prior_file)")
+        mag = np.asarray(data[c.prior_band], float)
+        if c.input_type == "flux":
+            with np.errstate(divide="ignore", invalid="ignore"):
+                mag = np.where(mag > 0, c.flux_zeropoint - 2.5 * np.log10(mag), np.nan)
+        else:
+            mag = np.where((mag > 0) & (mag < 50), mag, np.nan)  # drop 99 / -99 sentinels
+        model.prior_mags, model.prior_data = training_prior(
+            np.asarray(data[c.redshift_col], float), mag, model.zgrid, floor=c.prior_floor)
+        model.meta.update(prior="training", prior_band=c.prior_band)
 
 
 class EazyEstimator(CatEstimator):
@@ -146,7 +183,7 @@ class EazyEstimator(CatEstimator):
         mag_limits=SharedParams.copy_param("mag_limits"),
         sys_err=Param(float, 0.01, msg="fractional systematic flux error (SYS_ERR)"),
         prior_band=Param(str, "", msg="column whose magnitude the model's prior uses "
-                                      "(required when the model has a prior)"),
+                                      "('' = the model's prior_band)"),
         n_proc=Param(int, 0, msg="processes over the redshift grid (0: this one)"),
     )
     inputs = [("model", EazyModelHandle), ("input", TableHandle)]
@@ -180,11 +217,15 @@ class EazyEstimator(CatEstimator):
             if missing:
                 raise ValueError(f"{self.name}: mag_limits has no 1-sigma limit for "
                                  f"{missing}, needed for their non-detections")
-        if m.has_prior and c.prior_band not in c.bands:
+        if m.has_prior and self._prior_band() not in c.bands:
             raise ValueError(f"{self.name}: the model has a magnitude prior "
-                             f"({m.meta.get('prior_file')}); set prior_band to one of bands")
+                             f"({m.meta.get('prior')}, band {self._prior_band()!r}); set "
+                             "prior_band to one of bands")
         cols = list(c.bands) + list(c.err_bands)
         _check_columns(self, cols)
+
+    def _prior_band(self) -> str:
+        return self.config.prior_band or self.model.meta.get("prior_band", "")
 
     def _initialize_run(self) -> None:
         super()._initialize_run()
@@ -219,7 +260,7 @@ class EazyEstimator(CatEstimator):
         fnu, efnu = self._photometry(data)
         prior_mag = None
         if self.model.has_prior:
-            k = list(c.bands).index(c.prior_band)
+            k = list(c.bands).index(self._prior_band())
             f = fnu[:, k]
             with np.errstate(divide="ignore", invalid="ignore"):
                 prior_mag = np.where(f > 0, c.flux_zeropoint - 2.5 * np.log10(f), np.nan)
