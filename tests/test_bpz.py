@@ -9,7 +9,7 @@ import pytest
 from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.bpz import bpz_stage_configs, prepare_bpz_data
+from rail.deepdisc.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
 from rail.deepdisc.filters import read_filter_file, resolve_filter
 from rail.deepdisc.metrics import point_metrics
 from rail.deepdisc.photometry import FLAG_EDGE, mag_limits
@@ -61,6 +61,9 @@ def test_bad_bpz_inputs_are_named_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="same length"):
         bpz_stage_configs(setup, ["mag_a", "mag_b"], ["err_a"], {"mag_a": 1, "mag_b": 1},
                           "mag_a")
+    _, estimate = bpz_stage_configs(setup, ["mag_a"], ["err_a"], {"mag_a": 30.0}, "mag_a")
+    with pytest.raises(ValueError, match=r"lacks columns \['err_a'\]"):
+        check_bpz_input({"mag_a": np.ones(3)}, estimate)
 
 
 def test_bpz_with_the_simulators_templates_on_bright_jades_objects(jades_field, jades_kron,

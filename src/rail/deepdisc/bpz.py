@@ -235,3 +235,24 @@ def rail_bpz_data_copy(data_path: str | os.PathLike) -> str:
         shutil.copytree(src / sub, root / sub, dirs_exist_ok=True)
     (root / "AB").mkdir(parents=True, exist_ok=True)
     return os.fspath(root)
+
+
+def check_bpz_input(table: Mapping[str, Any], estimate_config: Mapping[str, Any],
+                    source: str = "input") -> None:
+    """Check, before BPZ runs, that a table has every column a BPZ configuration reads.
+
+    pz-rail-bpz itself fails with a bare ``KeyError`` inside its first chunk; this names the
+    missing columns and the table.
+
+    Raises
+    ------
+    ValueError
+        Naming the missing band, error or reference columns.
+    """
+    group = estimate_config.get("hdf5_groupname", "")
+    data = table[group] if group else table
+    wanted = [*estimate_config["bands"], *estimate_config["err_bands"],
+              estimate_config["ref_band"]]
+    missing = sorted({c for c in wanted if c not in data})
+    if missing:
+        raise ValueError(f"BPZ {source} lacks columns {missing} (bands/err_bands/ref_band)")
