@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
@@ -23,6 +25,37 @@ def lsst_store(tmp_path_factory) -> str:
     return simulate_field(spec, path, n_workers=1, progress=False)
 
 
+# --- template fitting (issue 4) ---------------------------------------------------------
+EAZY_TEMPLATES = Path(__file__).resolve().parents[2] / "shared" / "data" / "eazy-photoz" / \
+    "templates"
+FSPS_PARAM = EAZY_TEMPLATES / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
+
+
+@pytest.fixture(scope="session")
+def jades_field(tmp_path_factory) -> str:
+    """Twenty-four 128x128 JADES-like scenes (seed 21): ~100 objects with F200W S/N > 50."""
+    path = tmp_path_factory.mktemp("stores") / "jades_field.hdf5"
+    spec = FieldSpec(survey="jades", n_scenes=24, scene_size=128, seed=21)
+    return simulate_field(spec, path, n_workers=1, progress=False)
+
+
+@pytest.fixture(scope="session")
+def jades_kron(jades_field) -> dict:
+    """Forced Kron photometry of ``jades_field`` (default settings)."""
+    from rail.deepdisc.photometry import PhotometryConfig, measure_store
+
+    return measure_store(jades_field, PhotometryConfig())[0]
+
+
+@pytest.fixture(scope="session")
+def fsps_param() -> str:
+    """EAZY's fsps QSF 12 v3 templates from the shared data folder (read-only)."""
+    if not FSPS_PARAM.is_file():
+        raise FileNotFoundError(f"EAZY templates expected at {FSPS_PARAM} (shared/data)")
+    return str(FSPS_PARAM)
+
+
+# --- DeepDISC training (issue 3) ---------------------------------------------------------
 @pytest.fixture(scope="session")
 def tiny_train_store(tmp_path_factory) -> str:
     """Eight 64x64 JADES-like scenes for quick training tests (seed 21)."""

@@ -95,6 +95,33 @@ _ESTIMATE_OPTIONS = ("mode", "score_threshold", "nms_threshold", "batch_size", "
                      "num_threads", "chunk_size")
 
 
+def _cmd_photometry(args: argparse.Namespace) -> int:
+    import tables_io
+
+    from .photometry import PhotometryConfig, measure_store
+    from .provenance import provenance_json
+    from .tables import write_table
+
+    cfg = PhotometryConfig(
+        method=args.method, aperture_radius=args.aperture_radius,
+        local_background=args.local_background, bands=tuple(args.bands) if args.bands else None,
+        psf_match=not args.no_psf_match)
+    cfg.validate()
+    detections = None
+    if args.detections:
+        detections = tables_io.read(args.detections)
+        if "scene" not in detections and len(detections) == 1:
+            detections = next(iter(detections.values()))
+    table, notes = measure_store(args.scenes, cfg, detections=detections,
+                                 objects_per_chunk=args.chunk_size, progress=not args.quiet)
+    prov = provenance_json({"photometry": cfg.as_dict(), "measurement": notes,
+                            "scenes": args.scenes, "detections": args.detections},
+                           "rail-deepdisc photometry")
+    write_table(table, args.output, prov)
+    print(f"wrote {args.output}: {len(table['object_id'])} rows ({cfg.method} photometry)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rail-deepdisc``."""
     from ._version import __version__
@@ -172,6 +199,24 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--device")
     es.add_argument("--num-threads", dest="num_threads", type=int)
     es.set_defaults(func=_cmd_estimate)
+    phot = sub.add_parser("photometry", parents=[common],
+                          help="measure fluxes and magnitudes of a scene store's objects")
+    phot.add_argument("scenes", help="scene store (hdf5)")
+    phot.add_argument("--method", default="kron", choices=("kron", "aperture"),
+                      help="Kron apertures (default) or PSF-matched circular apertures")
+    phot.add_argument("--aperture-radius", type=_positive_float, default=None,
+                      help="circular aperture radius in arcsec (default: from the PSF)")
+    phot.add_argument("--local-background", action="store_true",
+                      help="subtract a local background")
+    phot.add_argument("--no-psf-match", action="store_true",
+                      help="aperture method: do not convolve bands to the broadest PSF")
+    phot.add_argument("--bands", nargs="+", default=None, help="bands (default: all)")
+    phot.add_argument("--detections", default=None,
+                      help="detections table (hdf5) to measure instead of the objects")
+    phot.add_argument("--chunk-size", type=_positive_int, default=10000,
+                      help="objects per chunk of scenes")
+    phot.add_argument("--output", required=True, help="catalog to write (hdf5)")
+    phot.set_defaults(func=_cmd_photometry)
     return parser
 
 

@@ -13,6 +13,7 @@ import numpy as np
 TRACKED_PACKAGES = (
     "pz-rail-deepdisc", "pz-rail-base", "qp-prob", "tables-io", "ceci", "numpy", "scipy",
     "astropy", "h5py", "galsim", "astro-sedpy", "photutils", "torch", "torchvision",
+    "eazy", "pz-rail-bpz", "desc-bpz",
 )
 
 

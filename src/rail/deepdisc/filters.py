@@ -1,0 +1,191 @@
+"""Filter transmission curves for template fitters (BPZ, EAZY), found by name.
+
+A filter name is resolved, in this order, as
+
+1. a project band name (``jwst_f200w``, ``lsst_i``; see :mod:`rail.deepdisc.bands`), whose
+   curve comes from astro-sedpy;
+2. the path of a two-column text file (wavelength in Angstrom, throughput), e.g. a BPZ
+   ``.res`` file;
+3. ``<name>.res`` in one of the search directories, which always end with pz-rail-base's
+   BPZ filter directory (``DC2LSST_u`` ... ``DC2LSST_y``, HSC, DECam, Euclid, Roman, ...);
+4. an astro-sedpy filter name (``wfc3_ir_f160w``, ``lsst_baseline_r``, ...).
+
+Nothing is downloaded. Writers produce BPZ ``.res`` files and EAZY ``FILTER.RES`` text.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .bands import SEDPY_FILTER_NAMES, load_filter
+
+
+@dataclass(frozen=True)
+class FilterCurve:
+    """One filter's transmission curve.
+
+    Attributes
+    ----------
+    name
+        The name it was asked for (used for file names: BPZ ``<name>.res``).
+    wave
+        Wavelength in Angstrom, strictly increasing.
+    throughput
+        Transmission (photon-counting response), non-negative.
+    source
+        Where the curve came from (for provenance).
+    """
+
+    name: str
+    wave: np.ndarray
+    throughput: np.ndarray
+    source: str
+
+    @property
+    def pivot(self) -> float:
+        """Pivot wavelength (Angstrom) of a photon-counting filter."""
+        from scipy.integrate import trapezoid
+
+        num = trapezoid(self.wave * self.throughput, self.wave)
+        den = trapezoid(self.throughput / self.wave, self.wave)
+        return float(np.sqrt(num / den))
+
+    def resampled(self, dlnwave: float = 0.002) -> FilterCurve:
+        """The curve on a grid uniform in ln(wavelength) with step ``dlnwave``.
+
+        Filter curves are smooth; astro-sedpy's tabulations are much finer than needed
+        (up to 7,000 points), which makes synthetic photometry slow in eazy-py's pure-Python
+        integration. Curves already coarser than the step are returned unchanged.
+        """
+        if self.wave.size <= np.log(self.wave[-1] / self.wave[0]) / dlnwave + 2:
+            return self
+        n = int(np.ceil(np.log(self.wave[-1] / self.wave[0]) / dlnwave)) + 1
+        wave = self.wave[0] * np.exp(np.linspace(0.0, np.log(self.wave[-1] / self.wave[0]), n))
+        thr = np.interp(wave, self.wave, self.throughput)
+        return FilterCurve(self.name, wave, thr,
+                           f"{self.source} (resampled, dln(lambda) = {dlnwave:g})")
+
+
+def rail_filter_dir() -> str:
+    """pz-rail-base's directory of BPZ ``.res`` filter files."""
+    from rail.utils.path_utils import find_rail_file
+
+    return find_rail_file("examples_data/estimation_data/data/FILTER")
+
+
+def _check_curve(wave: np.ndarray, thr: np.ndarray, source: str) -> tuple[np.ndarray, np.ndarray]:
+    wave = np.asarray(wave, dtype=float)
+    thr = np.asarray(thr, dtype=float)
+    if wave.ndim != 1 or wave.size < 3 or wave.shape != thr.shape:
+        raise ValueError(f"filter curve {source} needs at least 3 (wavelength, throughput) rows")
+    if not (np.all(np.isfinite(wave)) and np.all(np.isfinite(thr))):
+        raise ValueError(f"filter curve {source} holds non-finite values")
+    order = np.argsort(wave, kind="stable")
+    wave, thr = wave[order], thr[order]
+    keep = np.concatenate([[True], np.diff(wave) > 0])
+    wave, thr = wave[keep], np.clip(thr[keep], 0.0, None)
+    if not np.any(thr > 0):
+        raise ValueError(f"filter curve {source} has no positive throughput")
+    if wave[0] <= 0:
+        raise ValueError(f"filter curve {source}: wavelengths must be positive Angstrom")
+    return wave, thr
+
+
+def read_filter_file(path: str | os.PathLike, name: str | None = None) -> FilterCurve:
+    """Read a two-column text filter file (wavelength in Angstrom, throughput).
+
+    Raises
+    ------
+    ValueError
+        If the file cannot be read or does not hold a usable curve, naming the file.
+    """
+    path = os.fspath(path)
+    try:
+        data = np.loadtxt(path, comments="#", usecols=(0, 1), ndmin=2)
+    except (OSError, ValueError, IndexError) as err:
+        raise ValueError(f"cannot read filter file {path}: {err}") from err
+    wave, thr = _check_curve(data[:, 0], data[:, 1], path)
+    return FilterCurve(name or Path(path).name.removesuffix(".res"), wave, thr, path)
+
+
+def _sedpy_curve(name: str, sedpy_name: str) -> FilterCurve:
+    from sedpy.observate import Filter
+
+    filt = load_filter(name) if name in SEDPY_FILTER_NAMES else Filter(sedpy_name)
+    wave, thr = _check_curve(filt.wavelength, filt.transmission, f"astro-sedpy:{sedpy_name}")
+    # astro-sedpy trims zeros; give the curve zero wings so every integrator sees its edges
+    step = np.diff(wave)
+    wave = np.concatenate([[wave[0] - step[0]], wave, [wave[-1] + step[-1]]])
+    thr = np.concatenate([[0.0], thr, [0.0]])
+    return FilterCurve(name, wave, thr, f"astro-sedpy:{sedpy_name}")
+
+
+def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> FilterCurve:
+    """Find the transmission curve of a filter by name (see the module docstring).
+
+    Raises
+    ------
+    ValueError
+        If no curve is found, naming the filter and every place looked in.
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"filter name must be a non-empty string, got {name!r}")
+    if name in SEDPY_FILTER_NAMES:
+        return _sedpy_curve(name, SEDPY_FILTER_NAMES[name])
+    if os.path.isfile(name):
+        return read_filter_file(name)
+    dirs = [os.fspath(d) for d in search_dirs] + [rail_filter_dir()]
+    for d in dirs:
+        candidate = os.path.join(d, f"{name}.res")
+        if os.path.isfile(candidate):
+            return read_filter_file(candidate, name)
+    try:
+        return _sedpy_curve(name, name)
+    except (ValueError, OSError):
+        pass
+    raise ValueError(
+        f"no filter curve for {name!r}: it is not a project band "
+        f"({', '.join(SEDPY_FILTER_NAMES)}), not a file, not <name>.res in {dirs}, "
+        "and not an astro-sedpy filter name")
+
+
+def resolve_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLike] = (),
+                    what: str = "filters") -> list[FilterCurve]:
+    """Resolve several filters; the error names every filter that has no curve."""
+    names = list(names)
+    if not names:
+        raise ValueError(f"{what}: no filters given")
+    curves, problems = [], []
+    for n in names:
+        try:
+            curves.append(resolve_filter(n, search_dirs))
+        except ValueError as err:
+            problems.append(str(err))
+    if problems:
+        raise ValueError(f"{what}: " + "; ".join(problems))
+    return curves
+
+
+def write_res(curve: FilterCurve, path: str | os.PathLike) -> str:
+    """Write a BPZ ``.res`` file (two columns: Angstrom, throughput), atomically."""
+    path = os.fspath(path)
+    tmp = f"{path}.tmp"
+    np.savetxt(tmp, np.column_stack([curve.wave, curve.throughput]), fmt="%.6e",
+               header=f"{curve.name} from {curve.source}")
+    os.replace(tmp, path)
+    return path
+
+
+def eazy_res_text(curves: Sequence[FilterCurve]) -> str:
+    """The curves as an EAZY ``FILTER.RES`` file (filter *k* is number *k*, 1-based)."""
+    lines = []
+    for c in curves:
+        lines.append(f"{c.wave.size:>6d} {c.name} {c.source} lambda_c= {c.pivot:.4e}")
+        lines.extend(f"{i + 1:>6d} {w:.5e} {t:.5e}"
+                     for i, (w, t) in enumerate(zip(c.wave, c.throughput, strict=True)))
+    return "\n".join(lines) + "\n"
