@@ -13,7 +13,8 @@ from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRe
 from rail.deepdisc.scenes import SceneStore
 from rail.deepdisc.tables import read_provenance
 
-STAGES = ("GalaxyPopulationCreator", "SceneRenderer")
+STAGES = ("GalaxyPopulationCreator", "SceneRenderer", "DeepDiscInformer", "DeepDiscEstimator",
+          "ScenePhotometry", "EazyInformer", "EazyEstimator")
 
 
 def test_import_and_attach_all_lists_every_stage():
