@@ -89,10 +89,14 @@ def test_segmap_and_boxes_agree(jades_store):
             assert (obj["bbox_x0"][i], obj["bbox_y0"][i]) == (xs.min(), ys.min())
             assert (obj["bbox_x1"][i], obj["bbox_y1"][i]) == (xs.max() + 1, ys.max() + 1)
             assert obj["footprint_area"][i] == xs.size >= 3
-            if obj["edge_distance"][i] > 2:  # centre inside the scene: inside its own box
+            if obj["edge_distance"][i] > 2:  # well inside: the centre is in its own box
                 assert obj["bbox_x0"][i] - 1 <= obj["x"][i] <= obj["bbox_x1"][i]
                 assert obj["bbox_y0"][i] - 1 <= obj["y"][i] <= obj["bbox_y1"][i]
             n_checked += 1
+        # the scene's catalog lists the galaxies centred in it
+        assert np.all((obj["x"] >= -0.5) & (obj["x"] < seg.shape[1] - 0.5))
+        assert np.all((obj["y"] >= -0.5) & (obj["y"] < seg.shape[0] - 0.5))
+        assert np.all(obj["edge_distance"] >= 0)
     assert n_checked > 30
 
 

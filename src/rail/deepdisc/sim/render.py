@@ -7,10 +7,12 @@ clipped; sources overlap freely. White Gaussian noise gives the survey depths.
 
 Truth: every pixel is owned by the object whose noiseless light, in units of the noise of a
 chi-mean detection image (``sum_b (m_b / sigma_b) / sqrt(C)``), is largest there, if that
-exceeds ``segmap_threshold``; ``/objects`` lists the objects owning at least
-``min_footprint_pixels`` pixels (objects centred just outside the scene whose light falls
-in it included; ``edge_distance`` < 0 marks them). Boxes are the bounding boxes of the
-owned pixels. Per band, ``flux_<band>`` is the catalog (noiseless total) flux and
+exceeds ``segmap_threshold``. ``/objects`` is the scene's catalog, like a cut-out of a field
+catalog: the galaxies centred in the scene that own at least ``min_footprint_pixels``
+pixels. Galaxies centred in the margin around the scene are rendered too (their light
+reaches in, as in any cut-out) but are not listed, and the pixels they own are background
+(0) in ``/segmap``. Boxes are the bounding boxes of the owned pixels; ``edge_distance`` is
+the distance (pixels) from the centre to the nearest scene edge. Per band, ``flux_<band>`` is the catalog (noiseless total) flux and
 ``snr_<band>`` the object's own noiseless flux in a 0.2"-radius aperture over the noise in
 that aperture.
 
@@ -307,7 +309,9 @@ def render_scene(task: dict[str, Any]) -> dict[str, Any]:
         owner[reg][better] = j
     owner[best < cfg.segmap_threshold] = -1
     area = np.bincount(owner[owner >= 0], minlength=ngal)
-    keep = np.flatnonzero(area >= cfg.min_footprint_pixels)
+    # the scene's catalog: galaxies centred in it; neighbours centred outside still shine in
+    inside = (xs >= -0.5) & (xs < size - 0.5) & (ys >= -0.5) & (ys < size - 0.5)
+    keep = np.flatnonzero((area >= cfg.min_footprint_pixels) & inside)
     owner[~np.isin(owner, keep)] = -1
     ids = np.asarray(cat["id"], dtype=np.int64)
     segmap = np.where(owner >= 0, ids[np.maximum(owner, 0)], 0).astype(np.int32)
