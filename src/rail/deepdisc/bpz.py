@@ -134,23 +134,36 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
     """
     curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
     tset = builtin_templates(templates) if isinstance(templates, str) else templates
-    nt = tset.nt_array()
-    root = Path(data_path)
+    setup = _describe(data_path, tset, curves, madau)
+    root = Path(setup.data_path)
     for sub in ("SED", "FILTER", "AB"):
         (root / sub).mkdir(parents=True, exist_ok=True)
     files = tset.write_sed_files(root / "SED")
-    list_name = f"{tset.name}.list"
-    (root / "SED" / list_name).write_text("\n".join(files) + "\n", encoding="ascii")
-    names = []
-    for c in curves:
-        fname = Path(c.name).name.removesuffix(".res")
+    (root / "SED" / setup.spectra_file).write_text("\n".join(files) + "\n", encoding="ascii")
+    for c, fname in zip(curves, setup.filter_list, strict=True):
         write_res(c, root / "FILTER" / f"{fname}.res")
-        names.append(fname)
-    seds = [f.removesuffix(".sed") for f in files]
     if make_ab:
-        make_ab_files(os.fspath(root), seds, names, madau, n_workers)
-    return BPZSetup(data_path=os.fspath(root), spectra_file=list_name, filter_list=names,
-                    nt_array=nt, madau=madau, templates=seds)
+        make_ab_files(os.fspath(root), setup.templates, setup.filter_list, madau, n_workers)
+    return setup
+
+
+def describe_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
+                      filters: Sequence[str], *, madau: bool = True,
+                      filter_search_dirs: Sequence[str | os.PathLike] = ()) -> BPZSetup:
+    """The :class:`BPZSetup` that :func:`prepare_bpz_data` will make, without writing.
+
+    For pipelines whose BPZ stages are configured before the directory is built (by
+    ``rail.tools.bpz_tools.BPZDataPreparer``).
+    """
+    curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
+    tset = builtin_templates(templates) if isinstance(templates, str) else templates
+    return _describe(data_path, tset, curves, madau)
+
+
+def _describe(data_path, tset: TemplateSet, curves, madau: bool) -> BPZSetup:
+    return BPZSetup(data_path=os.fspath(data_path), spectra_file=f"{tset.name}.list",
+                    filter_list=[Path(c.name).name.removesuffix(".res") for c in curves],
+                    nt_array=tset.nt_array(), madau=madau, templates=tset.names)
 
 
 def bpz_stage_configs(setup: BPZSetup, bands: Sequence[str], err_bands: Sequence[str],

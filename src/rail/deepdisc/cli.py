@@ -122,6 +122,19 @@ def _cmd_photometry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    report = run_demo(args.output_dir, quick=args.quick, eazy_templates=args.eazy_templates,
+                      progress=not args.quiet)
+    with open(report, encoding="utf-8") as fin:
+        text = fin.read()
+    section = text.split("## ")[1] if "## " in text else text
+    print("\n## " + section.strip())
+    print(f"\nreport: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rail-deepdisc``."""
     from ._version import __version__
@@ -161,6 +174,15 @@ def build_parser() -> argparse.ArgumentParser:
     show.add_argument("--no-labels", action="store_true", help="no redshift labels")
     show.add_argument("--output", required=True, help="PNG to write")
     show.set_defaults(func=_cmd_show)
+
+    demo = sub.add_parser("demo", parents=[common],
+                          help="the main job: a JWST-like field end to end, with the report")
+    demo.add_argument("--output-dir", required=True, help="directory for everything")
+    demo.add_argument("--quick", action="store_true",
+                      help="tiny settings (a few minutes; numbers are meaningless)")
+    demo.add_argument("--eazy-templates", default=None,
+                      help="EAZY .param file(s) (default: built-in CWW templates)")
+    demo.set_defaults(func=_cmd_demo)
 
     tr = sub.add_parser("train", parents=[common], help="train DeepDISC on a scene store")
     tr.add_argument("--input", required=True, help="training scene store (hdf5)")
@@ -228,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError, IndexError, KeyError) as err:
+    except (ValueError, OSError, IndexError, KeyError, RuntimeError) as err:
         print(f"rail-deepdisc {args.command}: error: {err}", file=sys.stderr)
         return 2
 

@@ -60,11 +60,12 @@ _COMMON: dict[str, Any] = {
     "rpn_pre_nms_top_n_test": 300,
     "rpn_post_nms_top_n_test": 150,
     "rpn_batch_size_per_image": 256,
-    "box_batch_size_per_image": 128,
+    "box_batch_size_per_image": 64,
     "box_detections_per_img": 150,
     "box_score_thresh": 0.05,
     "box_nms_thresh": 0.5,
     "roi_canonical_scale": 56,
+    "roi_sampling_ratio": 1,
     "num_components": 5,
     "photometry_pool": 8,
     "redshift_hidden": 256,
@@ -415,8 +416,11 @@ class DeepDiscNet(nn.Module):
         )
         levels = ["0", "1", "2", "3"]
         scale = int(arch["roi_canonical_scale"])
-        box_pool = MultiScaleRoIAlign(levels, 7, 2, canonical_scale=scale, canonical_level=4)
-        mask_pool = MultiScaleRoIAlign(levels, 14, 2, canonical_scale=scale, canonical_level=4)
+        ratio = int(arch.get("roi_sampling_ratio", 2))
+        box_pool = MultiScaleRoIAlign(levels, 7, ratio, canonical_scale=scale,
+                                      canonical_level=4)
+        mask_pool = MultiScaleRoIAlign(levels, 14, ratio, canonical_scale=scale,
+                                       canonical_level=4)
         dim = arch["box_head_dim"]
         mask_ch = list(arch["mask_head_channels"])
         self.roi_heads = RedshiftRoIHeads(

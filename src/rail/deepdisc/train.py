@@ -46,7 +46,7 @@ class TrainConfig:
 
     backbone: str = "resnet50_fpn"
     num_components: int = 5
-    epochs: int = 24
+    epochs: int = 20
     batch_size: int = 4
     learning_rate: float = 1.0e-3
     weight_decay: float = 1.0e-4

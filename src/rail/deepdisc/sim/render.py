@@ -12,9 +12,9 @@ catalog: the galaxies centred in the scene that own at least ``min_footprint_pix
 pixels. Galaxies centred in the margin around the scene are rendered too (their light
 reaches in, as in any cut-out) but are not listed, and the pixels they own are background
 (0) in ``/segmap``. Boxes are the bounding boxes of the owned pixels; ``edge_distance`` is
-the distance (pixels) from the centre to the nearest scene edge. Per band, ``flux_<band>`` is the catalog (noiseless total) flux and
-``snr_<band>`` the object's own noiseless flux in a 0.2"-radius aperture over the noise in
-that aperture.
+the distance (pixels) from the centre to the nearest scene edge. Per band,
+``flux_<band>`` is the catalog (noiseless total) flux and ``snr_<band>`` the object's own
+noiseless flux in a 0.2"-radius aperture over the noise in that aperture.
 
 Scenes are rendered in parallel processes; scene ``k`` only depends on ``seed`` and ``k``,
 so results do not depend on the number of workers.

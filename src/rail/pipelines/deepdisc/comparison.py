@@ -1,0 +1,236 @@
+"""One ceci pipeline from simulated scenes to a comparison report.
+
+Simulate a training and a test field → train DeepDISC → estimate (forced, and detect for
+completeness/purity) → measure photometry on the same scenes → BPZ and EAZY inform/estimate
+→ RAIL's ``SingleEvaluator`` on each ensemble → a Markdown report with figures.
+
+``JwstComparisonPipeline`` (9 NIRCam bands) and ``LsstComparisonPipeline`` (ugrizy) are
+presets of :class:`DeepDiscComparisonPipeline`; :func:`write_pipeline` writes a pipeline
+YAML and its ``_config.yml`` for ``ceci`` (RailPipeline.build_and_write is broken with ceci
+2.7, so this uses ``initialize`` + ``save``).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from rail.core.stage import RailPipeline
+from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
+from rail.evaluation.single_evaluator import SingleEvaluator
+
+from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
+from rail.deepdisc.bpz import SURVEY_ZMAX, bpz_stage_configs, describe_bpz_data
+from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
+from rail.deepdisc.sim.surveys import get_survey
+from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
+from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
+from rail.tools.bpz_tools import BPZDataPreparer
+from rail.tools.report_tools import PhotoZComparisonReport
+from rail.tools.scene_tools import ScenePhotometry
+
+#: magnitude offset from a 5-sigma to a 1-sigma limit, 2.5 log10(5)
+FIVE_TO_ONE_SIGMA = 1.7474250108400469
+
+
+@dataclass(frozen=True)
+class ComparisonSettings:
+    """What the comparison pipeline simulates, trains and fits.
+
+    Attributes
+    ----------
+    survey
+        ``jades`` or ``lsst``.
+    n_train_scenes, n_test_scenes, scene_size, objects_per_scene
+        The two simulated fields.
+    train_seed, test_seed
+        Their seeds (different, so the fields are independent).
+    backbone, epochs, num_components
+        DeepDISC training.
+    bpz_templates, eazy_templates
+        BPZ's built-in set (``cww``, ``cosmos``, ``oracle``) and EAZY's (a built-in set or
+        EAZY ``.param`` file paths, comma-separated).
+    work_dir
+        Directory of BPZ's data files (relative paths are relative to where ceci runs).
+    log_dir
+        ceci's log directory, where the report reads stage run times.
+    num_threads
+        Torch CPU threads (0: all cores).
+    """
+
+    survey: str = "jades"
+    n_train_scenes: int = 300
+    n_test_scenes: int = 100
+    scene_size: int = 128
+    objects_per_scene: float = 10.0
+    train_seed: int = 1
+    test_seed: int = 2
+    backbone: str = "resnet18_fpn"
+    epochs: int = 20
+    num_components: int = 5
+    bpz_templates: str = "cww"
+    eazy_templates: str = "cww"
+    work_dir: str = "output/comparison"
+    log_dir: str = "output/comparison/logs"
+    num_threads: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+JWST_SETTINGS = ComparisonSettings(survey="jades", work_dir="output/jwst_comparison",
+                                   log_dir="output/jwst_comparison/logs")
+LSST_SETTINGS = ComparisonSettings(survey="lsst", scene_size=64, work_dir="output/lsst_comparison",
+                                   log_dir="output/lsst_comparison/logs")
+
+
+def _n_samples(survey: str, n_scenes: int, size: int, density: float, seed: int) -> int:
+    spec = FieldSpec(survey=survey, n_scenes=n_scenes, scene_size=size, seed=seed,
+                     objects_per_scene=density)
+    return expected_galaxies(spec)
+
+
+class DeepDiscComparisonPipeline(RailPipeline):
+    """Simulated fields → DeepDISC, BPZ and EAZY on the same objects → evaluators → report."""
+
+    default_input_dict: dict[str, str] = {}
+
+    def __init__(self, settings: ComparisonSettings | None = None, **overrides: Any) -> None:
+        RailPipeline.__init__(self)
+        s = replace(settings or ComparisonSettings(), **overrides)
+        preset = get_survey(s.survey)
+        bands = list(preset.bands)
+        zmax = SURVEY_ZMAX.get(s.survey, preset.zmax)
+        field_options = {"survey": s.survey, "scene_size": s.scene_size,
+                         "objects_per_scene": s.objects_per_scene}
+
+        for part, n_scenes, seed in (("train", s.n_train_scenes, s.train_seed),
+                                     ("test", s.n_test_scenes, s.test_seed)):
+            pop = GalaxyPopulationCreator.build(
+                n_samples=_n_samples(s.survey, n_scenes, s.scene_size, s.objects_per_scene,
+                                     seed),
+                seed=seed, survey=s.survey)
+            setattr(self, f"population_{part}", pop)
+            render = SceneRenderer.build(connections={"input": pop.io.output},
+                                         n_scenes=n_scenes, seed=seed, **field_options)
+            setattr(self, f"scenes_{part}", render)
+        train, test = self.scenes_train, self.scenes_test
+
+        self.inform_deepdisc = DeepDiscInformer.build(
+            connections={"input": train.io.output}, backbone=s.backbone, epochs=s.epochs,
+            num_components=s.num_components, num_threads=s.num_threads, seed=s.train_seed)
+        self.estimate_deepdisc = DeepDiscEstimator.build(
+            connections={"input": test.io.output, "model": self.inform_deepdisc.io.model},
+            mode="forced", num_threads=s.num_threads)
+        self.detect_deepdisc = DeepDiscEstimator.build(
+            connections={"input": test.io.output, "model": self.inform_deepdisc.io.model},
+            mode="detect", num_threads=s.num_threads)
+
+        self.photometry_train = ScenePhotometry.build(connections={"input": train.io.output})
+        self.photometry_test = ScenePhotometry.build(connections={"input": test.io.output})
+
+        mags = [f"mag_{b}" for b in bands]
+        mag_errs = [f"mag_err_{b}" for b in bands]
+        # 1-sigma limits for BPZ's non-detections from the preset's 5-sigma depths
+        limits = {f"mag_{b}": preset.depths[b] + FIVE_TO_ONE_SIGMA for b in bands}
+        ref = f"mag_{preset.detection_band}"
+        bpz_dir = os.path.join(s.work_dir, "bpz_data")
+        setup = describe_bpz_data(bpz_dir, s.bpz_templates, bands, madau=True)
+        inform_cfg, estimate_cfg = bpz_stage_configs(setup, mags, mag_errs, limits, ref,
+                                                     zmax=zmax)
+        self.prepare_bpz = BPZDataPreparer.build(
+            connections={"input": self.photometry_train.io.output}, data_path=bpz_dir,
+            templates=s.bpz_templates, filters=bands, bands=mags, err_bands=mag_errs,
+            ref_band=ref)
+        self.inform_bpz = BPZliteInformer.build(
+            connections={"input": self.prepare_bpz.io.output}, **inform_cfg)
+        self.estimate_bpz = BPZliteEstimator.build(
+            connections={"input": self.photometry_test.io.output,
+                         "model": self.inform_bpz.io.model}, **estimate_cfg)
+
+        flux = [f"flux_{b}" for b in bands]
+        flux_err = [f"flux_err_{b}" for b in bands]
+        eazy_common = {"bands": flux, "err_bands": flux_err, "hdf5_groupname": "",
+                       "input_type": "flux", "prior_band": f"flux_{preset.detection_band}"}
+        self.inform_eazy = EazyInformer.build(
+            connections={"input": self.photometry_train.io.output}, filter_list=bands,
+            zmax=zmax, templates_file=s.eazy_templates, **eazy_common)
+        self.estimate_eazy = EazyEstimator.build(
+            connections={"input": self.photometry_test.io.output,
+                         "model": self.inform_eazy.io.model}, **eazy_common)
+
+        for method in ("deepdisc", "bpz", "eazy"):
+            estimate = getattr(self, f"estimate_{method}")
+            setattr(self, f"evaluate_{method}", SingleEvaluator.build(
+                connections={"input": estimate.io.output,
+                             "truth": self.photometry_test.io.output},
+                point_estimates=["zmode"], truth_point_estimates=["redshift"],
+                metrics=["all"], hdf5_groupname="",
+                exclude_metrics=["rmse", "ks", "kld", "cvm", "ad", "rbpe"],
+                metric_config={"brier": {"limits": [0.0, zmax]},
+                               "cdeloss": {"limits": [0.0, zmax]}}))
+
+        self.report = PhotoZComparisonReport.build(
+            connections={"truth": test.io.output, "deepdisc": self.estimate_deepdisc.io.output,
+                         "bpz": self.estimate_bpz.io.output,
+                         "eazy": self.estimate_eazy.io.output,
+                         "detections": self.detect_deepdisc.io.detections},
+            title=f"DeepDISC vs template fitting, {s.survey}-like field",
+            method_names=["DeepDISC", "BPZ", "EAZY"], log_dir=s.log_dir,
+            timing_stages={
+                "DeepDISC": ["inform_deepdisc", "estimate_deepdisc"],
+                "BPZ": ["photometry_train", "photometry_test", "prepare_bpz", "inform_bpz",
+                        "estimate_bpz"],
+                "EAZY": ["photometry_train", "photometry_test", "inform_eazy",
+                         "estimate_eazy"],
+            })
+        self.settings = s
+
+
+class JwstComparisonPipeline(DeepDiscComparisonPipeline):
+    """The comparison on a JADES-like field (9 NIRCam bands)."""
+
+    def __init__(self, **overrides: Any) -> None:
+        DeepDiscComparisonPipeline.__init__(self, JWST_SETTINGS, **overrides)
+
+
+class LsstComparisonPipeline(DeepDiscComparisonPipeline):
+    """The comparison on an LSST-like field (ugrizy, 10-year depths)."""
+
+    def __init__(self, **overrides: Any) -> None:
+        DeepDiscComparisonPipeline.__init__(self, LSST_SETTINGS, **overrides)
+
+
+def write_pipeline(pipeline: DeepDiscComparisonPipeline, yml_path: str, output_dir: str,
+                   log_dir: str, resume: bool = True) -> str:
+    """Write the pipeline YAML (and its ``_config.yml``) for ``ceci``; returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(yml_path)), exist_ok=True)
+    pipeline.initialize({}, {"output_dir": output_dir, "log_dir": log_dir, "resume": resume},
+                        None)
+    pipeline.save(yml_path)
+    return yml_path
+
+
+def settings_dict(pipeline: DeepDiscComparisonPipeline) -> dict[str, Any]:
+    """The settings a pipeline was built with (for provenance)."""
+    return asdict(pipeline.settings)
+
+
+def write_examples(directory: str = "examples") -> list[str]:
+    """Write ``jwst_comparison.yml`` and ``lsst_comparison.yml`` (+ ``_config.yml``).
+
+    Outputs go to ``output/<name>/`` and logs to ``output/<name>/logs/``, relative to the
+    directory ceci is run from (the repository root): ``ceci examples/jwst_comparison.yml``.
+    """
+    written = []
+    for name, cls in (("jwst_comparison", JwstComparisonPipeline),
+                      ("lsst_comparison", LsstComparisonPipeline)):
+        pipe = cls()
+        out = pipe.settings.work_dir
+        written.append(write_pipeline(pipe, os.path.join(directory, f"{name}.yml"),
+                                      os.path.join(out, "data"), pipe.settings.log_dir))
+    return written
+
+
+if __name__ == "__main__":  # pragma: no cover
+    for path in write_examples():
+        print(f"wrote {path}")
