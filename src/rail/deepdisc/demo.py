@@ -8,9 +8,11 @@ while printing what each stage is doing, and returns the report.
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from typing import Any
@@ -30,6 +32,7 @@ def demo_pipeline(output_dir: str, quick: bool = False, eazy_templates: str | No
 
     settings = replace(JWST_SETTINGS, **(QUICK if quick else DEMO),
                        work_dir=os.path.join(output_dir, "work"),
+                       bpz_data_dir=os.path.join(output_dir, "work", "bpz_data"),
                        log_dir=os.path.join(output_dir, "logs"))
     if eazy_templates:
         settings = replace(settings, eazy_templates=eazy_templates)
@@ -56,29 +59,33 @@ def _last_line(path: str, limit: int = 4096) -> str:
 
 def run_pipeline_file(yml: str, log_dir: str, stage_names: list[str],
                       progress: bool = True, poll: float = 5.0) -> int:
-    """Run a pipeline YAML with ceci, printing the running stage's latest log line."""
+    """Run a pipeline YAML with ceci, printing stage events and each running stage's
+    latest log line (its progress bar) as it changes. Returns ceci's exit status."""
     proc = subprocess.Popen([*_ceci_command(), yml], stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1)
+    lines: queue.Queue[str] = queue.Queue()
+    reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
+    reader.start()
     start = time.time()
     shown: dict[str, str] = {}
-    os.set_blocking(proc.stdout.fileno(), False)
-    tail = []
+    tail: list[str] = []
     while True:
-        chunk = proc.stdout.read() or ""
-        tail = (tail + chunk.splitlines())[-40:]
+        finished = proc.poll() is not None
+        if finished:
+            reader.join(timeout=10)
+        while not lines.empty():
+            line = lines.get().rstrip()
+            tail = [*tail[-39:], line]
+            if progress and (line.startswith(("Executing", "Skipping", "Pipeline", "Job"))
+                             or "failed" in line.lower()):
+                print(f"[{time.time() - start:6.0f} s] {line}", flush=True)
         if progress:
-            for line in chunk.splitlines():
-                if line.startswith(("Executing", "Skipping", "Pipeline", "Job")) or \
-                        "failed" in line.lower():
-                    print(f"[{time.time() - start:6.0f} s] {line.strip()}", flush=True)
             for stage in stage_names:
-                line = _last_line(os.path.join(log_dir, f"{stage}.out"))
-                if line and shown.get(stage) != line and "Stage complete" not in line:
-                    shown[stage] = line
-                    print(f"[{time.time() - start:6.0f} s]   {stage}: {line}", flush=True)
-        if proc.poll() is not None:
-            rest = proc.stdout.read() or ""
-            tail = (tail + rest.splitlines())[-40:]
+                last = _last_line(os.path.join(log_dir, f"{stage}.out"))
+                if last and shown.get(stage) != last and "Stage complete" not in last:
+                    shown[stage] = last
+                    print(f"[{time.time() - start:6.0f} s]   {stage}: {last}", flush=True)
+        if finished:
             break
         time.sleep(poll)
     if proc.returncode != 0:

@@ -52,7 +52,12 @@ class ComparisonSettings:
         BPZ's built-in set (``cww``, ``cosmos``, ``oracle``) and EAZY's (a built-in set or
         EAZY ``.param`` file paths, comma-separated).
     work_dir
-        Directory of BPZ's data files (relative paths are relative to where ceci runs).
+        Directory for working files (relative paths are relative to where ceci runs).
+    bpz_data_dir
+        BPZ's data directory (``bpz_ref_data_path``; default ``<work_dir>/bpz_data``). It
+        must exist when ceci loads the pipeline, because ``BPZliteEstimator`` checks it when
+        it is constructed, before ceci creates any output directory: building the pipeline
+        creates it, and the examples keep theirs in the repository.
     log_dir
         ceci's log directory, where the report reads stage run times.
     num_threads
@@ -72,14 +77,17 @@ class ComparisonSettings:
     bpz_templates: str = "cww"
     eazy_templates: str = "cww"
     work_dir: str = "output/comparison"
+    bpz_data_dir: str = ""
     log_dir: str = "output/comparison/logs"
     num_threads: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
 
 JWST_SETTINGS = ComparisonSettings(survey="jades", work_dir="output/jwst_comparison",
+                                   bpz_data_dir="examples/bpz_data/jwst",
                                    log_dir="output/jwst_comparison/logs")
 LSST_SETTINGS = ComparisonSettings(survey="lsst", scene_size=64, work_dir="output/lsst_comparison",
+                                   bpz_data_dir="examples/bpz_data/lsst",
                                    log_dir="output/lsst_comparison/logs")
 
 
@@ -133,7 +141,8 @@ class DeepDiscComparisonPipeline(RailPipeline):
         # 1-sigma limits for BPZ's non-detections from the preset's 5-sigma depths
         limits = {f"mag_{b}": preset.depths[b] + FIVE_TO_ONE_SIGMA for b in bands}
         ref = f"mag_{preset.detection_band}"
-        bpz_dir = os.path.join(s.work_dir, "bpz_data")
+        bpz_dir = s.bpz_data_dir or os.path.join(s.work_dir, "bpz_data")
+        os.makedirs(bpz_dir, exist_ok=True)  # BPZliteEstimator checks it when constructed
         setup = describe_bpz_data(bpz_dir, s.bpz_templates, bands, madau=True)
         inform_cfg, estimate_cfg = bpz_stage_configs(setup, mags, mag_errs, limits, ref,
                                                      zmax=zmax)
