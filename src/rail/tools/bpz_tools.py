@@ -20,10 +20,11 @@ from rail.core.stage import RailStage
 from rail.deepdisc.bpz import check_bpz_input, prepare_bpz_data
 from rail.deepdisc.provenance import provenance_json
 from rail.deepdisc.sim.render import default_workers
+from rail.deepdisc.stage_checks import StrictConfigMixin
 from rail.deepdisc.tables import ProvenanceHdf5Handle
 
 
-class BPZDataPreparer(RailStage):
+class BPZDataPreparer(StrictConfigMixin, RailStage):
     """Build a writable BPZ data directory and pass the photometry table through.
 
     Config: ``data_path`` (the directory, the same as BPZ's ``bpz_ref_data_path``),

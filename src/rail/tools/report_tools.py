@@ -20,6 +20,7 @@ from rail.core.stage import RailStage
 from rail.deepdisc.fileio import atomic_output
 from rail.deepdisc.report import Detections, MethodResult, write_report
 from rail.deepdisc.scenes import SceneHandle, SceneStore
+from rail.deepdisc.stage_checks import StrictConfigMixin
 
 _TOOK = re.compile(r"Stage complete: \S+ @ .* took ([0-9.]+) minutes")
 
@@ -55,7 +56,7 @@ class MarkdownHandle(DataHandle):
             tmp.write_text(data, encoding="utf-8")
 
 
-class PhotoZComparisonReport(RailStage):
+class PhotoZComparisonReport(StrictConfigMixin, RailStage):
     """Compare photo-z ensembles row-aligned with a scene store's objects.
 
     Inputs: the test scene store (its ``/objects`` table is the truth), the ensembles of

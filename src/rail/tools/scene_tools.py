@@ -28,10 +28,11 @@ from rail.deepdisc.photometry import (
 )
 from rail.deepdisc.provenance import provenance_json
 from rail.deepdisc.scenes import SceneHandle, SceneStore
+from rail.deepdisc.stage_checks import StrictConfigMixin
 from rail.deepdisc.tables import ProvenanceHdf5Handle
 
 
-class ScenePhotometry(RailStage):
+class ScenePhotometry(StrictConfigMixin, RailStage):
     """Fluxes and magnitudes of scene-store objects in every band (photutils).
 
     Forced mode (default) gives exactly one row per object of the store, in ``/objects``
@@ -51,6 +52,7 @@ class ScenePhotometry(RailStage):
     ``measure(scenes, detections=table)`` also takes a table or handle.
     """
 
+    path_options = ("detections",)
     name = "ScenePhotometry"
     entrypoint_function = "measure"
     interactive_function = "scene_photometry"

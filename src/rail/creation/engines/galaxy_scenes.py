@@ -22,10 +22,11 @@ from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.psf import PSF_KINDS
 from rail.deepdisc.sim.render import RenderConfig, render_catalog
 from rail.deepdisc.sim.surveys import get_survey
+from rail.deepdisc.stage_checks import StrictConfigMixin
 from rail.deepdisc.tables import ProvenanceHdf5Handle
 
 
-class GalaxyPopulationCreator(Creator):
+class GalaxyPopulationCreator(StrictConfigMixin, Creator):
     """Draw a JAGUAR-like mock galaxy population for a survey preset.
 
     Luminosity functions evolving with redshift (to z~12 for ``jades``), sizes from van der
@@ -84,7 +85,7 @@ class GalaxyPopulationCreator(Creator):
             f"rail.creation.engines.galaxy_scenes.{self.name}")
 
 
-class SceneRenderer(RailStage):
+class SceneRenderer(StrictConfigMixin, RailStage):
     """Render a galaxy catalog into a scene store (GalSim; PSF, noise, blends, truth maps).
 
     Input: a catalog with ``id``, ``redshift``, ``Re_maj``, ``sersic_n``, ``axis_ratio``,

@@ -32,6 +32,7 @@ from rail.deepdisc.estimate import (
 from rail.deepdisc.fileio import atomic_output
 from rail.deepdisc.model import BACKBONES, build_from_state, model_state, read_model_file
 from rail.deepdisc.scenes import SceneHandle, SceneStore
+from rail.deepdisc.stage_checks import StrictConfigMixin
 from rail.deepdisc.train import DEVICES, TrainConfig, resolve_device, set_threads, train
 
 
@@ -75,7 +76,7 @@ def _attach_scenes(stage, scenes: Any) -> None:
         stage.set_data("input", scenes)
 
 
-class DeepDiscInformer(CatInformer):
+class DeepDiscInformer(StrictConfigMixin, CatInformer):
     """Train DeepDISC (Mask R-CNN + mixture-density redshift head) on a scene store.
 
     Objects with a finite ``redshift`` train the redshift head; all objects train detection
@@ -84,6 +85,7 @@ class DeepDiscInformer(CatInformer):
     run resumes.
     """
 
+    path_options = ("init_model",)
     name = "DeepDiscInformer"
     entrypoint_function = "inform"
     interactive_function = "deep_disc_informer"
@@ -142,7 +144,7 @@ class DeepDiscInformer(CatInformer):
         self.add_data("model", model_state(result.model, result.meta))
 
 
-class DeepDiscEstimator(CatEstimator):
+class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     """Photo-z PDFs (Gaussian mixtures) from the pixels of a scene store.
 
     ``mode='forced'``: one row per object of the input, in order, from the store's boxes.

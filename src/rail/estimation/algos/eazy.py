@@ -31,6 +31,7 @@ from rail.estimation.informer import CatInformer
 
 from rail.deepdisc.eazyfit import EazyModel, build_model, fit, training_prior
 from rail.deepdisc.provenance import provenance
+from rail.deepdisc.stage_checks import StrictConfigMixin
 
 INPUT_TYPES = ("mag", "flux")
 
@@ -67,7 +68,7 @@ def _check_columns(stage: Any, columns: list[str]) -> None:
                          f"{missing} (bands/err_bands)") from None
 
 
-class EazyInformer(CatInformer):
+class EazyInformer(StrictConfigMixin, CatInformer):
     """Build the EAZY template grid for a set of bands (the model EazyEstimator fits with).
 
     The training data are only checked for the band columns: EAZY's templates need no
@@ -81,6 +82,8 @@ class EazyInformer(CatInformer):
     and ``filter_list`` (one filter curve name per band).
     """
 
+    path_options = ("templates_file", "template_error_file", "prior_file")
+    path_keywords = ("cww", "cosmos", "oracle")
     name = "EazyInformer"
     entrypoint_function = "inform"
     interactive_function = "eazy_informer"
@@ -156,7 +159,7 @@ class EazyInformer(CatInformer):
         model.meta.update(prior="training", prior_band=c.prior_band)
 
 
-class EazyEstimator(CatEstimator):
+class EazyEstimator(StrictConfigMixin, CatEstimator):
     """Fit photometry with an EAZY model; p(z) as ``qp.interp`` on EAZY's redshift grid.
 
     ``input_type`` says whether ``bands``/``err_bands`` are AB magnitudes and their errors
