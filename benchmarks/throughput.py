@@ -2,10 +2,12 @@
 
 Usage::
 
-    python benchmarks/throughput.py [--scenes-file FILE] [--backbone resnet18_fpn]
+    python benchmarks/throughput.py [--scenes-file FILE] [--model MODEL] [--backbone resnet18_fpn]
                                     [--device auto|cpu|cuda] [--threads N] [--batch-size 4]
 
 Without ``--scenes-file`` a 64-scene 128x128 JADES-like field is simulated first (seed 1).
+``--model`` times inference with a trained model (detection speed depends on how many
+detections there are; an untrained network makes many random ones).
 Training speed is timed over full optimiser steps (forward, backward, update) after two
 warm-up steps; inference over the whole field in each mode. Prints the device it ran on.
 """
@@ -49,6 +51,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--infer-batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--model", default=None,
+                        help="trained model for the inference timings (an untrained network "
+                             "makes many more, random, detections)")
     args = parser.parse_args()
 
     threads = set_threads(args.threads)
@@ -88,6 +93,10 @@ def main() -> None:
         data.close()
         train_rate = args.batch_size / np.median(times)
 
+        if args.model:
+            from rail.deepdisc.model import build_from_state, read_model_file
+
+            net = build_from_state(read_model_file(args.model), device)
         net.eval()
         t0 = time.perf_counter()
         predict_forced(net, chunk, args.infer_batch_size, device)
