@@ -61,8 +61,11 @@ def run_pipeline_file(yml: str, log_dir: str, stage_names: list[str],
                       progress: bool = True, poll: float = 5.0) -> int:
     """Run a pipeline YAML with ceci, printing stage events and each running stage's
     latest log line (its progress bar) as it changes. Returns ceci's exit status."""
+    # ceci launches every stage as ``python3 -m ceci ...``: make that this interpreter
+    env = dict(os.environ)
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + env.get("PATH", "")
     proc = subprocess.Popen([*_ceci_command(), yml], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(x) for x in proc.stdout], daemon=True)
     reader.start()
