@@ -73,4 +73,5 @@ def tiny_model(tiny_train_store, tmp_path_factory) -> str:
     cfg = TrainConfig(backbone="resnet18_fpn", epochs=2, batch_size=4, seed=3,
                       num_threads=2, val_fraction=0.25)
     result = train(tiny_train_store, cfg, progress=False)
-    return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", result.model, result.meta)
+    return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", result.model, result.meta,
+                      result.extras)

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from .density import FeatureDensity
 from .matching import box_iou, greedy_match
 from .model import DeepDiscNet, model_meta
 from .predict import Mixtures, object_boxes, predict_detect, predict_forced
@@ -82,13 +83,69 @@ def _edge_flag(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
             | (boxes[:, 3] >= height)).astype(np.int8)
 
 
+#: thresholds of the quality flags
+LOW_SNR = 10.0
+BLEND_OVERLAP = 0.1
+
+
+def reference_band(bands) -> int:
+    """Index of the band of the S/N flag: the survey's detection band if present, else the
+    middle band."""
+    bands = list(bands)
+    for name in ("jwst_f200w", "lsst_i"):
+        if name in bands:
+            return bands.index(name)
+    return len(bands) // 2
+
+
+def overlap_fraction(boxes: np.ndarray, scenes: np.ndarray) -> np.ndarray:
+    """For each box, the largest fraction of its area covered by another box of its scene."""
+    out = np.zeros(len(boxes))
+    for scene in np.unique(scenes):
+        idx = np.flatnonzero(scenes == scene)
+        if idx.size < 2:
+            continue
+        b = boxes[idx]
+        ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2])
+                     - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
+        iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3])
+                     - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
+        inter = ix * iy
+        np.fill_diagonal(inter, 0.0)
+        area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
+        out[idx] = inter.max(axis=1) / area
+    return out
+
+
+def quality_flags(features: np.ndarray, boxes: np.ndarray, scenes: np.ndarray,
+                  height: int, width: int, ref_band: int, n_bands: int,
+                  density: FeatureDensity | None) -> dict[str, np.ndarray]:
+    """Quality columns and flags of each row (as the paper's catalog has).
+
+    ``snr``: core S/N of the box in the reference band (from the pixels); ``flag_low_snr``:
+    ``snr < 10``. ``ood_score``: k-NN distance to the training set's features over its 99th
+    percentile; ``flag_ood``: score > 1 (NaN/0 without a training density). ``blend``:
+    largest fraction of the box covered by another box; ``flag_blend``: > 0.1.
+    ``flag_edge``: the box touches the scene edge.
+    """
+    snr = 2.0 * np.sinh(features[:, n_bands + ref_band]) if len(features) else np.zeros(0)
+    ood = density.score(features) if density is not None else np.full(len(features), np.nan)
+    blend = overlap_fraction(boxes, scenes)
+    return {
+        "snr": snr, "flag_low_snr": (snr < LOW_SNR).astype(np.int8),
+        "ood_score": ood, "flag_ood": (ood > 1.0).astype(np.int8),
+        "blend": blend, "flag_blend": (blend > BLEND_OVERLAP).astype(np.int8),
+        "flag_edge": _edge_flag(boxes, height, width),
+    }
+
+
 def _point_estimates(mix: Mixtures, cfg: EstimateConfig) -> dict[str, np.ndarray]:
     grid = cfg.zgrid
     return {"zmode": mix.mode(grid), "zmean": mix.mean(), "zmedian": mix.median(grid)}
 
 
 def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
-                device: torch.device):
+                device: torch.device, density: FeatureDensity | None = None):
     """The qp ensemble (one row per object, in order) and detections table of a chunk."""
     pred = predict_forced(net, chunk, cfg.batch_size, device)
     obj = chunk.objects
@@ -100,8 +157,9 @@ def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
         "x": obj["x"], "y": obj["y"], "ra": obj["ra"], "dec": obj["dec"],
         "score": pred["score"], **_point_estimates(mix, cfg),
         "redshift": obj["redshift"].astype(float), "mask_area": pred["mask_area"],
-        "flag_edge": _edge_flag(boxes, h, w),
         "flag_low_score": (pred["score"] < GOOD_SCORE).astype(np.int8),
+        **quality_flags(pred["features"], boxes, obj["scene"], h, w,
+                        reference_band(chunk.info.bands), net.n_bands, density),
     }
     ens = mix.ensemble()
     ens.set_ancil(ancil)
@@ -114,7 +172,8 @@ def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
 
 
 def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
-                device: torch.device) -> dict[str, Any]:
+                device: torch.device, density: FeatureDensity | None = None
+                ) -> dict[str, Any]:
     """Detections of a chunk, matched to its objects, with mixtures (key ``_mixtures``)."""
     det = predict_detect(net, chunk, cfg.batch_size, device, cfg.score_threshold,
                          cfg.nms_threshold)
@@ -154,8 +213,9 @@ def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
             "bbox_y0": det["bbox_y0"], "bbox_x1": det["bbox_x1"], "bbox_y1": det["bbox_y1"],
             "score": det["score"], "mask_area": det["mask_area"], "x": det["x"], "y": det["y"],
             "ra": ra, "dec": dec, "separation": sep, "iou": iou_best, "redshift": z,
-            "flag_edge": _edge_flag(dboxes, h, w),
             "flag_low_score": (det["score"] < GOOD_SCORE).astype(np.int8),
+            **quality_flags(det["features"], dboxes, det["scene"], h, w,
+                            reference_band(chunk.info.bands), net.n_bands, density),
             **_point_estimates(mix, EstimateConfig(zmin=cfg.zmin, zmax=cfg.zmax,
                                                    nzbins=cfg.nzbins)),
             "_mixtures": mix}
@@ -174,7 +234,8 @@ def _match_similarity(det_boxes: np.ndarray, obj_boxes: np.ndarray, has_box: np.
 _DETECTION_COLUMNS = ("scene", "object_id", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
                       "score", "mask_area", "x", "y", "ra", "dec", "separation", "iou")
 _ANCIL_COLUMNS = ("object_id", "scene", "x", "y", "ra", "dec", "score", "zmode", "zmean",
-                  "zmedian", "redshift", "mask_area", "flag_edge", "flag_low_score")
+                  "zmedian", "redshift", "mask_area", "flag_edge", "flag_low_score", "snr",
+                  "flag_low_snr", "ood_score", "flag_ood", "blend", "flag_blend")
 
 
 def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:

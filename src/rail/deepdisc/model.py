@@ -250,6 +250,8 @@ class RedshiftHead(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
         )
         self.out = nn.Linear(hidden, 3 * n_components)
+        # width recalibration fitted on the validation split after training (1 = none)
+        self.register_buffer("width_scale", torch.ones(()))
 
     def init_means(self, z_quantiles: Sequence[float]) -> None:
         """Start the component means at the given redshifts (e.g. training quantiles)."""
@@ -290,7 +292,7 @@ class RedshiftHead(nn.Module):
         log_w = F.log_softmax(raw[:, :k], dim=1)
         mu_y = torch.sigmoid(raw[:, k:2 * k]) * self.log_zmax
         mu = torch.expm1(mu_y)
-        sigma = (1.0 + mu) * (F.softplus(raw[:, 2 * k:]) + 2.0e-3)
+        sigma = (1.0 + mu) * (F.softplus(raw[:, 2 * k:]) + 2.0e-3) * self.width_scale
         return log_w, mu, sigma
 
 
@@ -462,6 +464,13 @@ class DeepDiscNet(nn.Module):
         return dets
 
     @torch.no_grad()
+    def photometric_features(self, images: Tensor, boxes: list[Tensor]) -> Tensor:
+        """The photometric vector the redshift head sees for each box (N, 2C + 2): asinh S/N
+        of the box and of its core per band, log width, log height. No network pass."""
+        stretched, snr = self.normalizer(images)
+        return self.roi_heads.redshift_head.pooled_inputs(stretched, snr, boxes)[1]
+
+    @torch.no_grad()
     def forced(self, images: Tensor, boxes: list[Tensor]) -> list[dict[str, Tensor]]:
         """Scores, masks and redshift mixtures for given boxes (x0, y0, x1, y1 per image)."""
         image_list, features, stretched, snr = self._prepare(images)
@@ -470,21 +479,27 @@ class DeepDiscNet(nn.Module):
 
 
 # --------------------------------------------------------------------------- save / load
-def model_state(model: DeepDiscNet, meta: dict[str, Any]) -> dict[str, Any]:
-    """The object saved in a model file: tensors and a JSON string, nothing else."""
+def model_state(model: DeepDiscNet, meta: dict[str, Any],
+                extras: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The object saved in a model file: tensors, numbers and a JSON string, nothing else.
+
+    ``extras`` holds further tensor dicts, e.g. ``feature_density`` (the training set's
+    feature density for out-of-distribution flags).
+    """
     full = {**meta, "architecture": model.arch, "n_bands": model.n_bands,
             "redshift_weight": model.roi_heads.redshift_weight}
     return {"format": MODEL_FORMAT, "version": MODEL_VERSION,
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-            "meta": json.dumps(full, sort_keys=True)}
+            "meta": json.dumps(full, sort_keys=True), **(extras or {})}
 
 
-def save_model(path: str | os.PathLike, model: DeepDiscNet, meta: dict[str, Any]) -> str:
+def save_model(path: str | os.PathLike, model: DeepDiscNet, meta: dict[str, Any],
+               extras: dict[str, Any] | None = None) -> str:
     """Write a model file atomically (``torch.save`` of :func:`model_state`)."""
     from .fileio import atomic_output
 
     with atomic_output(path, "model") as tmp:
-        torch.save(model_state(model, meta), tmp)
+        torch.save(model_state(model, meta, extras), tmp)
     return os.fspath(path)
 
 

@@ -114,12 +114,14 @@ def predict_forced(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
     model.eval()
     k = model.arch["num_components"]
     h, w = chunk.images.shape[-2:]
-    parts, scores, areas = [], [], []
+    n_feat = 2 * model.n_bands + 2
+    parts, scores, areas, feats = [], [], [], []
     for s in range(0, len(chunk), batch_size):
         idx = range(s, min(s + batch_size, len(chunk)))
         images = torch.from_numpy(chunk.images[s:s + len(idx)]).to(device)
         boxes = [torch.from_numpy(object_boxes(chunk.scene_objects(i))).to(device) for i in idx]
         outs = model.forced(images, boxes)
+        feats.append(model.photometric_features(images, boxes).cpu().numpy())
         for out, b in zip(outs, boxes, strict=True):
             parts.append(_mixtures(out))
             scores.append(out["scores"].cpu().numpy())
@@ -128,7 +130,8 @@ def predict_forced(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
     if len(mix) != chunk.n_objects:  # pragma: no cover - guards the row contract
         raise RuntimeError(f"forced mode produced {len(mix)} rows for {chunk.n_objects} objects")
     return {"mixtures": mix, "score": np.concatenate(scores) if scores else np.zeros(0),
-            "mask_area": np.concatenate(areas) if areas else np.zeros(0)}
+            "mask_area": np.concatenate(areas) if areas else np.zeros(0),
+            "features": np.concatenate(feats) if feats else np.zeros((0, n_feat))}
 
 
 @torch.no_grad()
@@ -147,12 +150,15 @@ def predict_detect(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
     k = model.arch["num_components"]
     h, w = chunk.images.shape[-2:]
     cols: dict[str, list[np.ndarray]] = {c: [] for c in ("scene", "box", "score", "mask_area",
-                                                         "x", "y")}
+                                                         "x", "y", "features")}
     parts = []
     try:
         for s in range(0, len(chunk), batch_size):
             images = torch.from_numpy(chunk.images[s:s + batch_size]).to(device)
-            for j, out in enumerate(model(images)):
+            outs = model(images)
+            feats = model.photometric_features(images, [o["boxes"] for o in outs]).cpu().numpy()
+            cols["features"].append(feats)
+            for j, out in enumerate(outs):
                 boxes = out["boxes"]
                 area, cx, cy = _mask_stats(out["masks"], boxes, h, w)
                 n = len(boxes)
@@ -174,4 +180,6 @@ def predict_detect(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
         "x": np.concatenate(cols["x"]) if cols["x"] else np.zeros(0),
         "y": np.concatenate(cols["y"]) if cols["y"] else np.zeros(0),
         "mixtures": Mixtures.concatenate(parts, k),
+        "features": np.concatenate(cols["features"]) if cols["features"] else
+        np.zeros((0, 2 * model.n_bands + 2)),
     }

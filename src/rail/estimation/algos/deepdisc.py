@@ -21,6 +21,7 @@ from rail.core.data import Hdf5Handle, ModelHandle, QPHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
+from rail.deepdisc.density import FeatureDensity
 from rail.deepdisc.estimate import (
     MODES,
     EstimateConfig,
@@ -106,6 +107,8 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
                            msg="probability of zeroing one random band of a scene"),
         redshift_weight=Param(float, TrainConfig.redshift_weight,
                               msg="weight of the redshift NLL in the total loss"),
+        calibrate=Param(bool, True, msg="fit a width factor for the PDFs on the validation "
+                        "scenes after training"),
         device=Param(str, "auto", msg=f"one of {DEVICES}"),
         num_threads=Param(int, 0, msg="CPU threads for torch (0: all cores)"),
         seed=Param(int, 0, msg="random seed (split, initialisation, shuffling, augmentation)"),
@@ -131,7 +134,7 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
             weight_decay=c.weight_decay, freeze_backbone_epochs=c.freeze_backbone_epochs,
             val_fraction=c.val_fraction, augment=c.augment, band_dropout=c.band_dropout,
             redshift_weight=c.redshift_weight, device=c.device, num_threads=c.num_threads,
-            seed=c.seed)
+            seed=c.seed, calibrate=c.calibrate)
         cfg.validate()
         return cfg
 
@@ -141,7 +144,7 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
         init = read_model_file(self.config.init_model) if self.config.init_model else None
         result = train(path, cfg, init_model=init,
                        checkpoint_dir=self.config.checkpoint_dir or None)
-        self.add_data("model", model_state(result.model, result.meta))
+        self.add_data("model", model_state(result.model, result.meta, result.extras))
 
 
 class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
@@ -152,8 +155,10 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     store's objects (IoU >= 0.5, one to one; objects without a box by distance within
     ``match_radius`` arcsec). Ancillary columns: ``object_id`` (matched, or -1), ``scene``,
     ``x``, ``y``, ``ra``, ``dec``, ``score``, ``zmode``, ``zmean`` (sum of w mu),
-    ``zmedian``, ``redshift`` (where known), ``mask_area``, ``flag_edge``,
-    ``flag_low_score``.
+    ``zmedian``, ``redshift`` (where known), ``mask_area``, and quality columns
+    (``rail.deepdisc.estimate.quality_flags``): ``snr``/``flag_low_snr``,
+    ``ood_score``/``flag_ood`` (training-set feature density), ``blend``/``flag_blend``,
+    ``flag_edge``, ``flag_low_score``.
     """
 
     name = "DeepDiscEstimator"
@@ -204,6 +209,8 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             set_threads(self.config.num_threads)
             self.device = resolve_device(self.config.device)
             self.net = build_from_state(model, self.device).eval()
+            self.density = FeatureDensity.from_state(model["feature_density"]) \
+                if "feature_density" in model else None
         return model
 
     def run(self) -> None:
@@ -219,7 +226,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             return
         rows = []
         for _, _, chunk in self.input_iterator("input"):
-            rows.append(detect_rows(self.net, chunk, self.est, self.device))
+            rows.append(detect_rows(self.net, chunk, self.est, self.device, self.density))
         merged = merge_rows(self._gather(rows))
         if self.rank == 0:
             self._write_detections(merged)
@@ -227,7 +234,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             self.add_data("output", ens)
 
     def _process_chunk(self, start: int, end: int, data, first: bool) -> None:
-        ens, table = forced_rows(self.net, data, self.est, self.device)
+        ens, table = forced_rows(self.net, data, self.est, self.device, self.density)
         self._rows.append(table)
         self._do_chunk_output(ens, start, end, first)
 
