@@ -528,12 +528,21 @@ def model_meta(obj: dict[str, Any]) -> dict[str, Any]:
     return json.loads(obj["meta"])
 
 
+#: buffers that older model files may lack (their defaults apply)
+_OPTIONAL_BUFFERS = {"roi_heads.redshift_head.width_scale"}
+
+
 def build_from_state(obj: dict[str, Any], device: str | torch.device = "cpu") -> DeepDiscNet:
     """Rebuild the network from a loaded model object and load its weights."""
     meta = model_meta(obj)
     arch = dict(meta["architecture"])
     arch["z_init"] = None  # the weights carry the trained means
     net = DeepDiscNet(arch, int(meta["n_bands"]), float(meta.get("redshift_weight", 1.0)))
-    net.load_state_dict(obj["state_dict"])
+    missing, unexpected = net.load_state_dict(obj["state_dict"], strict=False)
+    # models saved before width calibration existed have no width_scale (= 1)
+    missing = set(missing) - _OPTIONAL_BUFFERS
+    if missing or unexpected:
+        raise ValueError(f"model weights do not fit the architecture: missing {sorted(missing)}, "
+                         f"unexpected {sorted(unexpected)}")
     net.arch = meta["architecture"]
     return net.to(device)
