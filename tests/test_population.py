@@ -86,3 +86,36 @@ def test_bad_config_is_named(kwargs, match):
 def test_non_positive_count_is_refused():
     with pytest.raises(ValueError, match="positive"):
         sample_population(0, PopulationConfig(NIRCAM_BANDS, "jwst_f200w", 29.0), seed=0)
+
+
+def test_model_magnitudes_reproduce_the_catalog(jades_pop):
+    from rail.deepdisc.sim.population import model_magnitudes
+
+    cat = jades_pop
+    mags = model_magnitudes(cat["sed_index"], cat["redshift"], cat["abs_mag"],
+                            cat["is_quiescent"], ["jwst_f200w", "jwst_f444w"])
+    np.testing.assert_allclose(mags[:, 0], cat["mag_jwst_f200w"], atol=2e-3)
+    np.testing.assert_allclose(mags[:, 1], cat["mag_jwst_f444w"], atol=2e-3)
+
+
+def test_hst_catalog_photometry(jades_pop):
+    from rail.deepdisc.bands import HST_ACS_BANDS
+    from rail.deepdisc.catalog_photometry import HST_DEPTHS, catalog_photometry
+    from rail.deepdisc.sim.population import model_magnitudes
+
+    cat = {k: v[:3000] for k, v in jades_pop.items() if k != "_meta"}
+    table = catalog_photometry(cat, HST_ACS_BANDS, HST_DEPTHS, seed=3)
+    err = table["flux_err_hst_f606w"][0]
+    assert 31.4 - 2.5 * np.log10(5 * err) == pytest.approx(HST_DEPTHS["hst_f606w"])
+    # the noise is Gaussian at the depth around the noiseless model fluxes
+    model = 10 ** (-0.4 * (model_magnitudes(cat["sed_index"], cat["redshift"], cat["abs_mag"],
+                                            cat["is_quiescent"], ["hst_f606w"])[:, 0] - 31.4))
+    pulls = (table["flux_hst_f606w"] - model) / err
+    assert abs(np.mean(pulls)) < 0.1 and np.std(pulls) == pytest.approx(1.0, rel=0.05)
+    # high-z galaxies drop out of the optical bands; detections have finite errors
+    dropouts = cat["redshift"] > 6.5
+    assert np.mean(table["mag_hst_f606w"][dropouts] == 99.0) > 0.6
+    detected = table["mag_hst_f814w"] < 99
+    assert np.all(table["mag_err_hst_f814w"][detected] > 0)
+    with pytest.raises(ValueError, match="no depth"):
+        catalog_photometry(cat, ["hst_f435w"], {}, seed=1)

@@ -27,9 +27,14 @@ NIRCAM_BANDS: tuple[str, ...] = (
 #: LSST bands, blue to red.
 LSST_BANDS: tuple[str, ...] = ("lsst_u", "lsst_g", "lsst_r", "lsst_i", "lsst_z", "lsst_y")
 
+#: HST ACS/WFC bands (GOODS/HUDF-like optical coverage of JWST deep fields)
+HST_ACS_BANDS: tuple[str, ...] = ("hst_f435w", "hst_f606w", "hst_f775w", "hst_f814w",
+                                  "hst_f850lp")
+
 #: scene-store band name -> astro-sedpy filter name
 SEDPY_FILTER_NAMES: dict[str, str] = {b: b for b in NIRCAM_BANDS}
 SEDPY_FILTER_NAMES.update({b: f"lsst_baseline_{b[-1]}" for b in LSST_BANDS})
+SEDPY_FILTER_NAMES.update({b: f"acs_wfc_{b.removeprefix('hst_')}" for b in HST_ACS_BANDS})
 
 KNOWN_BANDS: tuple[str, ...] = tuple(SEDPY_FILTER_NAMES)
 

@@ -264,6 +264,32 @@ def _row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarra
     return table[rows, i0] * (1.0 - frac) + table[rows, i0 + 1] * frac
 
 
+def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
+                     is_quiescent: np.ndarray, bands, library: SEDLibrary | None = None,
+                     distmod: np.ndarray | None = None) -> np.ndarray:
+    """Noiseless apparent AB magnitudes of catalog galaxies in any known bands.
+
+    ``abs_mag`` is the normalising absolute magnitude (rest 1500 A for star-forming, 5500 A
+    for quiescent galaxies), as the population stores it; so fluxes in bands the scenes were
+    not rendered in (e.g. HST for a JWST field) follow from the catalog columns.
+
+    Returns
+    -------
+    numpy.ndarray
+        Shape (n_galaxies, n_bands).
+    """
+    lib = cosmos_library() if library is None else library
+    entry = np.asarray(sed_index, dtype=np.int64)
+    z = np.asarray(z, float)
+    if distmod is None:
+        from astropy.cosmology import Planck18
+
+        distmod = Planck18.distmod(z).value
+    offset = np.where(np.asarray(is_quiescent, bool), _window_offset(lib)[entry], 0.0)
+    colour = Photometer(lib, bands).colour_terms(entry, z, UV_WINDOW) + offset[:, None]
+    return np.asarray(abs_mag, float)[:, None] + np.asarray(distmod)[:, None] + colour
+
+
 def _window_offset(lib: SEDLibrary) -> np.ndarray:
     """M_UV - M_V of each entry (adding it turns UV colour terms into V-normalised ones)."""
     return 2.5 * np.log10(lib.luminosity_nu(OPTICAL_WINDOW) / lib.luminosity_nu(UV_WINDOW))
@@ -294,10 +320,7 @@ def _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid, cum_tables
         c0, c1 = cum[np.arange(j.size), j - 1], cum[np.arange(j.size), j]
         frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
         absmag[sel] = mgrid[j - 1] + frac * _M_STEP
-    window_offset = np.where(quiescent, _window_offset(lib)[ient], 0.0)
-    phot = Photometer(lib, config.bands)
-    kb = phot.colour_terms(ient, z, UV_WINDOW) + window_offset[:, None]
-    mags = absmag[:, None] + dm[:, None] + kb
+    mags = model_magnitudes(ient, z, absmag, quiescent, config.bands, lib, distmod=dm)
     out: dict[str, np.ndarray] = {
         "redshift": z,
         "is_quiescent": quiescent.astype(np.int8),

@@ -1,0 +1,331 @@
+"""The JWST-like benchmark: DeepDISC against BPZ and EAZY on the same simulated objects.
+
+A training field (default 1,000 JADES-like scenes, seed 101) with spectroscopic-like labels
+(a realistic, incomplete, brighter subset keeps its redshift, the rest only trains detection)
+and a separate test field (200 scenes, seed 202, every true redshift kept for evaluation).
+DeepDISC is trained on the training field and run in forced and detect mode on the test
+field; the same test objects are measured (ScenePhotometry) and fitted with BPZ (the
+simulator's own templates = oracle, and CWW+SB4) and EAZY (fsps QSF 12 v3 + blue_sfhz_13,
+with and without a magnitude prior from the labelled training objects). One table is
+printed: σ_IQR, bias, outlier rate, σ_MAD, PIT KS/CvM, CDE loss per method for all objects,
+bright ones (F200W S/N > 10), blended and isolated ones (true blendedness above/below 0.1);
+completeness and purity; objects/s; training minutes.
+
+    python benchmarks/jwst_benchmark.py --output results.json          # default, CPU
+    python benchmarks/jwst_benchmark.py --quick                         # ~10 minutes
+    python benchmarks/jwst_benchmark.py --device cuda --train-scenes 4000 --epochs 30
+    python benchmarks/jwst_benchmark.py --backbone swin_t_fpn           # a study
+    python benchmarks/jwst_benchmark.py --pretrain-scenes 1000          # in-domain pretraining
+    python benchmarks/jwst_benchmark.py --template-bands nircam+hst     # unmatched bands
+
+Simulated fields, the labelled store and models are kept in ``--workdir`` (default
+``benchmark_work/``) and reused when a run asks for the same ones again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from rail.deepdisc.bands import NIRCAM_BANDS
+from rail.deepdisc.density import FeatureDensity
+from rail.deepdisc.estimate import EstimateConfig, detect_rows, forced_rows, merge_rows
+from rail.deepdisc.labels import (
+    SpecSelection,
+    relabel_store,
+    selection_record,
+    spectroscopic_subset,
+)
+from rail.deepdisc.matching import completeness_purity
+from rail.deepdisc.metrics import cde_loss, pit_metrics, point_metrics
+from rail.deepdisc.model import build_from_state, read_model_file, save_model
+from rail.deepdisc.provenance import package_versions
+from rail.deepdisc.scenes import SceneStore, read_objects
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.train import TrainConfig, resolve_device, set_threads, train
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
+METRICS = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "pit_cvm", "cde_loss", "n")
+ZGRID = np.linspace(0.0, 12.0, 1201)
+
+
+def _field(workdir: str, name: str, n: int, seed: int, size: int, workers: int) -> str:
+    path = os.path.join(workdir, f"{name}_{n}x{size}_seed{seed}.hdf5")
+    if not os.path.exists(path):
+        print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
+        simulate_field(FieldSpec(survey="jades", n_scenes=n, scene_size=size, seed=seed), path,
+                       n_workers=workers, progress=True)
+    return path
+
+
+def _train(store: str, path: str, cfg: TrainConfig, init: str | None = None) -> dict:
+    """Train (or reuse) a model; returns the loaded model object and minutes."""
+    if not os.path.exists(path):
+        t0 = time.perf_counter()
+        result = train(store, cfg, init_model=read_model_file(init) if init else None)
+        minutes = (time.perf_counter() - t0) / 60.0
+        result.meta["training"]["minutes"] = minutes
+        save_model(path, result.model, result.meta, result.extras)
+    obj = read_model_file(path)
+    meta = json.loads(obj["meta"])
+    return {"obj": obj, "minutes": meta["training"].get("minutes",
+                                                         meta["training"]["seconds"] / 60)}
+
+
+def _deepdisc(model_obj, test: str, device, batch: int):
+    net = build_from_state(model_obj, device).eval()
+    density = FeatureDensity.from_state(model_obj["feature_density"]) \
+        if "feature_density" in model_obj else None
+    cfg = EstimateConfig()
+    with SceneStore(test) as store:
+        chunks = list(store.iter_chunks(objects_per_chunk=2000))
+    t0 = time.perf_counter()
+    parts = [forced_rows(net, c, cfg, device, density) for c in chunks]
+    t_forced = time.perf_counter() - t0
+    import qp
+
+    ens = qp.concatenate([p[0] for p in parts])
+    t0 = time.perf_counter()
+    det = merge_rows([detect_rows(net, c, cfg, device, density) for c in chunks])
+    t_detect = time.perf_counter() - t0
+    return ens, det, t_forced, t_detect
+
+
+def _photometry(store: str):
+    from rail.deepdisc.photometry import PhotometryConfig, measure_store
+
+    return measure_store(store, PhotometryConfig())[0]
+
+
+def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
+    from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
+
+    from rail.deepdisc.bpz import bpz_stage_configs, prepare_bpz_data
+    from rail.deepdisc.photometry import mag_limits
+
+    t0 = time.perf_counter()
+    setup = prepare_bpz_data(os.path.join(workdir, f"{name}_data"), tset, bands, madau=True,
+                             n_workers=workers)
+    t_setup = time.perf_counter() - t0
+    inform, estimate = bpz_stage_configs(setup, [f"mag_{b}" for b in bands],
+                                         [f"mag_err_{b}" for b in bands],
+                                         mag_limits(test_table, bands, 31.4),
+                                         "mag_jwst_f200w", zmax=12.0)
+    inf = BPZliteInformer.make_stage(name=f"{name}_inform",
+                                     model=os.path.join(workdir, f"{name}.pkl"), **inform)
+    inf.inform({k: v.copy() for k, v in train_table.items()})
+    est = BPZliteEstimator.make_stage(name=name, model=inf.get_handle("model"),
+                                      output=os.path.join(workdir, f"{name}.hdf5"), **estimate)
+    t0 = time.perf_counter()
+    ens = est.estimate({k: v.copy() for k, v in test_table.items()}).data
+    return ens, time.perf_counter() - t0, t_setup
+
+
+def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, bands):
+    from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
+
+    cfg = {"bands": [f"flux_{b}" for b in bands], "err_bands": [f"flux_err_{b}" for b in bands],
+           "hdf5_groupname": "", "input_type": "flux"}
+    if prior:
+        cfg["prior_band"] = "flux_jwst_f200w"
+    t0 = time.perf_counter()
+    model = EazyInformer.make_stage(
+        name=f"{name}_inform", model=os.path.join(workdir, f"{name}_model.hdf5"),
+        templates_file=templates, template_error_file=tef, filter_list=bands, zmax=12.0,
+        training_prior=prior, **cfg).inform(train_table)
+    t_setup = time.perf_counter() - t0
+    est = EazyEstimator.make_stage(name=name, model=model,
+                                   output=os.path.join(workdir, f"{name}.hdf5"), **cfg)
+    t0 = time.perf_counter()
+    ens = est.estimate(test_table).data
+    return ens, time.perf_counter() - t0, t_setup
+
+
+def _metrics(ens, z, zphot, rows) -> dict:
+    m = point_metrics(zphot[rows], z[rows])
+    if m["n"] > 1:
+        sub = ens[rows]
+        m.update({k: v for k, v in pit_metrics(sub, z[rows]).items() if k in METRICS})
+        m["cde_loss"] = cde_loss(sub, z[rows], ZGRID)
+    return {k: m.get(k, float("nan")) for k in METRICS}
+
+
+def _labelled(table: dict) -> dict:
+    keep = np.isfinite(table["redshift"])
+    return {k: np.asarray(v)[keep] for k, v in table.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train-scenes", type=int, default=1000)
+    p.add_argument("--test-scenes", type=int, default=200)
+    p.add_argument("--size", type=int, default=128)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--backbone", default="resnet18_fpn")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--pretrain-scenes", type=int, default=0,
+                   help="pre-train on a field of this many scenes with every true redshift, "
+                        "then fine-tune on the labelled training field")
+    p.add_argument("--template-bands", default="nircam", choices=("nircam", "nircam+hst"),
+                   help="bands given to BPZ and EAZY: NIRCam only (matched to the images "
+                        "DeepDISC sees) or with HST ACS photometry as real catalogs have")
+    p.add_argument("--spec-mag50", type=float, default=27.5,
+                   help="F200W magnitude where the spectroscopic success rate halves")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0, help="simulation/BPZ processes (0: all)")
+    p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES))
+    p.add_argument("--quick", action="store_true",
+                   help="150 + 50 scenes, 8 epochs: about 10 minutes on 2 CPU cores")
+    p.add_argument("--workdir", default="benchmark_work")
+    p.add_argument("--output", default=None, help="write the results as JSON")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.train_scenes, args.test_scenes, args.epochs = 150, 50, 8
+    threads = set_threads(args.threads)
+    device = resolve_device(args.device)
+    workers = args.workers or threads
+    os.makedirs(args.workdir, exist_ok=True)
+    tdir = Path(args.eazy_templates)
+    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
+    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
+    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
+    for f in (fsps, sfhz, tef):
+        if not f.exists():
+            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    t_start = time.perf_counter()
+    timing: dict = {}
+
+    # fields: training (labelled subset), test (all true redshifts)
+    t0 = time.perf_counter()
+    train_all = _field(args.workdir, "train", args.train_scenes, 101, args.size, workers)
+    test = _field(args.workdir, "test", args.test_scenes, 202, args.size, workers)
+    timing["simulation_minutes"] = (time.perf_counter() - t0) / 60
+    selection = SpecSelection(mag_50=args.spec_mag50)
+    objects = read_objects(train_all)
+    keep = spectroscopic_subset(objects, selection, seed=101)
+    labelled = os.path.join(args.workdir, f"train_{args.train_scenes}_spec{args.spec_mag50}.hdf5")
+    if not os.path.exists(labelled):
+        relabel_store(train_all, labelled, keep)
+    print(f"training field: {keep.size} objects, {keep.sum()} with a spectroscopic redshift",
+          flush=True)
+
+    # DeepDISC: optional in-domain pre-training, then training on the labelled field
+    cfg = TrainConfig(backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
+                      device=args.device, num_threads=args.threads, seed=1)
+    tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}_spec{args.spec_mag50}"
+    init, pre_minutes = None, 0.0
+    if args.pretrain_scenes:
+        pre_store = _field(args.workdir, "pretrain", args.pretrain_scenes, 303, args.size,
+                           workers)
+        init = os.path.join(args.workdir, f"pretrain_{args.backbone}_e{args.epochs}_"
+                            f"n{args.pretrain_scenes}.pt")
+        pre_minutes = _train(pre_store, init, cfg)["minutes"]
+        tag += f"_pre{args.pretrain_scenes}"
+        cfg = TrainConfig(**{**asdict(cfg), "freeze_backbone_epochs": 2})
+    trained = _train(labelled, os.path.join(args.workdir, f"model_{tag}.pt"), cfg, init)
+    timing["training_minutes"] = trained["minutes"] + pre_minutes
+    timing["pretraining_minutes"] = pre_minutes
+    ens_dd, det, t_forced, t_detect = _deepdisc(trained["obj"], test, device,
+                                                args.batch_size)
+
+    # template fitting on photometry of the same objects (+ HST catalog photometry)
+    test_table = _photometry(test)
+    train_table = _photometry(labelled)
+    fit_bands = list(NIRCAM_BANDS)
+    if args.template_bands == "nircam+hst":
+        from rail.deepdisc.bands import HST_ACS_BANDS
+        from rail.deepdisc.catalog_photometry import HST_DEPTHS, catalog_photometry
+
+        for table, store, seed in ((test_table, test, 202), (train_table, labelled, 101)):
+            table.update(catalog_photometry(read_objects(store), HST_ACS_BANDS, HST_DEPTHS,
+                                            seed))
+        fit_bands = [*HST_ACS_BANDS, *NIRCAM_BANDS]
+    train_table = _labelled(train_table)
+    ensembles = {"deepdisc": ens_dd}
+    with SceneStore(test) as store:
+        n_obj = store.n_objects
+    timing["deepdisc"] = {"forced_objects_per_s": n_obj / t_forced,
+                          "detect_objects_per_s": n_obj / t_detect}
+    from rail.deepdisc.templates import oracle_templates
+
+    for name, tset in (("bpz_oracle", oracle_templates()), ("bpz_cww", "cww")):
+        name = name if args.template_bands == "nircam" else f"{name}_hst"
+        ens, dt, t_setup = _bpz(name, tset, train_table, test_table, args.workdir, workers,
+                                fit_bands)
+        ensembles[name] = ens
+        timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
+    for name, prior in (("eazy", True), ("eazy_noprior", False)):
+        name = name if args.template_bands == "nircam" else f"{name}_hst"
+        ens, dt, t_setup = _eazy(name, f"{fsps},{sfhz}", str(tef), train_table, test_table,
+                                 args.workdir, prior, fit_bands)
+        ensembles[name] = ens
+        timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
+
+    # metrics
+    truth = read_objects(test)
+    z = truth["redshift"]
+    bright = truth["snr_jwst_f200w"] > 10
+    blended = truth["blendedness"] > 0.1
+    subsets = {"all": np.ones(z.size, bool), "snr10": bright, "blended": bright & blended,
+               "isolated": bright & ~blended}
+    results: dict = {"subsets": {}, "detection": {}, "flags": {}, "timing": timing}
+    for sname, mask in subsets.items():
+        rows = np.flatnonzero(mask & np.isfinite(z))
+        results["subsets"][sname] = {
+            name: _metrics(ens, z, np.ravel(ens.ancil["zmode"]).astype(float), rows)
+            for name, ens in ensembles.items()}
+    order = np.argsort(truth["object_id"])
+    pos = np.searchsorted(truth["object_id"][order], det["object_id"])
+    pos = np.clip(pos, 0, z.size - 1)
+    rows = np.where((det["object_id"] >= 0) & (truth["object_id"][order][pos] ==
+                                               det["object_id"]), order[pos], -1)
+    results["detection"] = completeness_purity(rows, det["score"], z.size, bright)
+    zdd = np.ravel(ens_dd.ancil["zmode"]).astype(float)
+    for flag in ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge"):
+        values = np.ravel(ens_dd.ancil[flag]).astype(bool)
+        results["flags"][flag] = {
+            str(v): _metrics(ens_dd, z, zdd, np.flatnonzero(bright & (values == v)))
+            for v in (False, True)}
+    timing["total_minutes"] = (time.perf_counter() - t_start) / 60
+    results["config"] = {**vars(args), "spec_selection": selection_record(selection, keep),
+                         "device": str(device), "threads": threads,
+                         "versions": package_versions()}
+    _print(results)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fout:
+            json.dump(results, fout, indent=1, default=float)
+        print(f"wrote {args.output}")
+    return 0
+
+
+def _print(results: dict) -> None:
+    t = results["timing"]
+    print(f"\ntraining {t['training_minutes']:.1f} min; detection (F200W S/N > 10): "
+          f"completeness {results['detection']['completeness']:.3f}, "
+          f"purity {results['detection']['purity']:.3f}")
+    head = f"{'subset':9s} {'method':13s} " + " ".join(f"{m:>9s}" for m in METRICS) + \
+        f" {'obj/s':>8s}"
+    print(head)
+    print("-" * len(head))
+    for sname, methods in results["subsets"].items():
+        for name, m in methods.items():
+            speed = t[name].get("objects_per_s", t[name].get("forced_objects_per_s"))
+            cells = " ".join(f"{m[k]:9.0f}" if k == "n" else f"{m[k]:9.4f}" for k in METRICS)
+            print(f"{sname:9s} {name:13s} {cells} {speed:8.1f}")
+    print("\nDeepDISC (F200W S/N > 10) by quality flag: flag=0 | flag=1 (sigma_iqr, outlier, n)")
+    for flag, byv in results["flags"].items():
+        a, b = byv["False"], byv["True"]
+        print(f"  {flag:14s} {a['sigma_iqr']:.4f} {a['outlier_rate']:.3f} {a['n']:5.0f} | "
+              f"{b['sigma_iqr']:.4f} {b['outlier_rate']:.3f} {b['n']:5.0f}")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
