@@ -3,8 +3,9 @@
 A training field (default 1,000 JADES-like scenes, seed 101) with spectroscopic-like labels
 (a realistic, incomplete, brighter subset keeps its redshift, the rest only trains detection)
 and a separate test field (200 scenes, seed 202, every true redshift kept for evaluation).
-DeepDISC is trained on the training field and run in forced and detect mode on the test
-field; the same test objects are measured (ScenePhotometry) and fitted with BPZ (the
+DeepDISC is pre-trained in domain on a larger simulated field with every true redshift
+(default 2,000 scenes, seed 303; ``--pretrain-scenes 0`` trains from scratch), fine-tuned on
+the labelled training field and run in forced and detect mode on the test field; the same test objects are measured (ScenePhotometry) and fitted with BPZ (the
 simulator's own templates = oracle, and CWW+SB4) and EAZY (fsps QSF 12 v3 + blue_sfhz_13,
 with and without a magnitude prior from the labelled training objects). One table is
 printed: σ_IQR, bias, outlier rate, σ_MAD, PIT KS/CvM, CDE loss per method for all objects,
@@ -15,7 +16,7 @@ completeness and purity; objects/s; training minutes.
     python benchmarks/jwst_benchmark.py --quick                         # ~10 minutes
     python benchmarks/jwst_benchmark.py --device cuda --train-scenes 4000 --epochs 30
     python benchmarks/jwst_benchmark.py --backbone swin_t_fpn           # a study
-    python benchmarks/jwst_benchmark.py --pretrain-scenes 1000          # in-domain pretraining
+    python benchmarks/jwst_benchmark.py --pretrain-scenes 0 --epochs 20  # from scratch
     python benchmarks/jwst_benchmark.py --template-bands nircam+hst     # unmatched bands
 
 Simulated fields, the labelled store and models are kept in ``--workdir`` (default
@@ -150,7 +151,7 @@ def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, b
 
 def _metrics(ens, z, zphot, rows) -> dict:
     m = point_metrics(zphot[rows], z[rows])
-    if m["n"] > 1:
+    if m["n"] >= 10:  # PIT statistics of a handful of objects are noise (and qp fails)
         sub = ens[rows]
         m.update({k: v for k, v in pit_metrics(sub, z[rows]).items() if k in METRICS})
         m["cde_loss"] = cde_loss(sub, z[rows], ZGRID)
@@ -167,12 +168,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--train-scenes", type=int, default=1000)
     p.add_argument("--test-scenes", type=int, default=200)
     p.add_argument("--size", type=int, default=128)
-    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--epochs", type=int, default=8,
+                   help="epochs on the labelled training field (fine-tuning after pretraining)")
     p.add_argument("--backbone", default="resnet18_fpn")
     p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--pretrain-scenes", type=int, default=0,
-                   help="pre-train on a field of this many scenes with every true redshift, "
-                        "then fine-tune on the labelled training field")
+    p.add_argument("--pretrain-scenes", type=int, default=2000,
+                   help="pre-train on a simulated field of this many scenes with every true "
+                        "redshift, then fine-tune on the labelled training field (0: train "
+                        "from scratch on the labelled field)")
+    p.add_argument("--pretrain-epochs", type=int, default=12)
+    p.add_argument("--finetune-lr", type=float, default=3.0e-4,
+                   help="learning rate of the fine-tuning after pretraining")
     p.add_argument("--template-bands", default="nircam", choices=("nircam", "nircam+hst"),
                    help="bands given to BPZ and EAZY: NIRCam only (matched to the images "
                         "DeepDISC sees) or with HST ACS photometry as real catalogs have")
@@ -183,12 +189,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=0, help="simulation/BPZ processes (0: all)")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES))
     p.add_argument("--quick", action="store_true",
-                   help="150 + 50 scenes, 8 epochs: about 10 minutes on 2 CPU cores")
+                   help="150 + 50 scenes (pretraining on 300, 6 + 4 epochs): about 10 minutes "
+                        "on 2 CPU cores")
     p.add_argument("--workdir", default="benchmark_work")
     p.add_argument("--output", default=None, help="write the results as JSON")
     args = p.parse_args(argv)
     if args.quick:
-        args.train_scenes, args.test_scenes, args.epochs = 150, 50, 8
+        args.train_scenes, args.test_scenes, args.epochs = 150, 50, 4
+        if args.pretrain_scenes:
+            args.pretrain_scenes, args.pretrain_epochs = 300, 6
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     workers = args.workers or threads
@@ -225,11 +234,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.pretrain_scenes:
         pre_store = _field(args.workdir, "pretrain", args.pretrain_scenes, 303, args.size,
                            workers)
-        init = os.path.join(args.workdir, f"pretrain_{args.backbone}_e{args.epochs}_"
+        init = os.path.join(args.workdir, f"pretrain_{args.backbone}_e{args.pretrain_epochs}_"
                             f"n{args.pretrain_scenes}.pt")
-        pre_minutes = _train(pre_store, init, cfg)["minutes"]
-        tag += f"_pre{args.pretrain_scenes}"
-        cfg = TrainConfig(**{**asdict(cfg), "freeze_backbone_epochs": 2})
+        pre_cfg = TrainConfig(**{**asdict(cfg), "epochs": args.pretrain_epochs})
+        pre_minutes = _train(pre_store, init, pre_cfg)["minutes"]
+        tag += f"_pre{args.pretrain_scenes}e{args.pretrain_epochs}_lr{args.finetune_lr:g}"
+        cfg = TrainConfig(**{**asdict(cfg), "learning_rate": args.finetune_lr,
+                             "freeze_backbone_epochs": 1})
     trained = _train(labelled, os.path.join(args.workdir, f"model_{tag}.pt"), cfg, init)
     timing["training_minutes"] = trained["minutes"] + pre_minutes
     timing["pretraining_minutes"] = pre_minutes
@@ -289,11 +300,13 @@ def main(argv: list[str] | None = None) -> int:
                                                det["object_id"]), order[pos], -1)
     results["detection"] = completeness_purity(rows, det["score"], z.size, bright)
     zdd = np.ravel(ens_dd.ancil["zmode"]).astype(float)
-    for flag in ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge"):
-        values = np.ravel(ens_dd.ancil[flag]).astype(bool)
-        results["flags"][flag] = {
-            str(v): _metrics(ens_dd, z, zdd, np.flatnonzero(bright & (values == v)))
-            for v in (False, True)}
+    for sname in ("all", "snr10"):
+        results["flags"][sname] = {}
+        for flag in ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge"):
+            values = np.ravel(ens_dd.ancil[flag]).astype(bool)
+            results["flags"][sname][flag] = {
+                str(v): _metrics(ens_dd, z, zdd, np.flatnonzero(subsets[sname] & (values == v)))
+                for v in (False, True)}
     timing["total_minutes"] = (time.perf_counter() - t_start) / 60
     results["config"] = {**vars(args), "spec_selection": selection_record(selection, keep),
                          "device": str(device), "threads": threads,
@@ -320,11 +333,14 @@ def _print(results: dict) -> None:
             speed = t[name].get("objects_per_s", t[name].get("forced_objects_per_s"))
             cells = " ".join(f"{m[k]:9.0f}" if k == "n" else f"{m[k]:9.4f}" for k in METRICS)
             print(f"{sname:9s} {name:13s} {cells} {speed:8.1f}")
-    print("\nDeepDISC (F200W S/N > 10) by quality flag: flag=0 | flag=1 (sigma_iqr, outlier, n)")
-    for flag, byv in results["flags"].items():
-        a, b = byv["False"], byv["True"]
-        print(f"  {flag:14s} {a['sigma_iqr']:.4f} {a['outlier_rate']:.3f} {a['n']:5.0f} | "
-              f"{b['sigma_iqr']:.4f} {b['outlier_rate']:.3f} {b['n']:5.0f}")
+    for sname, flags in results["flags"].items():
+        print(f"\nDeepDISC ({sname}) by quality flag: flag=0 | flag=1 "
+              "(sigma_iqr, outlier rate, PIT KS, n)")
+        for flag, byv in flags.items():
+            a, b = byv["False"], byv["True"]
+            print(f"  {flag:14s} " + " | ".join(
+                f"{m['sigma_iqr']:.4f} {m['outlier_rate']:.3f} {m['pit_ks']:.3f} {m['n']:5.0f}"
+                for m in (a, b)))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,21 @@ def test_density_flags_what_training_never_saw():
     assert np.isinf(dens.score(np.array([[np.nan, 0, 0, 0]])))[0]
 
 
+def test_density_on_chosen_columns():
+    rng = np.random.default_rng(1)
+    train = rng.normal(size=(2000, 5))
+    dens = FeatureDensity.fit(train, columns=(1, 3))
+    test = rng.normal(size=(300, 5))
+    odd = test.copy()
+    odd[:, [0, 2, 4]] += 8.0  # far away only in the columns the density ignores
+    np.testing.assert_allclose(dens.score(odd), dens.score(test))
+    odd[:, 3] += 8.0
+    assert np.all(dens.score(odd) > 1)
+    again = FeatureDensity.from_state(dens.to_state())
+    assert again.columns == (1, 3)
+    np.testing.assert_allclose(again.score(test), dens.score(test), rtol=1e-5)
+
+
 def test_overlap_and_flags():
     boxes = np.array([[0, 0, 10, 10], [5, 0, 15, 10], [40, 40, 50, 50], [0, 0, 10, 10.0]])
     scenes = np.array([0, 0, 0, 1])

@@ -437,7 +437,8 @@ def train(store_path: str | os.PathLike, config: TrainConfig,
         "versions": package_versions(),
     }
     meta["feature_density"] = {"k": density.k, "quantile": density.quantile,
-                               "n_bank": int(density.bank.shape[0])}
+                               "n_bank": int(density.bank.shape[0]),
+                               "columns": list(density.columns or ())}
     model.eval()
     return TrainResult(model=model.cpu(), meta=meta,
                        extras={"feature_density": density.to_state()})
@@ -456,7 +457,8 @@ def training_density(model: DeepDiscNet, data: SceneTrainingData, batch_size: in
         known = np.concatenate([np.isfinite(t["redshifts"]) for _, t in batch])
         f = model.photometric_features(images, boxes).cpu().numpy()
         feats.append(f[known])
-    return FeatureDensity.fit(np.concatenate(feats))
+    n = model.n_bands  # core S/N columns of the (box S/N, core S/N, size) vector
+    return FeatureDensity.fit(np.concatenate(feats), columns=tuple(range(n, 2 * n)))
 
 
 def _fmt(losses: dict[str, float] | None) -> str:
