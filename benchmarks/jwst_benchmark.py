@@ -5,12 +5,13 @@ A training field (default 1,000 JADES-like scenes, seed 101) with spectroscopic-
 and a separate test field (200 scenes, seed 202, every true redshift kept for evaluation).
 DeepDISC is pre-trained in domain on a larger simulated field with every true redshift
 (default 2,000 scenes, seed 303; ``--pretrain-scenes 0`` trains from scratch), fine-tuned on
-the labelled training field and run in forced and detect mode on the test field; the same test objects are measured (ScenePhotometry) and fitted with BPZ (the
-simulator's own templates = oracle, and CWW+SB4) and EAZY (fsps QSF 12 v3 + blue_sfhz_13,
-with and without a magnitude prior from the labelled training objects). One table is
-printed: σ_IQR, bias, outlier rate, σ_MAD, PIT KS/CvM, CDE loss per method for all objects,
-bright ones (F200W S/N > 10), blended and isolated ones (true blendedness above/below 0.1);
-completeness and purity; objects/s; training minutes.
+the labelled training field and run in forced and detect mode on the test field; the same
+test objects are measured (ScenePhotometry) and fitted with BPZ (the simulator's own
+templates = oracle, and CWW+SB4) and EAZY (fsps QSF 12 v3 + blue_sfhz_13, with and without a
+magnitude prior from the labelled training objects). One table is printed: σ_IQR, bias,
+outlier rate, σ_MAD, PIT KS/CvM, CDE loss per method for all objects, bright ones (F200W
+S/N > 10), blended and isolated bright ones (true blendedness above/below 0.1); completeness
+and purity; objects/s; training minutes; DeepDISC's metrics by quality flag.
 
     python benchmarks/jwst_benchmark.py --output results.json          # default, CPU
     python benchmarks/jwst_benchmark.py --quick                         # ~10 minutes

@@ -97,6 +97,35 @@ def test_report_writes_table_and_figures(tmp_path):
 
     metrics = json.loads((tmp_path / "metrics.json").read_text())["metrics"]
     assert metrics["bright"]["good"]["sigma_iqr"] < metrics["bright"]["bad"]["sigma_iqr"]
+    assert "flags" not in metrics  # no method carries quality flags
     with pytest.raises(ValueError, match="row-aligned"):
         write_report(tmp_path / "x", [MethodResult("short", results[0].ensemble[np.arange(5)])],
                      truth, survey="jades")
+
+
+def test_report_splits_metrics_by_quality_flag(tmp_path):
+    rng = np.random.default_rng(2)
+    n = 600
+    z = rng.uniform(0.2, 4, n)
+    truth = {"redshift": z, "snr_jwst_f200w": rng.uniform(2, 60, n),
+             "mag_jwst_f200w": rng.uniform(24, 30, n)}
+    ood = (np.arange(n) % 5 == 0).astype(np.int8)
+    scatter = np.where(ood == 1, 0.2, 0.02)
+    loc = z + rng.normal(0, 1, n) * scatter * (1 + z)
+    ens = qp.Ensemble(qp.stats.norm, data={"loc": loc[:, None],
+                                           "scale": (scatter * (1 + loc))[:, None]})
+    ens.set_ancil({"zmode": loc, "flag_ood": ood, "flag_edge": np.zeros(n, np.int8)})
+    plain = qp.Ensemble(qp.stats.norm, data={"loc": loc[:, None], "scale": 0.1 + 0 * loc[:, None]})
+    plain.set_ancil({"zmode": loc})
+    write_report(tmp_path, [MethodResult("deepdisc", ens), MethodResult("bpz", plain)], truth,
+                 survey="jades")
+    import json
+
+    flags = json.loads((tmp_path / "metrics.json").read_text())["metrics"]["flags"]
+    assert list(flags) == ["deepdisc"]  # only methods with flags
+    m = flags["deepdisc"]
+    assert m["flag_ood=0"]["n"] == n - ood.sum() and m["flag_ood=1"]["n"] == ood.sum()
+    assert m["flag_ood=1"]["sigma_iqr"] > 5 * m["flag_ood=0"]["sigma_iqr"]
+    assert m["flag_edge=1"]["n"] == 0
+    text = (tmp_path / "report.md").read_text()
+    assert "## By quality flag" in text and "| flag_ood=1 |" in text

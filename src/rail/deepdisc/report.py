@@ -34,6 +34,8 @@ TABLE_COLUMNS = (
 )
 
 DETECTION_BANDS = {"jades": "jwst_f200w", "lsst": "lsst_i"}
+#: quality flags of an estimator's ancil (DeepDISC's) that the report splits metrics by
+QUALITY_FLAGS = ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge")
 
 
 @dataclass
@@ -97,9 +99,32 @@ def metrics_table(results: Sequence[MethodResult], truth: Mapping[str, np.ndarra
     return table
 
 
-def markdown_table(metrics: Mapping[str, Mapping[str, Any]]) -> str:
-    """A Markdown table, one row per method."""
-    head = "| method | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
+def flag_table(results: Sequence[MethodResult], truth: Mapping[str, np.ndarray],
+               mask: np.ndarray) -> dict[str, dict[str, dict[str, Any]]]:
+    """``{method: {"<flag>=0|1": metrics}}`` within ``mask`` for every method whose ensemble
+    carries quality flags in its ancil (:data:`QUALITY_FLAGS`); methods without are left out.
+    """
+    z = np.asarray(truth["redshift"], float)
+    out: dict[str, dict[str, dict[str, Any]]] = {}
+    for res in results:
+        ancil = res.ensemble.ancil or {}
+        flags = [f for f in QUALITY_FLAGS if f in ancil]
+        if not flags:
+            continue
+        out[res.name] = {}
+        for flag in flags:
+            values = np.asarray(ancil[flag]).ravel().astype(bool)
+            for v in (False, True):
+                rows = np.flatnonzero(mask & (values == v))
+                m = photoz_metrics(res.ensemble[rows], z[rows], res.point()[rows]) \
+                    if rows.size >= 10 else point_metrics(res.point()[rows], z[rows])
+                out[res.name][f"{flag}={int(v)}"] = m
+    return out
+
+
+def markdown_table(metrics: Mapping[str, Mapping[str, Any]], label: str = "method") -> str:
+    """A Markdown table, one row per method (or per ``label``)."""
+    head = f"| {label} | " + " | ".join(h for _, h, _ in TABLE_COLUMNS) + " |"
     sep = "|---|" + "---:|" * len(TABLE_COLUMNS)
     lines = [head, sep]
     for method, m in metrics.items():
@@ -307,6 +332,16 @@ def write_report(output_dir: str | os.PathLike, results: Sequence[MethodResult],
     md = [f"# {title}", ""]
     for name, label in (("bright", bright_label), ("all", "all objects with a redshift")):
         md += [f"## {label}", "", markdown_table(table[name]), ""]
+    flags = flag_table(results, truth, masks["all"])
+    if flags:
+        table["flags"] = flags
+        md += ["## By quality flag (all objects with a redshift)", "",
+               "Metrics of the objects with each flag unset (=0) and set (=1): `flag_ood` "
+               "out of the training set's colour–magnitude distribution, `flag_blend` box "
+               "overlapping another by > 10%, `flag_low_snr` core S/N < 10, `flag_edge` box "
+               "touching the scene edge.", ""]
+        for method, rows in flags.items():
+            md += [f"### {method}", "", markdown_table(rows, "subset"), ""]
     if detections is not None:
         d = table["detection"]
         md += ["## Detection (detect mode)", "",
