@@ -195,10 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workdir", default="benchmark_work")
     p.add_argument("--output", default=None, help="write the results as JSON")
     args = p.parse_args(argv)
-    if args.quick:
-        args.train_scenes, args.test_scenes, args.epochs = 150, 50, 4
-        if args.pretrain_scenes:
-            args.pretrain_scenes, args.pretrain_epochs = 300, 6
+    if args.quick:  # smaller defaults; options given explicitly still win
+        p.set_defaults(train_scenes=150, test_scenes=50, epochs=4, pretrain_scenes=300,
+                       pretrain_epochs=6)
+        args = p.parse_args(argv)
     threads = set_threads(args.threads)
     device = resolve_device(args.device)
     workers = args.workers or threads
