@@ -204,3 +204,26 @@ def test_importing_the_package_does_not_import_eazy():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_eazy_writes_nothing_into_installed_packages(fsps_param, jades_kron, tmp_path):
+    eazy = import_eazy()
+    from rail.utils.path_utils import RAILDIR
+
+    roots = [os.path.dirname(eazy.__file__), os.path.join(RAILDIR, "rail")]
+
+    def listing() -> dict[str, int]:
+        return {os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+                for root in roots for d, _, files in os.walk(root) if "__pycache__" not in d
+                for f in files}
+
+    before = listing()
+    data = {k: v[:20] for k, v in jades_kron.items()}
+    model = EazyInformer.make_stage(name="eazy_clean_inform", model=str(tmp_path / "m.hdf5"),
+                                    templates_file=fsps_param, zmax=12.0, input_type="flux",
+                                    training_prior=False, **JWST).inform(data)
+    est = EazyEstimator.make_stage(name="eazy_clean", model=model, input_type="flux",
+                                   output=str(tmp_path / "eazy.hdf5"),
+                                   **{k: v for k, v in JWST.items() if k != "filter_list"})
+    assert est.estimate(data).data.npdf == 20
+    assert listing() == before
