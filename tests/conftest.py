@@ -75,3 +75,30 @@ def tiny_model(tiny_train_store, tmp_path_factory) -> str:
     result = train(tiny_train_store, cfg, progress=False)
     return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", result.model, result.meta,
                       result.extras)
+
+
+# --- real-data path (issue 6) ---------------------------------------------------------
+@pytest.fixture(scope="session")
+def fits_field(tmp_path_factory):
+    """A simulated 256x256 JADES-like field (seed 31) written as survey data: per-band FITS
+    mosaics (MJy/sr, SCI + ERR, rotated TAN-SIP WCS, 8-pixel NaN border), a segmentation
+    map and a FITS catalog; returns (truth scene store, FitsField)."""
+    from rail.deepdisc.sim.fits_field import write_fits_field
+
+    folder = tmp_path_factory.mktemp("fits_field")
+    spec = FieldSpec(survey="jades", n_scenes=1, scene_size=256, seed=31, objects_per_scene=45)
+    truth = simulate_field(spec, folder / "truth.hdf5", n_workers=1, progress=False)
+    return truth, write_fits_field(truth, folder / "mosaics")
+
+
+@pytest.fixture(scope="session")
+def tiled_field(fits_field, tmp_path_factory) -> str:
+    """``fits_field`` tiled into 96x96 tiles overlapping by 24 pixels (4 x 4 tiles)."""
+    from rail.deepdisc.catalogs import CatalogColumns
+    from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
+
+    _, field = fits_field
+    cfg = TilerConfig(images=field.images, errors=field.errors, segmap=field.segmap,
+                      columns=CatalogColumns(id_col="id"), tile_size=96, overlap=24)
+    path = tmp_path_factory.mktemp("tiled") / "tiles.hdf5"
+    return tile_mosaic(cfg, field.catalog, path).output

@@ -271,6 +271,11 @@ class SceneWriter:
             self._scenes.append(row)
         self.n_scenes += n
 
+    def set_provenance(self, provenance: str) -> None:
+        """Replace the provenance JSON (for writers that know what they did only at the end,
+        e.g. how many objects a tiling kept); written when the block ends."""
+        self._attrs["provenance"] = provenance
+
     def _append(self, name: str, data: np.ndarray) -> None:
         dset = self._file[name]
         old = dset.shape[0]
