@@ -41,15 +41,17 @@ def test_bad_tiling_is_named(size, overlap, message):
 
 
 def _brute_owner(x, y, x0s, y0s, size):
-    best, best_d = -1, -np.inf
+    best, best_key = -1, None
     for k, (a, b) in enumerate(zip(x0s, y0s, strict=True)):
         px, py = np.floor(x + 0.5), np.floor(y + 0.5)
         if not (a <= px < a + size and b <= py < b + size):
             continue
-        d = min(x - a + 0.5, a + size - 0.5 - x, y - b + 0.5, b + size - 0.5 - y)
-        # ties: smaller y0, then smaller x0
-        if d > best_d or (d == best_d and (b, a) < (y0s[best], x0s[best])):
-            best, best_d = k, d
+        dx = min(x - a + 0.5, a + size - 0.5 - x)
+        dy = min(y - b + 0.5, b + size - 0.5 - y)
+        # farthest from the nearest edge, then from the edges across; then smaller y0, x0
+        key = (min(dx, dy), max(dx, dy), -b, -a)
+        if best_key is None or key > best_key:
+            best, best_key = k, key
     return best
 
 
@@ -68,6 +70,11 @@ def test_owner_is_the_tile_farthest_from_the_edge():
     assert np.all(d > 0)
     interior = (x > 64) & (x < 260 - 64) & (y > 64) & (y < 300 - 64)
     assert np.all(d[interior] >= 20 / 2)
+    # on a full grid: the tile whose centre is nearest along each axis separately
+    cx, cy = x0s + 31.5, y0s + 31.5
+    ix = np.argmin(np.abs(x[:, None] - np.unique(cx)[None, :]), axis=1)
+    iy = np.argmin(np.abs(y[:, None] - np.unique(cy)[None, :]), axis=1)
+    np.testing.assert_array_equal(owner, iy * grid.shape[1] + ix)
 
 
 def test_owner_among_a_sparse_set_of_tiles_and_outside():

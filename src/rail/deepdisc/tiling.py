@@ -2,11 +2,14 @@
 
 One rule serves both ends of a whole-field run. A point of the mosaic (a catalog object, a
 detection) *belongs* to the tile, among those that contain it, where it lies farthest from
-the tile's edge (the Chebyshev-nearest tile centre); ties go to the tile with the smaller
-``y0``, then the smaller ``x0``. :class:`~rail.deepdisc.mosaic.MosaicTiler` lists every
-catalog object only in the tile it belongs to (so forced estimation gives one row per
-object), and whole-field detection keeps a detection only in the tile its centre belongs to
-(see :mod:`rail.deepdisc.field`).
+the tile's edge; among tiles where it is equally far (its nearest edge runs along the same
+axis in each), the one where it also lies farthest from the edges across the other axis;
+remaining ties go to the smaller ``y0``, then the smaller ``x0``. On a full grid this is the
+tile whose centre is nearest along each axis separately, so the mosaic is partitioned into
+rectangles, one per tile, each at least ``overlap / 2`` from its tile's inner edges.
+:class:`~rail.deepdisc.mosaic.MosaicTiler` lists every catalog object only in the tile it
+belongs to (so forced estimation gives one row per object), and whole-field detection keeps
+a detection only in the tile its centre belongs to (see :mod:`rail.deepdisc.field`).
 
 Pixel coordinates are 0-based with pixel centres on integers; a tile with origin
 ``(x0, y0)`` and shape ``(height, width)`` holds the pixels ``x0 <= i < x0 + width``,
@@ -119,7 +122,7 @@ def owner_tiles(x: np.ndarray, y: np.ndarray, tile_x0: np.ndarray, tile_y0: np.n
 
     The tiles are any set of equal-sized tiles on one mosaic (a full grid, or the tiles a
     scene store kept); a point belongs to the tile that contains it and where it lies
-    farthest from the edge, ties to the smaller ``y0`` then ``x0``. Vectorised: the tiles
+    farthest from the edge (see the module docstring for ties). Vectorised: the tiles
     containing a point form a contiguous run of the sorted origins along each axis.
 
     Parameters
@@ -174,12 +177,15 @@ def _axis_candidates(c: np.ndarray, origins: np.ndarray, size: int
 def _owners_block(x, y, ux, uy, lookup, height, width) -> np.ndarray:
     cx, dx = _axis_candidates(x, ux, width)
     cy, dy = _axis_candidates(y, uy, height)
-    tile = lookup[cy[:, :, None], cx[:, None, :]]
-    dist = np.minimum(dy[:, :, None], dx[:, None, :])
-    dist = np.where(tile >= 0, dist, -np.inf).reshape(x.size, -1)
-    best = np.argmax(dist, axis=1)
-    found = np.isfinite(dist[np.arange(x.size), best])
-    return np.where(found, tile.reshape(x.size, -1)[np.arange(x.size), best], -1)
+    tile = lookup[cy[:, :, None], cx[:, None, :]].reshape(x.size, -1)
+    near = np.minimum(dy[:, :, None], dx[:, None, :]).reshape(x.size, -1)
+    far = np.maximum(dy[:, :, None], dx[:, None, :]).reshape(x.size, -1)
+    near = np.where(tile >= 0, near, -np.inf)
+    # farthest from the nearest edge; among equals, farthest from the edges across
+    top = near == np.max(near, axis=1, keepdims=True)
+    best = np.argmax(np.where(top & (tile >= 0), far, -np.inf), axis=1)
+    rows = np.arange(x.size)
+    return np.where(np.isfinite(near[rows, best]), tile[rows, best], -1)
 
 
 def tile_wcs_header(wcs, x0: int, y0: int, height: int, width: int) -> str:
