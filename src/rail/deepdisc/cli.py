@@ -92,7 +92,7 @@ _TRAIN_OPTIONS = ("backbone", "num_components", "epochs", "batch_size", "learnin
                   "redshift_weight", "device", "num_threads", "seed", "init_model",
                   "checkpoint_dir", "augment")
 _ESTIMATE_OPTIONS = ("mode", "score_threshold", "nms_threshold", "batch_size", "device",
-                     "num_threads", "chunk_size")
+                     "num_threads", "chunk_size", "deduplicate")
 
 
 def _cmd_photometry(args: argparse.Namespace) -> int:
@@ -220,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("--chunk-size", dest="chunk_size", type=_positive_int)
     es.add_argument("--device")
     es.add_argument("--num-threads", dest="num_threads", type=int)
+    es.add_argument("--keep-duplicates", dest="deduplicate", action="store_false", default=None,
+                    help="detect mode on a tiled mosaic: keep every tile's detections")
     es.set_defaults(func=_cmd_estimate)
     phot = sub.add_parser("photometry", parents=[common],
                           help="measure fluxes and magnitudes of a scene store's objects")

@@ -5,6 +5,7 @@ Used by ``DeepDiscEstimator`` (and the ``rail-deepdisc estimate`` command) chunk
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,10 +13,11 @@ import numpy as np
 import torch
 
 from .density import FeatureDensity
+from .field import TileLayout, merge_tiles
 from .matching import box_iou, greedy_match
 from .model import DeepDiscNet, model_meta
 from .predict import Mixtures, object_boxes, predict_detect, predict_forced
-from .scenes import SceneChunk
+from .scenes import SceneChunk, SceneStore
 
 MODES = ("forced", "detect")
 #: detections below this score get ``flag_low_score``; it is also the metrics' cut
@@ -238,8 +240,33 @@ _ANCIL_COLUMNS = ("object_id", "scene", "x", "y", "ra", "dec", "score", "zmode",
                   "flag_low_snr", "ood_score", "flag_ood", "blend", "flag_blend")
 
 
-def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """Concatenate per-chunk rows; for detect rows also build the ensemble (``_ensemble``)."""
+Selector = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndarray]]]
+
+
+def field_selector(store: SceneStore, cfg: EstimateConfig) -> Selector | None:
+    """For detect mode on a tiled mosaic (a store written by the tiler), the selection that
+    removes the duplicates of overlapping tiles and matches the rest over the whole field
+    (:func:`rail.deepdisc.field.merge_tiles`); None for other stores."""
+    layout = TileLayout.from_store(store)
+    if layout is None or cfg.mode != "detect":
+        return None
+    objects = store.objects(["scene", "object_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1",
+                             "bbox_y1", "redshift"])
+    pixel = store.info.pixel_scale_arcsec
+
+    def select(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        return merge_tiles(columns, layout, objects, pixel, cfg.nms_threshold,
+                           cfg.match_radius)
+
+    return select
+
+
+def merge_rows(rows: list[dict[str, Any]], select: Selector | None = None) -> dict[str, Any]:
+    """Concatenate per-chunk rows; for detect rows also build the ensemble (``_ensemble``).
+
+    ``select`` (detect rows), given the merged columns, returns the indices of the rows to
+    keep and new values of some columns for them (see :func:`field_selector`).
+    """
     if not rows:
         return {c: np.zeros(0) for c in _DETECTION_COLUMNS}
     keys = [k for k in rows[0] if not k.startswith("_")]
@@ -247,6 +274,11 @@ def merge_rows(rows: list[dict[str, Any]]) -> dict[str, Any]:
     if "_mixtures" in rows[0]:
         k = rows[0]["_mixtures"].weights.shape[1]
         mix = Mixtures.concatenate([r["_mixtures"] for r in rows], k)
+        if select is not None:
+            keep, updates = select(out)
+            out = {c: v[keep] for c, v in out.items()}
+            out.update(updates)
+            mix = mix.take(keep)
         ens = mix.ensemble()
         ens.set_ancil({c: out[c] for c in _ANCIL_COLUMNS})
         out = {c: out[c] for c in _DETECTION_COLUMNS}

@@ -39,6 +39,10 @@ class Mixtures:
         return cls(*(np.concatenate([getattr(p, a) for p in parts])
                      for a in ("weights", "means", "stds")))
 
+    def take(self, index: np.ndarray) -> Mixtures:
+        """The mixtures of the given rows."""
+        return Mixtures(self.weights[index], self.means[index], self.stds[index])
+
     def ensemble(self):
         """A ``qp.mixmod`` ensemble."""
         import qp

@@ -6,7 +6,10 @@ writes a model file (``.pt``: a state dict plus a JSON description, loadable wit
 and writes a ``qp.mixmod`` ensemble: in ``forced`` mode exactly one row per object of the
 input, in its order (boxes from the store), so RAIL evaluators line it up with the truth and
 with BPZ/EAZY; in ``detect`` mode one row per detection, matched to the store's objects.
-Both modes also write a ``detections`` table.
+Both modes also write a ``detections`` table. On a tiled mosaic (the output of
+``MosaicTiler``), forced mode gives one row per catalog object (the tiler lists each object
+in one tile), and detect mode removes the duplicates that overlapping tiles produce and
+matches the detections to the objects over the whole field (``deduplicate``).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from rail.deepdisc.estimate import (
     EstimateConfig,
     check_bands,
     detect_rows,
+    field_selector,
     forced_rows,
     merge_rows,
 )
@@ -159,6 +163,13 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     (``rail.deepdisc.estimate.quality_flags``): ``snr``/``flag_low_snr``,
     ``ood_score``/``flag_ood`` (training-set feature density), ``blend``/``flag_blend``,
     ``flag_edge``, ``flag_low_score``.
+
+    On a tiled mosaic (a store written by ``MosaicTiler``) detect mode keeps one row per
+    source on the sky: a detection is kept only by the tile where its centre lies farthest
+    from the edge, detections of different tiles whose boxes overlap at IoU >=
+    ``nms_threshold`` keep the higher score, and the rest are matched to the objects over
+    the whole mosaic (``deduplicate=False`` keeps every tile's detections). Every column of
+    a kept row, quality flags included, is the one its tile computed.
     """
 
     name = "DeepDiscEstimator"
@@ -176,6 +187,8 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
         zmin=SharedParams.copy_param("zmin"),
         zmax=Param(float, 15.0, msg="upper end of the grid of zmode/zmedian"),
         nzbins=Param(int, 1501, msg="points of the grid of zmode/zmedian"),
+        deduplicate=Param(bool, True, msg="detect mode on a tiled mosaic: one row per source "
+                                          "(drop the copies from overlapping tiles)"),
     )
     config_options["chunk_size"] = Param(int, 2000, msg="objects per chunk (whole scenes)")
     inputs = [("model", DeepDiscModelHandle), ("input", SceneHandle)]
@@ -220,6 +233,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             raise ValueError(f"{self.name}: no model given")
         with SceneStore(_store_path(self.get_handle("input", allow_missing=True))) as store:
             check_bands(self.model, store.bands, store.path)
+            select = field_selector(store, self.est) if self.config.deduplicate else None
         if self.est.mode == "forced":
             CatEstimator.run(self)
             self._write_detections(merge_rows(self._gather(self._rows)))
@@ -227,7 +241,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
         rows = []
         for _, _, chunk in self.input_iterator("input"):
             rows.append(detect_rows(self.net, chunk, self.est, self.device, self.density))
-        merged = merge_rows(self._gather(rows))
+        merged = merge_rows(self._gather(rows), select)
         if self.rank == 0:
             self._write_detections(merged)
             ens = merged.pop("_ensemble")
