@@ -122,6 +122,47 @@ def _cmd_photometry(args: argparse.Namespace) -> int:
     return 0
 
 
+def _band_value(text: str) -> tuple[str, str]:
+    """``BAND=VALUE`` (e.g. ``jwst_f200w=mosaic.fits[SCI]``) as a pair."""
+    band, sep, value = text.partition("=")
+    if not sep or not band.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected BAND=VALUE, got {text!r}")
+    return band.strip(), value.strip()
+
+
+def _band_map(pairs: Sequence[tuple[str, str]] | None, option: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for band, value in pairs or ():
+        if band in out:
+            raise ValueError(f"{option} given twice for band {band}")
+        out[band] = value
+    return out
+
+
+def _cmd_tile(args: argparse.Namespace) -> int:
+    from .catalogs import CatalogColumns
+    from .mosaic import TilerConfig, tile_mosaic
+
+    cfg = TilerConfig(
+        images=_band_map(args.image, "--image"), errors=_band_map(args.error, "--error"),
+        weights=_band_map(args.weight, "--weight"), segmap=args.segmap or "",
+        units=_band_map(args.unit, "--unit"),
+        columns=CatalogColumns(
+            id_col=args.id_col, ra_col=args.ra_col, dec_col=args.dec_col,
+            redshift_col=args.redshift_col, redshift_kind=args.redshift_kind,
+            size_col=args.size_col, size_unit=args.size_unit,
+            copy_columns=tuple(args.copy_column or ()), key=args.catalog_key),
+        tile_size=args.tile_size, overlap=args.overlap, require_redshift=args.require_redshift,
+        size_scale=args.size_scale, min_box=args.min_box, survey=args.survey)
+    summary = tile_mosaic(cfg, args.catalog, args.output, progress=not args.quiet,
+                          provenance={"command": "rail-deepdisc tile"})
+    print(f"wrote {summary.output}: {summary.n_tiles_written} tiles of {args.tile_size} x "
+          f"{args.tile_size} pixels, {summary.n_listed} of {summary.n_catalog} catalog "
+          f"objects ({summary.n_catalog - summary.n_inside} outside the mosaics, "
+          f"{summary.n_no_data} on blank pixels)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -241,6 +282,46 @@ def build_parser() -> argparse.ArgumentParser:
                       help="objects per chunk of scenes")
     phot.add_argument("--output", required=True, help="catalog to write (hdf5)")
     phot.set_defaults(func=_cmd_photometry)
+
+    tile = sub.add_parser("tile", parents=[common],
+                          help="cut per-band FITS mosaics and a catalog into a scene store")
+    tile.add_argument("--image", type=_band_value, action="append", required=True,
+                      metavar="BAND=PATH", help="a band's mosaic, PATH or PATH[EXT] (repeat, "
+                      "in channel order)")
+    tile.add_argument("--error", type=_band_value, action="append", metavar="BAND=PATH",
+                      help="a band's error map (standard deviation)")
+    tile.add_argument("--weight", type=_band_value, action="append", metavar="BAND=PATH",
+                      help="a band's weight map (inverse variance)")
+    tile.add_argument("--unit", type=_band_value, action="append", metavar="BAND=UNIT",
+                      help="unit of a band's pixels (default: its BUNIT)")
+    tile.add_argument("--segmap", help="segmentation map (values: catalog ids)")
+    tile.add_argument("--catalog", required=True,
+                      help="catalog: FITS, CSV, ECSV, HDF5 or Parquet")
+    tile.add_argument("--catalog-key", default="", help="HDF5 group or FITS extension")
+    tile.add_argument("--id-col", default="object_id", help="id column (default object_id; "
+                      "'' numbers the rows)")
+    tile.add_argument("--ra-col", default="ra", help="RA column, degrees (default ra)")
+    tile.add_argument("--dec-col", default="dec", help="Dec column, degrees (default dec)")
+    tile.add_argument("--redshift-col", default="redshift",
+                      help="redshift column (default redshift; '' for none)")
+    tile.add_argument("--redshift-kind", default="spec", choices=("spec", "phot"))
+    tile.add_argument("--size-col", default="", help="radius column for boxes without segmap")
+    tile.add_argument("--size-unit", default="arcsec", choices=("arcsec", "pixel"))
+    tile.add_argument("--size-scale", type=_positive_float, default=2.5,
+                      help="box half-side in units of the size (default 2.5)")
+    tile.add_argument("--min-box", type=_positive_int, default=5,
+                      help="box side of objects without footprint or size (default 5)")
+    tile.add_argument("--copy-column", action="append",
+                      help="a further catalog column to copy into /objects (repeat)")
+    tile.add_argument("--tile-size", type=_positive_int, required=True, help="tile side (pixels)")
+    tile.add_argument("--overlap", type=int, required=True,
+                      help="overlap of neighbouring tiles (pixels, <= tile size / 2)")
+    tile.add_argument("--require-redshift", action="store_true",
+                      help="keep only tiles with an object of known redshift (training)")
+    tile.add_argument("--survey", default="", help="survey name written into the store")
+    tile.add_argument("--output", required=True, help="scene store to write (hdf5)")
+    tile.set_defaults(func=_cmd_tile)
+
     return parser
 
 

@@ -1,8 +1,9 @@
-"""RAIL stages that turn scene stores into catalogs.
+"""RAIL stages between scene stores and catalogs.
 
-``ScenePhotometry`` measures every object (forced, in the store's ``/objects`` order) or every
-detection of a scene store in all bands with photutils, for the template fitters. The
-numerics live in :mod:`rail.deepdisc.photometry`.
+``MosaicTiler`` cuts real survey data (per-band FITS mosaics and a catalog) into a scene
+store; ``ScenePhotometry`` measures every object (forced, in the store's ``/objects`` order)
+or every detection of a scene store in all bands with photutils, for the template fitters.
+The numerics live in :mod:`rail.deepdisc.mosaic` and :mod:`rail.deepdisc.photometry`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,12 @@ from typing import Any
 import tables_io
 from ceci.config import StageParameter as Param
 from rail.core.common_params import SharedParams
-from rail.core.data import DataHandle
+from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
+from rail.deepdisc.catalogs import CatalogColumns
+from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
+from rail.deepdisc.mosaic_io import split_spec
 from rail.deepdisc.photometry import (
     METHODS,
     PhotometryConfig,
@@ -30,6 +34,116 @@ from rail.deepdisc.provenance import provenance_json
 from rail.deepdisc.scenes import SceneHandle, SceneStore
 from rail.deepdisc.stage_checks import StrictConfigMixin
 from rail.deepdisc.tables import ProvenanceHdf5Handle
+
+
+class MosaicTiler(StrictConfigMixin, RailStage):
+    """Cut per-band FITS mosaics and a catalog into overlapping tiles (a scene store).
+
+    The mosaics (``images``: band -> ``path`` or ``path[EXT]``, in channel order) must share
+    one pixel grid and carry a celestial WCS and ``BUNIT`` (or ``units``); pixels become nJy
+    per pixel. ``errors`` (standard deviation) or ``weights`` (inverse variance) per band
+    give ``ivar``; without them one noise per band is estimated from the mosaic's pixels.
+    NaN and zero-weight pixels become image 0 and ivar 0. The input is the catalog (FITS,
+    CSV, HDF5, Parquet; ``id_col``, ``ra_col``, ``dec_col`` in degrees, ``redshift_col``),
+    placed with the WCS; boxes come from ``segmap`` (values: catalog ids), else from
+    ``size_col``. Pixels are read through memory maps, tile by tile, so memory does not
+    grow with the mosaic.
+
+    Each catalog object on pixels with data is listed once, in the tile where it lies
+    farthest from the edge (its light also appears in overlapping tiles), so forced
+    estimation gives one row per object, in store order (tiles row-major, then catalog
+    order; ``object_id`` and ``catalog_row`` join back to the catalog). ``require_redshift``
+    keeps only tiles listing an object with a known redshift (training sets). All inputs are
+    checked before any pixel is read; see :mod:`rail.deepdisc.mosaic`.
+    """
+
+    name = "MosaicTiler"
+    entrypoint_function = "tile"
+    interactive_function = "mosaic_tiler"
+    config_options = RailStage.config_options.copy()
+    config_options.update(
+        images=Param(dict, {}, msg="band -> FITS mosaic (path or path[EXT]), channel order"),
+        errors=Param(dict, {}, msg="band -> error map (standard deviation, path[EXT])"),
+        weights=Param(dict, {}, msg="band -> weight map (inverse variance, path[EXT])"),
+        segmap=Param(str, "", msg="segmentation map (values: catalog ids) or ''"),
+        units=Param(dict, {}, msg="band -> unit of the mosaic's pixels (overrides BUNIT)"),
+        id_col=SharedParams.copy_param("id_col"),
+        ra_col=Param(str, "ra", msg="catalog RA column (degrees)"),
+        dec_col=Param(str, "dec", msg="catalog Dec column (degrees)"),
+        redshift_col=SharedParams.copy_param("redshift_col"),
+        redshift_kind=Param(str, "spec", msg="what the catalog's redshifts are: spec or phot"),
+        size_col=Param(str, "", msg="catalog radius column for boxes without a segmap, or ''"),
+        size_unit=Param(str, "arcsec", msg="unit of size_col: arcsec or pixel"),
+        size_scale=Param(float, 2.5, msg="box half-side in units of size_col"),
+        min_box=Param(int, 5, msg="box side (pixels) of objects without footprint or size"),
+        copy_columns=Param(list, [], msg="further catalog columns copied into /objects"),
+        catalog_key=Param(str, "", msg="HDF5 group or FITS extension of the catalog"),
+        tile_size=Param(int, 256, msg="tile side (pixels)"),
+        overlap=Param(int, 32, msg="overlap of neighbouring tiles (pixels, <= tile_size/2)"),
+        require_redshift=Param(bool, False, msg="keep only tiles listing an object with a "
+                                                "known redshift (training sets)"),
+        survey=Param(str, "", msg="survey name written into the store"),
+    )
+    inputs = [("input", TableHandle)]
+    outputs = [("output", SceneHandle)]
+
+    def check_path_options(self) -> None:
+        """Every map named in the config must exist (FITS extensions allowed)."""
+        maps = {**{f"images[{b}]": p for b, p in (self.config.images or {}).items()},
+                **{f"errors[{b}]": p for b, p in (self.config.errors or {}).items()},
+                **{f"weights[{b}]": p for b, p in (self.config.weights or {}).items()}}
+        if self.config.segmap:
+            maps["segmap"] = self.config.segmap
+        for option, spec in maps.items():
+            path = os.path.expandvars(split_spec(str(spec))[0])
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{self.name} option {option}: {path} does not exist")
+
+    def tiler_config(self) -> TilerConfig:
+        """The library configuration of this stage (checked)."""
+        c = self.config
+        cfg = TilerConfig(
+            images=dict(c.images or {}), errors=dict(c.errors or {}),
+            weights=dict(c.weights or {}), segmap=c.segmap, units=dict(c.units or {}),
+            columns=CatalogColumns(
+                id_col=c.id_col, ra_col=c.ra_col, dec_col=c.dec_col,
+                redshift_col=c.redshift_col, redshift_kind=c.redshift_kind,
+                size_col=c.size_col, size_unit=c.size_unit,
+                copy_columns=tuple(c.copy_columns or ()), key=c.catalog_key),
+            tile_size=c.tile_size, overlap=c.overlap, require_redshift=c.require_redshift,
+            size_scale=c.size_scale, min_box=c.min_box, survey=c.survey)
+        try:
+            cfg.validate()
+        except ValueError as err:
+            raise ValueError(f"{self.name}: {err}") from None
+        return cfg
+
+    def tile(self, catalog: Any, **kwargs: Any) -> SceneHandle:
+        """Tile the configured mosaics with ``catalog`` (a path, a table or a handle)."""
+        self.config.update(**kwargs)
+        if isinstance(catalog, (str, os.PathLike)):
+            self.set_data("input", None, path=os.fspath(catalog), do_read=False)
+        else:
+            self.set_data("input", catalog)
+        self.run()
+        self.finalize()
+        return self.get_handle("output")
+
+    def _catalog(self) -> Any:
+        handle = self.get_handle("input", allow_missing=True)
+        if handle.data is not None:
+            return handle.data
+        if handle.path in (None, "", "None", "none"):
+            raise ValueError(f"{self.name}: no catalog given (input)")
+        return handle.path
+
+    def run(self) -> None:
+        cfg = self.tiler_config()
+        path = self.get_output(self.get_aliased_tag("output"))
+        tile_mosaic(cfg, self._catalog(), path,
+                    provenance={"stage": self.config.to_dict()})
+        handle = self.add_handle("output", path=os.fspath(path))
+        handle.partial = True  # written in place: finalize only moves it
 
 
 class ScenePhotometry(StrictConfigMixin, RailStage):
