@@ -228,6 +228,10 @@ def test_detect_mode_gives_one_row_per_source(tiny_model, fits_field, tiled_fiel
         cols["mask_area"] = (cols["bbox_x1"] - cols["bbox_x0"]) * \
             (cols["bbox_y1"] - cols["bbox_y0"])
         cols["mixtures"] = Mixtures(np.full((n, 2), 0.5), np.ones((n, 2)), np.ones((n, 2)))
+        # photometric features: the core S/N of the reference band (F200W, the 4th of 9)
+        # grows with the score, so each row's snr / flag_low_snr can be followed
+        cols["features"] = np.zeros((n, 2 * 9 + 2))
+        cols["features"][:, 9 + 3] = np.arcsinh(40.0 * cols["score"] - 20.0)
         return cols
 
     monkeypatch.setattr(estimate, "predict_detect", oracle)
@@ -255,6 +259,21 @@ def test_detect_mode_gives_one_row_per_source(tiny_model, fits_field, tiled_fiel
     # without deduplication many sources are listed twice or more; with it, every source
     # some tile found at its catalog position still is, once
     assert ens_all.npdf > 1.3 * n and duplicated_all > 5 and found == found_all
+    # a kept row is its tile's row: every column, the quality flags included
+    key_all = {(int(s), round(float(x), 6), round(float(y), 6)): k for k, (s, x, y) in
+               enumerate(zip(det_all["scene"], det_all["x"], det_all["y"], strict=True))}
+    rows = np.array([key_all[(int(s), round(float(x), 6), round(float(y), 6))] for s, x, y in
+                     zip(det["scene"], det["x"], det["y"], strict=True)])
+    flags = ("snr", "flag_low_snr", "blend", "flag_blend", "flag_edge", "flag_low_score",
+             "score", "zmode", "ra", "dec")
+    for c in flags:
+        np.testing.assert_array_equal(np.ravel(ens.ancil[c]),
+                                      np.ravel(ens_all.ancil[c])[rows], err_msg=c)
+    for c in ("bbox_x0", "bbox_y1", "score", "mask_area", "ra"):
+        np.testing.assert_array_equal(det[c], det_all[c][rows], err_msg=c)
+    snr = np.ravel(ens.ancil["snr"])
+    assert 0 < np.mean(snr < 10) < 1  # both values of flag_low_snr occur
+    np.testing.assert_array_equal(np.ravel(ens.ancil["flag_low_snr"]), snr < 10)
 
 
 def test_detect_mode_with_a_network(tiny_model, tiled_field, tmp_path):
