@@ -163,6 +163,18 @@ def _cmd_tile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_import_deepdisc(args: argparse.Namespace) -> int:
+    from .deepdisc_import import import_deepdisc
+
+    summary = import_deepdisc(args.images, args.output, metadata=args.metadata,
+                              bands=args.bands, flux_unit=args.flux_unit,
+                              pixel_scale_arcsec=args.pixel_scale,
+                              redshift_kind=args.redshift_kind, survey=args.survey)
+    print(f"wrote {summary.output}: {summary.n_images} scenes, {summary.n_objects} objects "
+          f"({summary.n_not_centred} annotations centred outside their image left out)")
+    return 0
+
+
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -322,6 +334,20 @@ def build_parser() -> argparse.ArgumentParser:
     tile.add_argument("--output", required=True, help="scene store to write (hdf5)")
     tile.set_defaults(func=_cmd_tile)
 
+    imp = sub.add_parser("import-deepdisc", parents=[common],
+                         help="import LSSTDESC/rail_deepdisc HDF5 data into a scene store")
+    imp.add_argument("--images", required=True, help="HDF5 file with the 'images' dataset")
+    imp.add_argument("--metadata", default=None,
+                     help="HDF5 file with 'metadata_dicts' (default: the images file)")
+    imp.add_argument("--bands", nargs="+", default=None,
+                     help="band names in channel order (default: LSST ugrizy for 6)")
+    imp.add_argument("--flux-unit", default="nJy", help="unit of the pixels (default nJy)")
+    imp.add_argument("--pixel-scale", type=_positive_float, default=0.2,
+                     help="arcsec per pixel (default 0.2, LSST)")
+    imp.add_argument("--redshift-kind", default="true", choices=("true", "spec", "phot"))
+    imp.add_argument("--survey", default="", help="survey name written into the store")
+    imp.add_argument("--output", required=True, help="scene store to write (hdf5)")
+    imp.set_defaults(func=_cmd_import_deepdisc)
     return parser
 
 
