@@ -14,7 +14,7 @@ from rail.deepdisc.scenes import SceneStore
 from rail.deepdisc.tables import read_provenance
 
 STAGES = ("GalaxyPopulationCreator", "SceneRenderer", "DeepDiscInformer", "DeepDiscEstimator",
-          "ScenePhotometry", "EazyInformer", "EazyEstimator")
+          "ScenePhotometry", "MosaicTiler", "EazyInformer", "EazyEstimator")
 
 
 def test_import_and_attach_all_lists_every_stage():
