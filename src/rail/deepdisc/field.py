@@ -27,8 +27,9 @@ suppression in score order is solved with a vectorised fixed-point iteration.
 
 The kept detections are then matched to the store's objects over the whole field (mosaic
 pixels) with the project's rule: IoU >= 0.5, one to one, highest score first (objects
-without a box: by distance within ``match_radius`` arcsec), so a detection whose tile
-differs from the one listing its object still finds it.
+without a box: by distance within ``match_radius`` arcsec). Boxes are compared where both
+tiles see them (:func:`view_iou`), so a detection whose tile differs from the one listing
+its object, each box cut by its own tile, still finds it.
 """
 
 from __future__ import annotations
