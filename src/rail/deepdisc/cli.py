@@ -140,20 +140,13 @@ def _band_map(pairs: Sequence[tuple[str, str]] | None, option: str) -> dict[str,
 
 
 def _cmd_tile(args: argparse.Namespace) -> int:
-    from .catalogs import CatalogColumns
     from .mosaic import TilerConfig, tile_mosaic
 
-    cfg = TilerConfig(
-        images=_band_map(args.image, "--image"), errors=_band_map(args.error, "--error"),
-        weights=_band_map(args.weight, "--weight"), segmap=args.segmap or "",
-        units=_band_map(args.unit, "--unit"),
-        columns=CatalogColumns(
-            id_col=args.id_col, ra_col=args.ra_col, dec_col=args.dec_col,
-            redshift_col=args.redshift_col, redshift_kind=args.redshift_kind,
-            size_col=args.size_col, size_unit=args.size_unit,
-            copy_columns=tuple(args.copy_column or ()), key=args.catalog_key),
-        tile_size=args.tile_size, overlap=args.overlap, require_redshift=args.require_redshift,
-        size_scale=args.size_scale, min_box=args.min_box, survey=args.survey)
+    cfg = TilerConfig.from_options({
+        **vars(args), "images": _band_map(args.image, "--image"),
+        "errors": _band_map(args.error, "--error"),
+        "weights": _band_map(args.weight, "--weight"), "units": _band_map(args.unit, "--unit"),
+        "copy_columns": args.copy_column})
     summary = tile_mosaic(cfg, args.catalog, args.output, progress=not args.quiet,
                           provenance={"command": "rail-deepdisc tile"})
     print(f"wrote {summary.output}: {summary.n_tiles_written} tiles of {args.tile_size} x "

@@ -102,6 +102,23 @@ class TilerConfig:
     min_box: int = 5
     survey: str = ""
 
+    @classmethod
+    def from_options(cls, o: Mapping[str, Any]) -> TilerConfig:
+        """A configuration from flat options named as the ``MosaicTiler`` stage's (catalog
+        columns included: ``id_col``, ``ra_col``, ..., ``catalog_key``); not validated."""
+        return cls(
+            images=dict(o["images"] or {}), errors=dict(o["errors"] or {}),
+            weights=dict(o["weights"] or {}), segmap=o["segmap"] or "",
+            units=dict(o["units"] or {}),
+            columns=CatalogColumns(
+                id_col=o["id_col"], ra_col=o["ra_col"], dec_col=o["dec_col"],
+                redshift_col=o["redshift_col"], redshift_kind=o["redshift_kind"],
+                size_col=o["size_col"], size_unit=o["size_unit"],
+                copy_columns=tuple(o["copy_columns"] or ()), key=o["catalog_key"]),
+            tile_size=o["tile_size"], overlap=o["overlap"],
+            require_redshift=o["require_redshift"], size_scale=o["size_scale"],
+            min_box=o["min_box"], survey=o["survey"])
+
     def validate(self) -> None:
         """Raise ValueError naming the first bad option."""
         if not self.images:

@@ -18,7 +18,6 @@ from rail.core.common_params import SharedParams
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.catalogs import CatalogColumns
 from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
 from rail.deepdisc.mosaic_io import split_spec
 from rail.deepdisc.photometry import (
@@ -101,17 +100,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
 
     def tiler_config(self) -> TilerConfig:
         """The library configuration of this stage (checked)."""
-        c = self.config
-        cfg = TilerConfig(
-            images=dict(c.images or {}), errors=dict(c.errors or {}),
-            weights=dict(c.weights or {}), segmap=c.segmap, units=dict(c.units or {}),
-            columns=CatalogColumns(
-                id_col=c.id_col, ra_col=c.ra_col, dec_col=c.dec_col,
-                redshift_col=c.redshift_col, redshift_kind=c.redshift_kind,
-                size_col=c.size_col, size_unit=c.size_unit,
-                copy_columns=tuple(c.copy_columns or ()), key=c.catalog_key),
-            tile_size=c.tile_size, overlap=c.overlap, require_redshift=c.require_redshift,
-            size_scale=c.size_scale, min_box=c.min_box, survey=c.survey)
+        cfg = TilerConfig.from_options(self.config)
         try:
             cfg.validate()
         except ValueError as err:
