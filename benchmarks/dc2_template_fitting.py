@@ -29,8 +29,8 @@ import tables_io
 from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 from rail.utils.path_utils import find_rail_file
 
-from rail.deepdisc.bpz import make_ab_files, rail_bpz_data_copy
-from rail.deepdisc.metrics import point_metrics
+from rail.deepdisc.evaluate.metrics import point_metrics
+from rail.deepdisc.fit.bpz import make_ab_files, rail_bpz_data_copy
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
 
 REPO = Path(__file__).resolve().parents[1]

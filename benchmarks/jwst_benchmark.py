@@ -36,21 +36,21 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.density import FeatureDensity
-from rail.deepdisc.estimate import EstimateConfig, detect_rows, forced_rows, merge_rows
-from rail.deepdisc.labels import (
+from rail.deepdisc.evaluate.density import FeatureDensity
+from rail.deepdisc.evaluate.matching import completeness_purity
+from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
+from rail.deepdisc.net.estimate import EstimateConfig, detect_rows, forced_rows, merge_rows
+from rail.deepdisc.net.network import build_from_state, read_model_file, save_model
+from rail.deepdisc.net.train import TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.sim.labels import (
     SpecSelection,
     relabel_store,
     selection_record,
     spectroscopic_subset,
 )
-from rail.deepdisc.matching import completeness_purity
-from rail.deepdisc.metrics import cde_loss, pit_metrics, point_metrics
-from rail.deepdisc.model import build_from_state, read_model_file, save_model
-from rail.deepdisc.provenance import package_versions
-from rail.deepdisc.scenes import SceneStore, read_objects
-from rail.deepdisc.sim.field import FieldSpec, simulate_field
-from rail.deepdisc.train import TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.store.provenance import package_versions
+from rail.deepdisc.store.scenes import SceneStore, read_objects
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
@@ -101,7 +101,7 @@ def _deepdisc(model_obj, test: str, device, batch: int):
 
 
 def _photometry(store: str):
-    from rail.deepdisc.photometry import PhotometryConfig, measure_store
+    from rail.deepdisc.fit.photometry import PhotometryConfig, measure_store
 
     return measure_store(store, PhotometryConfig())[0]
 
@@ -109,8 +109,8 @@ def _photometry(store: str):
 def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
     from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
-    from rail.deepdisc.bpz import bpz_stage_configs, prepare_bpz_data
-    from rail.deepdisc.photometry import mag_limits
+    from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
+    from rail.deepdisc.fit.photometry import mag_limits
 
     t0 = time.perf_counter()
     setup = prepare_bpz_data(os.path.join(workdir, f"{name}_data"), tset, bands, madau=True,
@@ -255,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
     fit_bands = list(NIRCAM_BANDS)
     if args.template_bands == "nircam+hst":
         from rail.deepdisc.bands import HST_ACS_BANDS
-        from rail.deepdisc.catalog_photometry import HST_DEPTHS, catalog_photometry
+        from rail.deepdisc.sim.catalog_photometry import HST_DEPTHS, catalog_photometry
 
         # HST fluxes from the true redshifts (the labelled store hides most of them)
         for table, store, seed in ((test_table, test, 202), (train_table, train_all, 101)):
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
         n_obj = store.n_objects
     timing["deepdisc"] = {"forced_objects_per_s": n_obj / t_forced,
                           "detect_objects_per_s": n_obj / t_detect}
-    from rail.deepdisc.templates import oracle_templates
+    from rail.deepdisc.fit.templates import oracle_templates
 
     for name, tset in (("bpz_oracle", oracle_templates()), ("bpz_cww", "cww")):
         name = name if args.template_bands == "nircam" else f"{name}_hst"

@@ -55,7 +55,7 @@ def write_only(job: dict) -> None:
     """Child process: check the free disk space, write the field, print a JSON line."""
     from rail.deepdisc.bands import NIRCAM_BANDS
     from rail.deepdisc.sim.large_field import LargeFieldSpec, write_large_field
-    from rail.deepdisc.tiling import TileGrid
+    from rail.deepdisc.store.tiling import TileGrid
 
     spec = LargeFieldSpec(shape=(job["size"], job["size"]), bands=NIRCAM_BANDS[:job["bands"]],
                           n_objects=job["objects"], error_bands=job["error_bands"],
@@ -77,8 +77,8 @@ def write_only(job: dict) -> None:
 
 def tile_only(job: dict) -> None:
     """Child process: tile the field and print a JSON line of figures."""
-    from rail.deepdisc.catalogs import CatalogColumns
-    from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
+    from rail.deepdisc.store.catalogs import CatalogColumns
+    from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 
     rss_imports = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     cfg = TilerConfig(images=job["images"], errors=job["errors"],

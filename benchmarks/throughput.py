@@ -23,11 +23,9 @@ import time
 import numpy as np
 import torch
 
-from rail.deepdisc.model import DeepDiscNet, architecture
-from rail.deepdisc.predict import predict_detect, predict_forced
-from rail.deepdisc.scenes import SceneStore
-from rail.deepdisc.sim.field import FieldSpec, simulate_field
-from rail.deepdisc.train import (
+from rail.deepdisc.net.network import DeepDiscNet, architecture
+from rail.deepdisc.net.predict import predict_detect, predict_forced
+from rail.deepdisc.net.train import (
     SceneTrainingData,
     augment_scene,
     noise_scales,
@@ -35,6 +33,8 @@ from rail.deepdisc.train import (
     set_threads,
     to_torch,
 )
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.store.scenes import SceneStore
 
 
 def _sync(device: torch.device) -> None:
@@ -94,7 +94,7 @@ def main() -> None:
         train_rate = args.batch_size / np.median(times)
 
         if args.model:
-            from rail.deepdisc.model import build_from_state, read_model_file
+            from rail.deepdisc.net.network import build_from_state, read_model_file
 
             net = build_from_state(read_model_file(args.model), device)
         net.eval()

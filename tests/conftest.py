@@ -42,7 +42,7 @@ def jades_field(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def jades_kron(jades_field) -> dict:
     """Forced Kron photometry of ``jades_field`` (default settings)."""
-    from rail.deepdisc.photometry import PhotometryConfig, measure_store
+    from rail.deepdisc.fit.photometry import PhotometryConfig, measure_store
 
     return measure_store(jades_field, PhotometryConfig())[0]
 
@@ -67,8 +67,8 @@ def tiny_train_store(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_train_store, tmp_path_factory) -> str:
     """A resnet18_fpn model trained for two epochs on ``tiny_train_store``."""
-    from rail.deepdisc.model import save_model
-    from rail.deepdisc.train import TrainConfig, train
+    from rail.deepdisc.net.network import save_model
+    from rail.deepdisc.net.train import TrainConfig, train
 
     cfg = TrainConfig(backbone="resnet18_fpn", epochs=2, batch_size=4, seed=3,
                       num_threads=2, val_fraction=0.25)
@@ -94,8 +94,8 @@ def fits_field(tmp_path_factory):
 @pytest.fixture(scope="session")
 def tiled_field(fits_field, tmp_path_factory) -> str:
     """``fits_field`` tiled into 96x96 tiles overlapping by 24 pixels (4 x 4 tiles)."""
-    from rail.deepdisc.catalogs import CatalogColumns
-    from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
+    from rail.deepdisc.store.catalogs import CatalogColumns
+    from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 
     _, field = fits_field
     cfg = TilerConfig(images=field.images, errors=field.errors, segmap=field.segmap,

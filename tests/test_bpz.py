@@ -9,12 +9,12 @@ import pytest
 from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
-from rail.deepdisc.filters import read_filter_file, resolve_filter
-from rail.deepdisc.metrics import point_metrics
-from rail.deepdisc.photometry import FLAG_EDGE, mag_limits
-from rail.deepdisc.scenes import read_objects
-from rail.deepdisc.templates import cww_templates, oracle_templates
+from rail.deepdisc.evaluate.metrics import point_metrics
+from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
+from rail.deepdisc.fit.filters import read_filter_file, resolve_filter
+from rail.deepdisc.fit.photometry import FLAG_EDGE, mag_limits
+from rail.deepdisc.fit.templates import cww_templates, oracle_templates
+from rail.deepdisc.store.scenes import read_objects
 
 MAGS = [f"mag_{b}" for b in NIRCAM_BANDS]
 ERRS = [f"mag_err_{b}" for b in NIRCAM_BANDS]

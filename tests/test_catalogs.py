@@ -8,8 +8,8 @@ import pytest
 import tables_io
 from astropy.table import Table
 
-from rail.deepdisc.catalogs import CatalogColumns, load_catalog
-from rail.deepdisc.mosaic_io import MosaicError
+from rail.deepdisc.store.catalogs import CatalogColumns, load_catalog
+from rail.deepdisc.store.mosaic_io import MosaicError
 
 TABLE = {"ID": np.array([3, 1, 2]), "RA": np.array([53.1, 53.2, 359.9]),
          "DEC": np.array([-27.8, -27.7, -27.9]), "z_spec": np.array([1.2, -99.0, np.nan]),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from rail.deepdisc.cli import main
-from rail.deepdisc.scenes import SceneStore
+from rail.deepdisc.store.scenes import SceneStore
 
 
 def test_simulate_and_show(tmp_path, capsys):

@@ -10,8 +10,8 @@ import pytest
 from astropy.wcs import WCS
 
 from rail.deepdisc.cli import main
-from rail.deepdisc.deepdisc_import import LSST_BANDS, import_deepdisc
-from rail.deepdisc.scenes import SceneStore
+from rail.deepdisc.store.deepdisc_import import LSST_BANDS, import_deepdisc
+from rail.deepdisc.store.scenes import SceneStore
 
 H, W, C = 20, 24, 6  # not square: a transposed image or mask shows
 
@@ -127,7 +127,7 @@ def test_import_reads_images_masks_boxes_and_redshifts(deepdisc_file, tmp_path):
     assert np.isnan(o["ra"][:2]).all()
     with SceneStore(summary.output) as st:
         prov = st.provenance()
-    assert prov["created_by"] == "rail.deepdisc.deepdisc_import.import_deepdisc"
+    assert prov["created_by"] == "rail.deepdisc.store.deepdisc_import.import_deepdisc"
     assert prov["config"]["flux_unit"] == "uJy"
 
 

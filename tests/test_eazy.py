@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.eazyfit import (
+from rail.deepdisc.evaluate.metrics import point_metrics
+from rail.deepdisc.fit.eazyfit import (
     EazyModel,
     _filter_definition,
     build_model,
@@ -23,10 +24,9 @@ from rail.deepdisc.eazyfit import (
     load_templates,
     template_grid,
 )
-from rail.deepdisc.filters import resolve_filters
-from rail.deepdisc.metrics import point_metrics
-from rail.deepdisc.photometry import FLAG_EDGE
-from rail.deepdisc.scenes import read_objects
+from rail.deepdisc.fit.filters import resolve_filters
+from rail.deepdisc.fit.photometry import FLAG_EDGE
+from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer, EazyModelHandle
 
 FLUX = [f"flux_{b}" for b in NIRCAM_BANDS]

@@ -11,7 +11,7 @@ import qp
 import tables_io
 import torch
 
-from rail.deepdisc.scenes import SceneStore
+from rail.deepdisc.store.scenes import SceneStore
 from rail.estimation.algos.deepdisc import (
     DeepDiscEstimator,
     DeepDiscInformer,

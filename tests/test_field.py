@@ -10,18 +10,18 @@ import tables_io
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from rail.deepdisc import estimate
-from rail.deepdisc.field import (
+from rail.deepdisc.evaluate.matching import box_iou, greedy_match
+from rail.deepdisc.net import estimate
+from rail.deepdisc.net.field_merge import (
     TileLayout,
     deduplicate,
     greedy_suppression,
     match_field,
     pair_iou,
 )
-from rail.deepdisc.matching import box_iou, greedy_match
-from rail.deepdisc.predict import Mixtures
-from rail.deepdisc.scenes import SceneStore
-from rail.deepdisc.tiling import owner_tiles
+from rail.deepdisc.net.predict import Mixtures
+from rail.deepdisc.store.scenes import SceneStore
+from rail.deepdisc.store.tiling import owner_tiles
 from rail.estimation.algos.deepdisc import DeepDiscEstimator
 
 BOX = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")

@@ -14,7 +14,7 @@ from astropy.io import fits
 from astropy.table import Table
 
 from rail.deepdisc.sim.large_field import LargeFieldSpec, write_large_field
-from rail.deepdisc.tiling import TileGrid
+from rail.deepdisc.store.tiling import TileGrid
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "mosaic_tiling.py"
 

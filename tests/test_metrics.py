@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import qp
 
-from rail.deepdisc.matching import box_iou, completeness_purity, greedy_match, match_scene
-from rail.deepdisc.metrics import brier_score, photoz_metrics, point_metrics
-from rail.deepdisc.report import MethodResult, write_report
+from rail.deepdisc.evaluate.matching import box_iou, completeness_purity, greedy_match, match_scene
+from rail.deepdisc.evaluate.metrics import brier_score, photoz_metrics, point_metrics
+from rail.deepdisc.evaluate.report import MethodResult, write_report
 
 
 def test_point_metrics_by_hand():
@@ -84,7 +84,7 @@ def test_report_writes_table_and_figures(tmp_path):
                                                "scale": scatter * (1 + loc[:, None])})
         ens.set_ancil({"zmode": loc})
         results.append(MethodResult(name, ens, seconds=1.5))
-    from rail.deepdisc.report import Detections
+    from rail.deepdisc.evaluate.report import Detections
 
     det = Detections(object_row=np.array([0, 1, 2, -1]), score=np.array([0.9, 0.8, 0.7, 0.6]))
     out = write_report(tmp_path, results, truth, survey="jades", detections=det)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from rail.deepdisc.model import (
+from rail.deepdisc.net.network import (
     BACKBONES,
     DeepDiscNet,
     architecture,

@@ -12,12 +12,12 @@ import pytest
 from astropy.io import fits
 from astropy.table import Table
 
-from rail.deepdisc.catalogs import CatalogColumns
-from rail.deepdisc.estimate import pixel_to_sky
-from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
-from rail.deepdisc.mosaic_io import MosaicError
-from rail.deepdisc.scenes import SceneStore
-from rail.deepdisc.tiling import TileGrid
+from rail.deepdisc.net.estimate import pixel_to_sky
+from rail.deepdisc.store.catalogs import CatalogColumns
+from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
+from rail.deepdisc.store.mosaic_io import MosaicError
+from rail.deepdisc.store.scenes import SceneStore
+from rail.deepdisc.store.tiling import TileGrid
 
 
 def _truth(truth_store):
@@ -119,7 +119,7 @@ def test_provenance_records_inputs_units_and_counts(fits_field, tiled_field):
     with SceneStore(tiled_field) as st:
         prov = st.provenance()
         attrs = st.info.attrs
-    assert prov["created_by"] == "rail.deepdisc.mosaic.tile_mosaic"
+    assert prov["created_by"] == "rail.deepdisc.store.mosaic.tile_mosaic"
     band = prov["config"]["inputs"]["bands"]["jwst_f200w"]
     assert band["unit"] == "MJy/sr" and band["ivar"] == "error map"
     assert band["image"] == field.images["jwst_f200w"]
@@ -324,8 +324,8 @@ def test_other_bad_inputs(fits_field, tmp_path):
 MEMORY_SCRIPT = """
 import json, sys
 import numpy as np
-from rail.deepdisc.catalogs import CatalogColumns
-from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
+from rail.deepdisc.store.catalogs import CatalogColumns
+from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 
 
 def status(key):  # kB

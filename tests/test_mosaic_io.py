@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from astropy.io import fits
 
-from rail.deepdisc import mosaic_io
-from rail.deepdisc.mosaic_io import (
+from rail.deepdisc.sim.fits_field import mosaic_wcs
+from rail.deepdisc.store import mosaic_io
+from rail.deepdisc.store.mosaic_io import (
     MosaicError,
     MosaicImage,
     check_same_grid,
@@ -15,7 +16,6 @@ from rail.deepdisc.mosaic_io import (
     pixel_area_sr,
     split_spec,
 )
-from rail.deepdisc.sim.fits_field import mosaic_wcs
 
 WCS = mosaic_wcs((50, 60), (150.1, 2.2), 0.05, rotation_deg=10)
 

@@ -14,8 +14,8 @@ from astropy.io import fits
 from astropy.table import Table
 
 from rail.deepdisc.cli import main
-from rail.deepdisc.estimate import pixel_to_sky
-from rail.deepdisc.scenes import SceneStore
+from rail.deepdisc.net.estimate import pixel_to_sky
+from rail.deepdisc.store.scenes import SceneStore
 from rail.estimation.algos.deepdisc import DeepDiscEstimator
 from rail.tools.scene_tools import MosaicTiler
 

@@ -11,7 +11,7 @@ import tables_io
 
 from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.cli import main
-from rail.deepdisc.photometry import (
+from rail.deepdisc.fit.photometry import (
     FLAG_EDGE,
     PhotometryConfig,
     fluxes_to_mags,
@@ -19,8 +19,8 @@ from rail.deepdisc.photometry import (
     measure_store,
     psf_encircled_energy,
 )
-from rail.deepdisc.scenes import SceneStore, read_objects
-from rail.deepdisc.tables import read_provenance
+from rail.deepdisc.store.scenes import SceneStore, read_objects
+from rail.deepdisc.store.tables import read_provenance
 from rail.tools.scene_tools import ScenePhotometry
 
 

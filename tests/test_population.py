@@ -100,7 +100,7 @@ def test_model_magnitudes_reproduce_the_catalog(jades_pop):
 
 def test_hst_catalog_photometry(jades_pop):
     from rail.deepdisc.bands import HST_ACS_BANDS
-    from rail.deepdisc.catalog_photometry import HST_DEPTHS, catalog_photometry
+    from rail.deepdisc.sim.catalog_photometry import HST_DEPTHS, catalog_photometry
     from rail.deepdisc.sim.population import model_magnitudes
 
     cat = {k: v[:3000] for k, v in jades_pop.items() if k != "_meta"}

@@ -7,11 +7,11 @@ import pytest
 import qp
 import torch
 
-from rail.deepdisc.density import FeatureDensity
-from rail.deepdisc.estimate import overlap_fraction, quality_flags
-from rail.deepdisc.labels import SpecSelection, relabel_store, spectroscopic_subset
-from rail.deepdisc.model import read_model_file
-from rail.deepdisc.scenes import SceneStore, read_objects
+from rail.deepdisc.evaluate.density import FeatureDensity
+from rail.deepdisc.net.estimate import overlap_fraction, quality_flags
+from rail.deepdisc.net.network import read_model_file
+from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
+from rail.deepdisc.store.scenes import SceneStore, read_objects
 
 
 def test_density_flags_what_training_never_saw():
@@ -64,8 +64,8 @@ def test_trained_model_carries_the_density(tiny_model):
 
 
 def test_width_calibration_lowers_the_validation_nll(tiny_model, jades_store):
-    from rail.deepdisc.model import build_from_state
-    from rail.deepdisc.train import SceneTrainingData, calibrate_widths
+    from rail.deepdisc.net.network import build_from_state
+    from rail.deepdisc.net.train import SceneTrainingData, calibrate_widths
 
     net = build_from_state(read_model_file(tiny_model))
     data = SceneTrainingData(jades_store, range(6))

@@ -9,12 +9,12 @@ import pytest
 from astropy.stats import sigma_clipped_stats
 from photutils.aperture import CircularAperture, aperture_photometry
 
-from rail.deepdisc.scenes import SceneStore
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.psf import psf_description, psf_fwhm
 from rail.deepdisc.sim.render import RenderConfig, render_catalog, render_scene
 from rail.deepdisc.sim.surveys import JADES, LSST
+from rail.deepdisc.store.scenes import SceneStore
 
 
 @pytest.fixture(scope="module")

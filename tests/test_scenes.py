@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tables_io
 
-from rail.deepdisc.scenes import (
+from rail.deepdisc.store.scenes import (
     FORMAT,
     OBJECT_COLUMNS,
     SCENE_COLUMNS,

@@ -10,8 +10,8 @@ import pytest
 import tables_io
 
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
-from rail.deepdisc.scenes import SceneStore
-from rail.deepdisc.tables import read_provenance
+from rail.deepdisc.store.scenes import SceneStore
+from rail.deepdisc.store.tables import read_provenance
 
 STAGES = ("GalaxyPopulationCreator", "SceneRenderer", "DeepDiscInformer", "DeepDiscEstimator",
           "ScenePhotometry", "MosaicTiler", "EazyInformer", "EazyEstimator")

@@ -14,10 +14,10 @@ from rail.evaluation.dist_to_point_evaluator import DistToPointEvaluator
 from rail.evaluation.point_to_point_evaluator import PointToPointEvaluator
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.bpz import bpz_stage_configs, prepare_bpz_data
-from rail.deepdisc.metrics import point_metrics
-from rail.deepdisc.photometry import mag_limits
-from rail.deepdisc.scenes import read_objects
+from rail.deepdisc.evaluate.metrics import point_metrics
+from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
+from rail.deepdisc.fit.photometry import mag_limits
+from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
 from rail.tools.scene_tools import ScenePhotometry
 

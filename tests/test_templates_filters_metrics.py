@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rail.deepdisc.filters import eazy_res_text, resolve_filter, resolve_filters
-from rail.deepdisc.metrics import point_metrics
-from rail.deepdisc.templates import (
+from rail.deepdisc.evaluate.metrics import point_metrics
+from rail.deepdisc.fit.filters import eazy_res_text, resolve_filter, resolve_filters
+from rail.deepdisc.fit.templates import (
     CWW_RED_LIMIT,
     cosmos_templates,
     cww_templates,

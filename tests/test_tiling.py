@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rail.deepdisc.tiling import (
+from rail.deepdisc.store.tiling import (
     TileGrid,
     axis_origins,
     edge_distance,

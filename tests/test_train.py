@@ -6,10 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-import rail.deepdisc.train as train_mod
-from rail.deepdisc.model import model_meta, read_model_file
-from rail.deepdisc.scenes import SceneStore
-from rail.deepdisc.train import (
+import rail.deepdisc.net.train as train_mod
+from rail.deepdisc.net.network import model_meta, read_model_file
+from rail.deepdisc.net.train import (
     SceneTrainingData,
     TrainConfig,
     augment_scene,
@@ -17,6 +16,7 @@ from rail.deepdisc.train import (
     scene_targets,
     train,
 )
+from rail.deepdisc.store.scenes import SceneStore
 
 FAST = {"backbone": "resnet18_fpn", "batch_size": 4, "num_threads": 2, "val_fraction": 0.25}
 

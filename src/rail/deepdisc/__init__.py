@@ -5,12 +5,11 @@ Importing the package imports its RAIL stage modules, so
 """
 
 from rail.creation.engines import galaxy_scenes  # noqa: F401  (registers the stages)
+from rail.deepdisc._version import __version__
 from rail.estimation.algos import (
     deepdisc,  # noqa: F401
     eazy,  # noqa: F401  (eazy-py itself is imported lazily)
 )
 from rail.tools import scene_tools  # noqa: F401
-
-from ._version import __version__
 
 __all__ = ["__version__"]

@@ -30,8 +30,8 @@ def _positive_float(text: str) -> float:
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
-    from .sim.field import FieldSpec, simulate_field
-    from .sim.surveys import SURVEYS
+    from rail.deepdisc.sim.field import FieldSpec, simulate_field
+    from rail.deepdisc.sim.surveys import SURVEYS
 
     if args.survey not in SURVEYS:
         raise ValueError(f"unknown survey {args.survey!r}; choose one of {sorted(SURVEYS)}")
@@ -40,7 +40,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
                      mag_limit=args.mag_limit, zmax=args.zmax)
     path = simulate_field(spec, args.output, catalog_output=args.catalog_output,
                           n_workers=args.workers, progress=not args.quiet)
-    from .scenes import SceneStore
+    from rail.deepdisc.store.scenes import SceneStore
 
     with SceneStore(path) as store:
         print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
@@ -49,7 +49,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
-    from .display import show_scene
+    from rail.deepdisc.evaluate.display import show_scene
 
     out = show_scene(args.scenes, args.scene, args.output, labels=not args.no_labels)
     print(f"wrote {out}")
@@ -98,9 +98,9 @@ _ESTIMATE_OPTIONS = ("mode", "score_threshold", "nms_threshold", "batch_size", "
 def _cmd_photometry(args: argparse.Namespace) -> int:
     import tables_io
 
-    from .photometry import PhotometryConfig, measure_store
-    from .provenance import provenance_json
-    from .tables import write_table
+    from rail.deepdisc.fit.photometry import PhotometryConfig, measure_store
+    from rail.deepdisc.store.provenance import provenance_json
+    from rail.deepdisc.store.tables import write_table
 
     cfg = PhotometryConfig(
         method=args.method, aperture_radius=args.aperture_radius,
@@ -140,7 +140,7 @@ def _band_map(pairs: Sequence[tuple[str, str]] | None, option: str) -> dict[str,
 
 
 def _cmd_tile(args: argparse.Namespace) -> int:
-    from .mosaic import TilerConfig, tile_mosaic
+    from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 
     cfg = TilerConfig.from_options({
         **vars(args), "images": _band_map(args.image, "--image"),
@@ -157,7 +157,7 @@ def _cmd_tile(args: argparse.Namespace) -> int:
 
 
 def _cmd_import_deepdisc(args: argparse.Namespace) -> int:
-    from .deepdisc_import import import_deepdisc
+    from rail.deepdisc.store.deepdisc_import import import_deepdisc
 
     summary = import_deepdisc(args.images, args.output, metadata=args.metadata,
                               bands=args.bands, flux_unit=args.flux_unit,
@@ -169,7 +169,7 @@ def _cmd_import_deepdisc(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from rail.deepdisc.demo import run_demo
 
     report = run_demo(args.output_dir, quick=args.quick, eazy_templates=args.eazy_templates,
                       progress=not args.quiet)
@@ -183,7 +183,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``rail-deepdisc``."""
-    from ._version import __version__
+    from rail.deepdisc._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="rail-deepdisc",

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from .fileio import check_output_path
+from rail.deepdisc.store.atomic import check_output_path
 
 #: demo-sized fields and schedule: about 10 minutes on 2 CPU cores
 DEMO = {"n_train_scenes": 240, "n_test_scenes": 80, "epochs": 14}

@@ -2,7 +2,7 @@
 
 pz-rail-bpz (unchanged) reads templates, filter curves and AB files from
 ``bpz_ref_data_path``. ``BPZDataPreparer`` builds that directory
-(:func:`rail.deepdisc.bpz.prepare_bpz_data`: the template set, ``.res`` curves from
+(:func:`rail.deepdisc.fit.bpz.prepare_bpz_data`: the template set, ``.res`` curves from
 astro-sedpy, and every AB file, in parallel), checks that the photometry has the columns
 BPZ will read, and passes the table on, so in a ceci pipeline ``BPZliteInformer`` takes its
 output and runs after it.
@@ -17,11 +17,11 @@ from ceci.config import StageParameter as Param
 from rail.core.data import TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.bpz import check_bpz_input, prepare_bpz_data
-from rail.deepdisc.provenance import provenance_json
+from rail.deepdisc.fit.bpz import check_bpz_input, prepare_bpz_data
 from rail.deepdisc.sim.render import default_workers
-from rail.deepdisc.stage_checks import StrictConfigMixin
-from rail.deepdisc.tables import ProvenanceHdf5Handle
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.tables import ProvenanceHdf5Handle
 
 
 class BPZDataPreparer(StrictConfigMixin, RailStage):

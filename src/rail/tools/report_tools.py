@@ -1,6 +1,6 @@
 """The comparison-report stage: DeepDISC, BPZ and EAZY on the same objects, as tables + plots.
 
-The stage is thin: :mod:`rail.deepdisc.report` computes the metrics and draws the figures.
+The stage is thin: :mod:`rail.deepdisc.evaluate.report` computes the metrics and draws the figures.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from ceci.config import StageParameter as Param
 from rail.core.data import DataHandle, Hdf5Handle, QPHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.fileio import atomic_output
-from rail.deepdisc.report import Detections, MethodResult, write_report
-from rail.deepdisc.scenes import SceneHandle, SceneStore
-from rail.deepdisc.stage_checks import StrictConfigMixin
+from rail.deepdisc.evaluate.report import Detections, MethodResult, write_report
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.atomic import atomic_output
+from rail.deepdisc.store.scenes import SceneHandle, SceneStore
 
 _TOOK = re.compile(r"Stage complete: \S+ @ .* took ([0-9.]+) minutes")
 

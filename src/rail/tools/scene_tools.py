@@ -3,7 +3,7 @@
 ``MosaicTiler`` cuts real survey data (per-band FITS mosaics and a catalog) into a scene
 store; ``ScenePhotometry`` measures every object (forced, in the store's ``/objects`` order)
 or every detection of a scene store in all bands with photutils, for the template fitters.
-The numerics live in :mod:`rail.deepdisc.mosaic` and :mod:`rail.deepdisc.photometry`.
+The numerics live in :mod:`rail.deepdisc.store.mosaic` and :mod:`rail.deepdisc.fit.photometry`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,7 @@ from rail.core.common_params import SharedParams
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.mosaic import TilerConfig, tile_mosaic
-from rail.deepdisc.mosaic_io import split_spec
-from rail.deepdisc.photometry import (
+from rail.deepdisc.fit.photometry import (
     METHODS,
     PhotometryConfig,
     assemble,
@@ -29,10 +27,12 @@ from rail.deepdisc.photometry import (
     prepare,
     read_detections,
 )
-from rail.deepdisc.provenance import provenance_json
-from rail.deepdisc.scenes import SceneHandle, SceneStore
-from rail.deepdisc.stage_checks import StrictConfigMixin
-from rail.deepdisc.tables import ProvenanceHdf5Handle
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
+from rail.deepdisc.store.mosaic_io import split_spec
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.scenes import SceneHandle, SceneStore
+from rail.deepdisc.store.tables import ProvenanceHdf5Handle
 
 
 class MosaicTiler(StrictConfigMixin, RailStage):
@@ -53,7 +53,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
     estimation gives one row per object, in store order (tiles row-major, then catalog
     order; ``object_id`` and ``catalog_row`` join back to the catalog). ``require_redshift``
     keeps only tiles listing an object with a known redshift (training sets). All inputs are
-    checked before any pixel is read; see :mod:`rail.deepdisc.mosaic`.
+    checked before any pixel is read; see :mod:`rail.deepdisc.store.mosaic`.
     """
 
     name = "MosaicTiler"
@@ -148,7 +148,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
     ``x``, ``y``, ``ra``, ``dec``, ``redshift``, ``flux_<band>``, ``flux_err_<band>`` (store
     units, nJy for simulated stores), ``mag_<band>``, ``mag_err_<band>`` (AB; non-detections
     ``nondetect_val`` with the 1-sigma limit as error, no data ``nonobserved_val``) and
-    ``flags`` (bits in :mod:`rail.deepdisc.photometry`).
+    ``flags`` (bits in :mod:`rail.deepdisc.fit.photometry`).
 
     ceci treats every declared input as required, so the optional detections table is the
     ``detections`` option (a path) rather than a second input tag; interactively,

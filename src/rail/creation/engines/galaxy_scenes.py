@@ -16,14 +16,14 @@ from rail.core.data import TableHandle, TableLike
 from rail.core.stage import RailStage
 from rail.creation.engine import Creator
 
-from rail.deepdisc.provenance import provenance_json
-from rail.deepdisc.scenes import SceneHandle
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.psf import PSF_KINDS
 from rail.deepdisc.sim.render import RenderConfig, render_catalog
 from rail.deepdisc.sim.surveys import get_survey
-from rail.deepdisc.stage_checks import StrictConfigMixin
-from rail.deepdisc.tables import ProvenanceHdf5Handle
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.scenes import SceneHandle
+from rail.deepdisc.store.tables import ProvenanceHdf5Handle
 
 
 class GalaxyPopulationCreator(StrictConfigMixin, Creator):
@@ -91,7 +91,7 @@ class SceneRenderer(StrictConfigMixin, RailStage):
     Input: a catalog with ``id``, ``redshift``, ``Re_maj``, ``sersic_n``, ``axis_ratio``,
     ``position_angle`` and ``<band>_fnu`` (nJy) for every band of the survey (optionally
     ``bulge_fraction``, ``Re_bulge``, ``bulge_axis_ratio``), e.g. the output of
-    ``GalaxyPopulationCreator``. Output: a scene store (see ``rail.deepdisc.scenes``).
+    ``GalaxyPopulationCreator``. Output: a scene store (see ``rail.deepdisc.store.scenes``).
     """
 
     name = "SceneRenderer"

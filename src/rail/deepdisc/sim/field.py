@@ -7,12 +7,12 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from ..fileio import check_output_path
-from ..provenance import provenance_json
-from ..tables import write_table
-from .population import PopulationConfig, sample_population
-from .render import RenderConfig, plan_scenes, render_catalog
-from .surveys import SurveyPreset, get_survey
+from rail.deepdisc.sim.population import PopulationConfig, sample_population
+from rail.deepdisc.sim.render import RenderConfig, plan_scenes, render_catalog
+from rail.deepdisc.sim.surveys import SurveyPreset, get_survey
+from rail.deepdisc.store.atomic import check_output_path
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.tables import write_table
 
 log = logging.getLogger(__name__)
 

@@ -3,7 +3,7 @@
 :func:`write_fits_field` takes one (large) scene of a simulated scene store and writes one
 FITS file per band, JWST-style (an empty primary HDU, ``SCI`` and ``ERR`` image extensions
 in ``MJy/sr``), a segmentation map and a catalog (``id``, ``ra``, ``dec``, ``redshift``,
-``size``), so the whole real-data path (:mod:`rail.deepdisc.mosaic`) can be checked against
+``size``), so the whole real-data path (:mod:`rail.deepdisc.store.mosaic`) can be checked against
 known truth. The mosaic gets its own WCS: a TAN projection rotated by ``rotation_deg`` with
 a SIP distortion, and the catalog's RA/Dec are the true pixel positions through that WCS;
 a blank border of ``nan_border`` pixels (NaN in SCI and ERR) stands for the edge of a
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..scenes import SceneStore
+from rail.deepdisc.store.scenes import SceneStore
 
 #: 1 nJy in MJy
 _NJY_IN_MJY = 1.0e-15

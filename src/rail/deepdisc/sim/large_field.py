@@ -1,6 +1,6 @@
 """Synthetic survey mosaics of any size, written row block by row block (bounded memory).
 
-For benchmarks and memory tests of the real-data path (:mod:`rail.deepdisc.mosaic`): a field
+For benchmarks and memory tests of the real-data path (:mod:`rail.deepdisc.store.mosaic`): a field
 of ``shape`` pixels per band, far larger than memory if asked, written JWST-style: one FITS
 file per band with an empty primary HDU and a ``SCI`` extension in ``MJy/sr`` (and an
 ``ERR`` extension for the first ``error_bands`` bands), a TAN WCS, a blank (NaN) border, and
@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..bands import NIRCAM_BANDS
-from .fits_field import mosaic_wcs
+from rail.deepdisc.bands import NIRCAM_BANDS
+from rail.deepdisc.sim.fits_field import mosaic_wcs
 
 #: 1 nJy in MJy
 _NJY_IN_MJY = 1.0e-15

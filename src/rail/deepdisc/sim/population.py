@@ -25,8 +25,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..bands import validate_bands
-from .sed import OPTICAL_WINDOW, UV_WINDOW, Photometer, SEDLibrary, cosmos_library, mag_to_njy
+from rail.deepdisc.bands import validate_bands
+from rail.deepdisc.sim.sed import (
+    OPTICAL_WINDOW,
+    UV_WINDOW,
+    Photometer,
+    SEDLibrary,
+    cosmos_library,
+    mag_to_njy,
+)
 
 log = logging.getLogger(__name__)
 

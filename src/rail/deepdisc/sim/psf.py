@@ -13,8 +13,8 @@ from typing import Any
 
 import galsim
 
-from ..bands import effective_wavelength
-from .surveys import SurveyPreset
+from rail.deepdisc.bands import effective_wavelength
+from rail.deepdisc.sim.surveys import SurveyPreset
 
 PSF_KINDS = ("airy", "optical")
 

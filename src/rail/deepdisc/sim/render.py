@@ -34,10 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from ..scenes import SceneWriter
-from .psf import PSF_KINDS, make_psf, psf_description
-from .sed import NJY_ZEROPOINT
-from .surveys import SurveyPreset
+from rail.deepdisc.sim.psf import PSF_KINDS, make_psf, psf_description
+from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.sim.surveys import SurveyPreset
+from rail.deepdisc.store.scenes import SceneWriter
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..bands import filter_curve, validate_bands
-from .igm import madau_transmission
+from rail.deepdisc.bands import filter_curve, validate_bands
+from rail.deepdisc.sim.igm import madau_transmission
 
 #: speed of light in Angstrom / s (astro-sedpy's value)
 LIGHTSPEED_AA = 2.998e18

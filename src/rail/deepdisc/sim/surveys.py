@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from ..bands import LSST_BANDS, NIRCAM_BANDS, validate_bands
-from .sed import NJY_ZEROPOINT
+from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS, validate_bands
+from rail.deepdisc.sim.sed import NJY_ZEROPOINT
 
 
 @dataclass(frozen=True)

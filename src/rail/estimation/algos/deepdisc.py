@@ -1,6 +1,6 @@
 """DeepDISC as RAIL stages: train on scene stores, estimate p(z) from pixels.
 
-``DeepDiscInformer`` trains the network (:mod:`rail.deepdisc.train`) on a scene store and
+``DeepDiscInformer`` trains the network (:mod:`rail.deepdisc.net.train`) on a scene store and
 writes a model file (``.pt``: a state dict plus a JSON description, loadable with
 ``torch.load(path, weights_only=True)``). ``DeepDiscEstimator`` applies it to a scene store
 and writes a ``qp.mixmod`` ensemble: in ``forced`` mode exactly one row per object of the
@@ -24,8 +24,8 @@ from rail.core.data import Hdf5Handle, ModelHandle, QPHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
-from rail.deepdisc.density import FeatureDensity
-from rail.deepdisc.estimate import (
+from rail.deepdisc.evaluate.density import FeatureDensity
+from rail.deepdisc.net.estimate import (
     MODES,
     EstimateConfig,
     check_bands,
@@ -34,11 +34,11 @@ from rail.deepdisc.estimate import (
     forced_rows,
     merge_rows,
 )
-from rail.deepdisc.fileio import atomic_output
-from rail.deepdisc.model import BACKBONES, build_from_state, model_state, read_model_file
-from rail.deepdisc.scenes import SceneHandle, SceneStore
-from rail.deepdisc.stage_checks import StrictConfigMixin
-from rail.deepdisc.train import DEVICES, TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.net.network import BACKBONES, build_from_state, model_state, read_model_file
+from rail.deepdisc.net.train import DEVICES, TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.atomic import atomic_output
+from rail.deepdisc.store.scenes import SceneHandle, SceneStore
 
 
 class DeepDiscModelHandle(ModelHandle):
@@ -160,7 +160,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     ``match_radius`` arcsec). Ancillary columns: ``object_id`` (matched, or -1), ``scene``,
     ``x``, ``y``, ``ra``, ``dec``, ``score``, ``zmode``, ``zmean`` (sum of w mu),
     ``zmedian``, ``redshift`` (where known), ``mask_area``, and quality columns
-    (``rail.deepdisc.estimate.quality_flags``): ``snr``/``flag_low_snr``,
+    (``rail.deepdisc.net.estimate.quality_flags``): ``snr``/``flag_low_snr``,
     ``ood_score``/``flag_ood`` (training-set feature density), ``blend``/``flag_blend``,
     ``flag_edge``, ``flag_low_score``.
 

@@ -3,16 +3,16 @@
 ``EazyInformer`` builds the template grid once (templates through the filters on EAZY's
 redshift grid, with eazy's IGM), the template error function and the optional magnitude
 prior, and stores them in an HDF5 model (arrays only, no pickles; see
-:class:`rail.deepdisc.eazyfit.EazyModel`). ``EazyEstimator`` fits the photometry chunk by
+:class:`rail.deepdisc.fit.eazyfit.EazyModel`). ``EazyEstimator`` fits the photometry chunk by
 chunk with eazy-py's non-negative least-squares kernel and returns ``qp.interp`` p(z) on
 EAZY's grid, with ``zmode``, ``zmean``, ``zmedian``, ``zbest`` (eazy's maximum-likelihood
 redshift, parabola-refined), ``chi2`` and ``n_filters`` in the ancil. The numerics live in
-:mod:`rail.deepdisc.eazyfit`; eazy-py is an optional dependency (extra ``eazy``) imported
+:mod:`rail.deepdisc.fit.eazyfit`; eazy-py is an optional dependency (extra ``eazy``) imported
 only when a stage runs.
 
 With no options the stages read RAIL's DC2 files (magnitude columns ``mag_<b>_lsst``,
 non-detections 99 with RAIL's 1-sigma ``mag_limits``, ``DC2LSST_*`` filter curves) and fit
-BPZ's CWW+SB4 templates (extended redward, see :mod:`rail.deepdisc.templates`), which
+BPZ's CWW+SB4 templates (extended redward, see :mod:`rail.deepdisc.fit.templates`), which
 pz-rail-base ships. ``templates_file`` takes EAZY ``.param`` files (comma-separated to
 combine, e.g. fsps QSF 12 v3 with blue_sfhz_13) or a built-in set name.
 """
@@ -29,18 +29,18 @@ from rail.core.data import ModelHandle, QPHandle, TableHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
-from rail.deepdisc.eazyfit import EazyModel, build_model, fit, training_prior
-from rail.deepdisc.provenance import provenance
-from rail.deepdisc.stage_checks import StrictConfigMixin
+from rail.deepdisc.fit.eazyfit import EazyModel, build_model, fit, training_prior
+from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.provenance import provenance
 
 INPUT_TYPES = ("mag", "flux")
 
 
 class EazyModelHandle(ModelHandle):
-    """Model handle for :class:`rail.deepdisc.eazyfit.EazyModel` files (HDF5, no pickle)."""
+    """Model handle for :class:`rail.deepdisc.fit.eazyfit.EazyModel` files (HDF5, no pickle)."""
 
     suffix = "hdf5"
-    interactive_type = "rail.deepdisc.eazyfit.EazyModel"
+    interactive_type = "rail.deepdisc.fit.eazyfit.EazyModel"
 
     @classmethod
     def _open(cls, path: str, **kwargs: Any) -> EazyModel:
@@ -73,7 +73,7 @@ class EazyInformer(StrictConfigMixin, CatInformer):
 
     The training data are only checked for the band columns: EAZY's templates need no
     training; the training set gives the apparent-magnitude prior p(z | m) (EAZY needs one
-    to break the Lyman/Balmer-break degeneracy; :func:`rail.deepdisc.eazyfit.training_prior`)
+    to break the Lyman/Balmer-break degeneracy; :func:`rail.deepdisc.fit.eazyfit.training_prior`)
     unless ``prior_file`` names an EAZY prior file or ``training_prior`` is False. Config:
     ``templates_file`` (EAZY .param file(s) or a built-in set: ``cww``, ``cosmos``,
     ``oracle``; '' = ``cww``), ``template_error_file`` and ``template_error_amplitude``,

@@ -21,7 +21,7 @@ from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 from rail.evaluation.single_evaluator import SingleEvaluator
 
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
-from rail.deepdisc.bpz import SURVEY_ZMAX, bpz_stage_configs, describe_bpz_data
+from rail.deepdisc.fit.bpz import SURVEY_ZMAX, bpz_stage_configs, describe_bpz_data
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.surveys import get_survey
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import h5py
 import numpy as np
 
-from .fileio import check_output_path, temporary_sibling
-from .scenes import SceneStore
+from rail.deepdisc.store.atomic import check_output_path, temporary_sibling
+from rail.deepdisc.store.scenes import SceneStore
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ With Delta = (z_phot - z_true) / (1 + z_true) and z_phot = zmode unless stated (
   probabilities (see :func:`brier_score`).
 
 Detection: a detection matches an object at IoU >= 0.5, one to one, highest score first;
-completeness and purity at score >= 0.5 (see :mod:`rail.deepdisc.matching`).
+completeness and purity at score >= 0.5 (see :mod:`rail.deepdisc.evaluate.matching`).
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import numpy as np
 import tables_io
 from rail.core.data import Hdf5Handle
 
-from .fileio import atomic_output
+from rail.deepdisc.store.atomic import atomic_output
 
 
 def write_table(table: Mapping[str, np.ndarray], path: str | os.PathLike,

@@ -36,10 +36,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .fileio import check_output_path
-from .provenance import provenance_json
-from .scenes import OBJECT_COLUMNS, REDSHIFT_KINDS, SceneWriter
-from .sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.store.atomic import check_output_path
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.scenes import OBJECT_COLUMNS, REDSHIFT_KINDS, SceneWriter
 
 log = logging.getLogger(__name__)
 
@@ -227,7 +227,7 @@ def import_deepdisc(images: str | os.PathLike, output: str | os.PathLike, *,
         prov = provenance_json({"images": images, "metadata": metadata, "bands": list(bands),
                                 "flux_unit": flux_unit, "pixel_scale_arcsec": pixel_scale_arcsec,
                                 "redshift_kind": redshift_kind},
-                               "rail.deepdisc.deepdisc_import.import_deepdisc")
+                               "rail.deepdisc.store.deepdisc_import.import_deepdisc")
         with SceneWriter(out_path, bands, h, w, pixel_scale_arcsec=pixel_scale_arcsec,
                          zeropoint_ab=NJY_ZEROPOINT, flux_unit="nJy", survey=survey,
                          with_ivar=False, with_segmap=True, provenance=prov) as writer:

@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from .scenes import SceneChunk, SceneStore, StoreInfo
+from rail.deepdisc.store.scenes import SceneChunk, SceneStore, StoreInfo
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def _growth_curve(psf_json: str, band: str, pixel_scale: float, rmax_pix: float
                   ) -> tuple[np.ndarray, np.ndarray]:
     from photutils.aperture import CircularAperture, aperture_photometry
 
-    from .sim.psf import make_psf
+    from rail.deepdisc.sim.psf import make_psf
 
     half = int(np.ceil(rmax_pix)) + 2
     psf = make_psf(json.loads(psf_json), band)
@@ -214,7 +214,7 @@ def fluxes_to_mags(flux: np.ndarray, flux_err: np.ndarray, zeropoint: float,
 
 def _psf_image(info: StoreInfo, band: str, size: int) -> np.ndarray:
     """The band's PSF drawn (with the pixel response) on a size x size stamp, flux 1."""
-    from .sim.psf import make_psf
+    from rail.deepdisc.sim.psf import make_psf
 
     psf = make_psf(json.loads(info.attrs["psf"]), band)
     return psf.withFlux(1.0).drawImage(nx=size, ny=size,

@@ -12,12 +12,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from .density import FeatureDensity
-from .field import TileLayout, merge_tiles
-from .matching import box_iou, greedy_match
-from .model import DeepDiscNet, model_meta
-from .predict import Mixtures, object_boxes, predict_detect, predict_forced
-from .scenes import SceneChunk, SceneStore
+from rail.deepdisc.evaluate.density import FeatureDensity
+from rail.deepdisc.evaluate.matching import box_iou, greedy_match
+from rail.deepdisc.net.field_merge import TileLayout, merge_tiles
+from rail.deepdisc.net.network import DeepDiscNet, model_meta
+from rail.deepdisc.net.predict import Mixtures, object_boxes, predict_detect, predict_forced
+from rail.deepdisc.store.scenes import SceneChunk, SceneStore
 
 MODES = ("forced", "detect")
 #: detections below this score get ``flag_low_score``; it is also the metrics' cut
@@ -246,7 +246,7 @@ Selector = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndar
 def field_selector(store: SceneStore, cfg: EstimateConfig) -> Selector | None:
     """For detect mode on a tiled mosaic (a store written by the tiler), the selection that
     removes the duplicates of overlapping tiles and matches the rest over the whole field
-    (:func:`rail.deepdisc.field.merge_tiles`); None for other stores."""
+    (:func:`rail.deepdisc.net.field_merge.merge_tiles`); None for other stores."""
     layout = TileLayout.from_store(store)
     if layout is None or cfg.mode != "detect":
         return None

@@ -1,6 +1,6 @@
 """Batched inference: forced photo-zs for catalog boxes, detection, mixtures to qp.
 
-Both modes work on a :class:`~rail.deepdisc.scenes.SceneChunk` (whole scenes) and batch
+Both modes work on a :class:`~rail.deepdisc.store.scenes.SceneChunk` (whole scenes) and batch
 scenes on the device. ``forced`` gives one row per object of the chunk, in its order;
 ``detect`` one row per detection.
 """
@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
-from .model import DeepDiscNet
-from .scenes import SceneChunk
+from rail.deepdisc.net.network import DeepDiscNet
+from rail.deepdisc.store.scenes import SceneChunk
 
 #: side (pixels) of the box given to objects whose catalog box is missing or empty
 FALLBACK_BOX = 5.0

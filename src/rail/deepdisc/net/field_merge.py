@@ -1,10 +1,10 @@
 """Whole-field detection over a tiled mosaic: one row per source on the sky.
 
 Overlapping tiles see the sources of their overlaps twice (or four times at corners), so
-detect mode over a store written by :func:`rail.deepdisc.mosaic.tile_mosaic` would list
+detect mode over a store written by :func:`rail.deepdisc.store.mosaic.tile_mosaic` would list
 them more than once. :func:`merge_tiles` removes the duplicates in two steps:
 
-1. **ownership** (:func:`rail.deepdisc.tiling.owner_tiles`): a detection is kept only by the
+1. **ownership** (:func:`rail.deepdisc.store.tiling.owner_tiles`): a detection is kept only by the
    tile where its centre lies farthest from the tile's edge, the rule that also lists each
    catalog object in one tile. The copies cut by a tile edge, whose boxes and redshifts are
    the least reliable, go first;
@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .tiling import owner_tiles
+from rail.deepdisc.store.tiling import owner_tiles
 
 _BOX = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 
@@ -228,7 +228,7 @@ def match_field(layout: TileLayout, det_scene: np.ndarray, det: dict[str, np.nda
     the one listing its object is compared where both tiles see it), else a centre
     distance within ``match_radius`` arcsec; one to one, detections in decreasing score,
     each taking its most similar free object (the rule of
-    :func:`rail.deepdisc.matching.greedy_match`).
+    :func:`rail.deepdisc.evaluate.matching.greedy_match`).
 
     Returns
     -------

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from .mosaic_io import MosaicError, split_spec
-from .scenes import OBJECT_COLUMNS
+from rail.deepdisc.store.mosaic_io import MosaicError, split_spec
+from rail.deepdisc.store.scenes import OBJECT_COLUMNS
 
 log = logging.getLogger(__name__)
 

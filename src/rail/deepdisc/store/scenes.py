@@ -32,7 +32,7 @@ import h5py
 import numpy as np
 from rail.core.data import DataHandle
 
-from .fileio import check_output_path, temporary_sibling
+from rail.deepdisc.store.atomic import check_output_path, temporary_sibling
 
 FORMAT = "deepdisc-scenes"
 VERSION = 1
@@ -533,7 +533,7 @@ class SceneHandle(DataHandle):
     """
 
     suffix = "hdf5"
-    interactive_type = "rail.deepdisc.scenes.SceneStore"
+    interactive_type = "rail.deepdisc.store.scenes.SceneStore"
 
     @classmethod
     def _open(cls, path: str, **kwargs: Any) -> SceneStore:
@@ -560,7 +560,7 @@ class SceneHandle(DataHandle):
     def _validate_data(cls, data: Any) -> None:
         if not isinstance(data, SceneStore):
             raise TypeError(f"SceneHandle data must be a SceneStore, not {type(data)}; "
-                            "open the file with rail.deepdisc.scenes.SceneStore")
+                            "open the file with rail.deepdisc.store.scenes.SceneStore")
 
     def _size(self, path: str, **kwargs: Any) -> int:
         with SceneStore(path) as store:

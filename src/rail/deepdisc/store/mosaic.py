@@ -3,18 +3,18 @@
 Inputs (:class:`TilerConfig`): one mosaic per band on a common pixel grid (``path[EXT]``),
 optionally an error map (``ERR``, standard deviation) or a weight map (``WHT``, inverse
 variance) per band and a segmentation map whose values are the catalog ids, and a catalog
-(see :mod:`rail.deepdisc.catalogs`).
+(see :mod:`rail.deepdisc.store.catalogs`).
 
 What :func:`tile_mosaic` does, in order, all checks before any pixel is read:
 
 1. opens every map, checks that each has a celestial WCS and that all share one pixel grid
    (shape and WCS; an error names the band), and derives each band's factor to nJy per
-   pixel from ``BUNIT`` (:func:`rail.deepdisc.mosaic_io.flux_factor`);
+   pixel from ``BUNIT`` (:func:`rail.deepdisc.store.mosaic_io.flux_factor`);
 2. reads the catalog and places it on the mosaic with the WCS (``all_world2pix``, SIP
    included); objects outside the mosaic are left out, and a catalog with no object inside
    is an error;
 3. lays out tiles of ``tile_size`` pixels overlapping by ``overlap``
-   (:mod:`rail.deepdisc.tiling`) and gives every object to the tile where it lies farthest
+   (:mod:`rail.deepdisc.store.tiling`) and gives every object to the tile where it lies farthest
    from the edge: the object is listed in that tile's ``/objects`` only, so the store lists
    each catalog object once and forced estimation gives one row per object. Its light still
    appears in the overlapping tiles, as neighbours centred outside a scene do in simulated
@@ -32,7 +32,7 @@ Scene rows carry the tile's WCS (the mosaic's shifted by ``x0``, ``y0``), ``x0``
 the tile index in the full grid (row-major). Objects are ordered by tile, then by catalog
 row, and carry ``catalog_row`` and ``edge_distance``. Root attributes add ``mosaic_shape``,
 ``tile_size``, ``tile_overlap`` and ``mosaic_wcs`` to the store's, which whole-field
-detection uses to remove duplicates (:mod:`rail.deepdisc.field`).
+detection uses to remove duplicates (:mod:`rail.deepdisc.net.field_merge`).
 """
 
 from __future__ import annotations
@@ -45,13 +45,13 @@ from typing import Any
 
 import numpy as np
 
-from .catalogs import Catalog, CatalogColumns, load_catalog
-from .fileio import check_output_path
-from .mosaic_io import MosaicError, MosaicImage, check_same_grid, flux_factor
-from .provenance import provenance_json
-from .scenes import SceneWriter
-from .sim.sed import NJY_ZEROPOINT
-from .tiling import TileGrid, check_tiling, edge_distance, tile_wcs_header
+from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.store.atomic import check_output_path
+from rail.deepdisc.store.catalogs import Catalog, CatalogColumns, load_catalog
+from rail.deepdisc.store.mosaic_io import MosaicError, MosaicImage, check_same_grid, flux_factor
+from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.scenes import SceneWriter
+from rail.deepdisc.store.tiling import TileGrid, check_tiling, edge_distance, tile_wcs_header
 
 log = logging.getLogger(__name__)
 
@@ -423,7 +423,7 @@ def tile_mosaic(cfg: TilerConfig, catalog: Any, output: str | os.PathLike, *,
     cfg
         What to tile (checked first).
     catalog
-        The catalog: a path (see :mod:`rail.deepdisc.catalogs`) or an in-memory table.
+        The catalog: a path (see :mod:`rail.deepdisc.store.catalogs`) or an in-memory table.
     output
         Scene store to write (atomically: nothing appears on failure).
     progress
@@ -532,7 +532,7 @@ def tile_mosaic(cfg: TilerConfig, catalog: Any, output: str | os.PathLike, *,
             n_tiles_grid=len(grid), n_tiles_written=counts["tiles"],
             n_tiles_no_data=counts["tiles_no_data"], n_tiles_no_redshift=counts["tiles_no_z"])
         writer.set_provenance(provenance_json({**config, "summary": summary.as_dict()},
-                                              "rail.deepdisc.mosaic.tile_mosaic"))
+                                              "rail.deepdisc.store.mosaic.tile_mosaic"))
     log.info("tiled %d of %d catalog objects into %d tiles of %d x %d pixels (%s)",
              summary.n_listed, summary.n_catalog, summary.n_tiles_written, size, size,
              summary.output)

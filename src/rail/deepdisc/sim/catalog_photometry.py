@@ -12,9 +12,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .bands import validate_bands
-from .sim.population import model_magnitudes
-from .sim.sed import mag_to_njy
+from rail.deepdisc.bands import validate_bands
+from rail.deepdisc.sim.population import model_magnitudes
+from rail.deepdisc.sim.sed import mag_to_njy
 
 #: 5-sigma point-source depths of GOODS-S-deep-like HST ACS imaging (Hubble Legacy Fields)
 HST_DEPTHS = {"hst_f435w": 29.0, "hst_f606w": 29.3, "hst_f775w": 28.9, "hst_f814w": 29.0,

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .fileio import atomic_output
-from .scenes import SceneStore
+from rail.deepdisc.store.atomic import atomic_output
+from rail.deepdisc.store.scenes import SceneStore
 
 
 def rgb_band_groups(bands: Sequence[str]) -> list[list[int]]:

@@ -147,7 +147,7 @@ def read_sed(path: str) -> tuple[np.ndarray, np.ndarray]:
     ValueError
         Naming the file, if it cannot be read or holds no usable SED.
     """
-    from .sim.sed import read_sed_file
+    from rail.deepdisc.sim.sed import read_sed_file
 
     wave, flux = read_sed_file(path)
     keep = wave > 0  # BPZ's files start at 0 A, which breaks IGM models
@@ -155,7 +155,7 @@ def read_sed(path: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _rail_sed(name: str) -> str:
-    from .sim.sed import rail_sed_dir
+    from rail.deepdisc.sim.sed import rail_sed_dir
 
     return os.path.join(rail_sed_dir(), name)
 
@@ -218,7 +218,7 @@ def oracle_templates(ebv_grid: Sequence[float] | None = None,
         Only these library entries (the ``sed_index`` column of simulated catalogs), e.g. to
         fit a few objects quickly; default all.
     """
-    from .sim.sed import DEFAULT_EBV_GRID, cosmos_library
+    from rail.deepdisc.sim.sed import DEFAULT_EBV_GRID, cosmos_library
 
     lib = cosmos_library(tuple(DEFAULT_EBV_GRID if ebv_grid is None else ebv_grid))
     keep = range(len(lib)) if entries is None else sorted({int(i) for i in entries})

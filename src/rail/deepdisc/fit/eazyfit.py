@@ -33,8 +33,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .filters import FilterCurve, eazy_res_text, resolve_filters
-from .templates import BUILTIN_SETS, builtin_templates
+from rail.deepdisc.fit.filters import FilterCurve, eazy_res_text, resolve_filters
+from rail.deepdisc.fit.templates import BUILTIN_SETS, builtin_templates
 
 FORMAT = "deepdisc-eazy-model"
 VERSION = 1
@@ -118,7 +118,7 @@ def load_templates(spec: str) -> TemplateSpec:
     ----------
     spec
         A built-in set name (``cww``, ``cosmos``, ``oracle``; see
-        :mod:`rail.deepdisc.templates`), an EAZY ``.param`` file, or several of these
+        :mod:`rail.deepdisc.fit.templates`), an EAZY ``.param`` file, or several of these
         joined by commas (their templates are concatenated), e.g.
         ``".../fsps_full/tweak_fsps_QSF_12_v3.param,.../sfhz/blue_sfhz_13.param"``.
 
@@ -201,7 +201,7 @@ class EazyModel:
 
     def save(self, path: str | os.PathLike) -> None:
         """Write the model as HDF5 (atomically, via a temporary name)."""
-        from .fileio import atomic_output
+        from rail.deepdisc.store.atomic import atomic_output
 
         with atomic_output(path, "EAZY model") as tmp, h5py.File(tmp, "w") as f:
             f.attrs["format"] = FORMAT
@@ -258,7 +258,7 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
     Parameters
     ----------
     filters
-        One filter name per band (see :mod:`rail.deepdisc.filters`).
+        One filter name per band (see :mod:`rail.deepdisc.fit.filters`).
     templates
         Template specification (see :func:`load_templates`).
     zmin, zmax, zstep

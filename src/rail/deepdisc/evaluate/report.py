@@ -2,7 +2,7 @@
 
 Every method's ensemble is row-aligned with the same truth table (the scene store's
 ``/objects``): DeepDISC in forced mode, BPZ and EAZY on photometry of the same objects.
-Metrics are those of :mod:`rail.deepdisc.metrics`; the "bright" subset is S/N > 10 in the
+Metrics are those of :mod:`rail.deepdisc.evaluate.metrics`; the "bright" subset is S/N > 10 in the
 survey's detection band (``snr_<band>``; F200W for JADES-like, i for LSST-like scenes).
 """
 
@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from .fileio import atomic_output
-from .matching import completeness_purity
-from .metrics import OUTLIER_CUT, photoz_metrics, point_metrics
+from rail.deepdisc.evaluate.matching import completeness_purity
+from rail.deepdisc.evaluate.metrics import OUTLIER_CUT, photoz_metrics, point_metrics
+from rail.deepdisc.store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .bands import SEDPY_FILTER_NAMES, load_filter
+from rail.deepdisc.bands import SEDPY_FILTER_NAMES, load_filter
 
 
 @dataclass(frozen=True)

@@ -7,9 +7,9 @@ axis in each), the one where it also lies farthest from the edges across the oth
 remaining ties go to the smaller ``y0``, then the smaller ``x0``. On a full grid this is the
 tile whose centre is nearest along each axis separately, so the mosaic is partitioned into
 rectangles, one per tile, each at least ``overlap / 2`` from its tile's inner edges.
-:class:`~rail.deepdisc.mosaic.MosaicTiler` lists every catalog object only in the tile it
+:class:`~rail.deepdisc.store.mosaic.MosaicTiler` lists every catalog object only in the tile it
 belongs to (so forced estimation gives one row per object), and whole-field detection keeps
-a detection only in the tile its centre belongs to (see :mod:`rail.deepdisc.field`).
+a detection only in the tile its centre belongs to (see :mod:`rail.deepdisc.net.field_merge`).
 
 Pixel coordinates are 0-based with pixel centres on integers; a tile with origin
 ``(x0, y0)`` and shape ``(height, width)`` holds the pixels ``x0 <= i < x0 + width``,

@@ -496,7 +496,7 @@ def model_state(model: DeepDiscNet, meta: dict[str, Any],
 def save_model(path: str | os.PathLike, model: DeepDiscNet, meta: dict[str, Any],
                extras: dict[str, Any] | None = None) -> str:
     """Write a model file atomically (``torch.save`` of :func:`model_state`)."""
-    from .fileio import atomic_output
+    from rail.deepdisc.store.atomic import atomic_output
 
     with atomic_output(path, "model") as tmp:
         torch.save(model_state(model, meta, extras), tmp)

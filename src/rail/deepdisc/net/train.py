@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from .density import FeatureDensity
-from .model import (
+from rail.deepdisc.evaluate.density import FeatureDensity
+from rail.deepdisc.net.network import (
     DeepDiscNet,
     architecture,
     build_from_state,
     model_meta,
 )
-from .provenance import package_versions
-from .scenes import SceneStore, SceneStoreError
+from rail.deepdisc.store.provenance import package_versions
+from rail.deepdisc.store.scenes import SceneStore, SceneStoreError
 
 log = logging.getLogger(__name__)
 
@@ -499,7 +499,7 @@ def calibrate_widths(model: DeepDiscNet, val: SceneTrainingData, batch_size: int
     """
     from scipy.optimize import minimize_scalar
 
-    from .model import mixture_nll
+    from rail.deepdisc.net.network import mixture_nll
 
     model.eval()
     head = model.roi_heads.redshift_head
@@ -532,7 +532,7 @@ def calibrate_widths(model: DeepDiscNet, val: SceneTrainingData, batch_size: int
 
 
 def _save_checkpoint(path: str, model, opt, sched, epoch: int, history, run_id: str) -> None:
-    from .fileio import atomic_output
+    from rail.deepdisc.store.atomic import atomic_output
 
     state = {"model": model.state_dict(), "optimizer": opt.state_dict(),
              "scheduler": sched.state_dict(), "torch_rng": torch.get_rng_state(),

@@ -5,7 +5,7 @@ synthetic photometry it makes from them (``AB/``) from one data directory,
 ``bpz_ref_data_path``. Left at its default, that is pz-rail-base's install directory, and
 BPZ writes new AB files there. :func:`prepare_bpz_data` builds a *separate, writable* data
 directory instead: the template set's ``.sed`` files and list, ``.res`` filter curves made
-from astro-sedpy (or pz-rail-base's files, see :mod:`rail.deepdisc.filters`), and the AB
+from astro-sedpy (or pz-rail-base's files, see :mod:`rail.deepdisc.fit.filters`), and the AB
 files, generated up front by BPZ's own ``ABflux`` (in worker processes). The AB files are
 made before any estimator runs because ``desc_bpz`` fixes its data directory when first
 imported, so a second data directory in the same process would otherwise be read and
@@ -29,8 +29,8 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from .filters import resolve_filters, write_res
-from .templates import TemplateSet, builtin_templates
+from rail.deepdisc.fit.filters import resolve_filters, write_res
+from rail.deepdisc.fit.templates import TemplateSet, builtin_templates
 
 log = logging.getLogger(__name__)
 
