@@ -1,57 +1,155 @@
-"""Small file helpers: early checks of output paths and atomic writes."""
+"""Output paths that never lose what the user owns: early checks and atomic writes.
+
+* :func:`check_output_path` refuses, before any work, an output path that is a directory,
+  that names one of the run's inputs, or that cannot be written;
+* :func:`atomic_output` writes to a unique hidden temporary name beside the output (unique
+  per process and call, so two runs writing one output never share it) and renames it onto
+  the output only when the writing block succeeded: the rename is the only publication;
+* :func:`remove_stale_temporaries` removes temporary files that dead processes left beside an
+  output (the process id is part of the name).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from rail.deepdisc.errors import OutputPathError
 
-def check_output_path(path: str | os.PathLike, what: str = "output") -> Path:
+#: hidden temporary names: ``.<final name>.<pid>-<random>.tmp``
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def _expand(path: str | os.PathLike) -> Path:
+    return Path(os.path.expandvars(os.fspath(path))).expanduser()
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two paths name the same file (also through links), existing or not."""
+    pa, pb = _expand(a), _expand(b)
+    try:
+        if pa.exists() and pb.exists():
+            return os.path.samefile(pa, pb)
+    except OSError:
+        pass
+    return os.path.realpath(pa) == os.path.realpath(pb)
+
+
+def check_output_path(path: str | os.PathLike, what: str = "output",
+                      inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
     """Check, before any work, that a file can be written at ``path``.
 
     The parent directory is created if missing.
 
+    Parameters
+    ----------
+    path
+        The output file.
+    what
+        How to name the output in messages (e.g. ``"model"``, ``"--output"``).
+    inputs
+        The run's input files; the output may not be any of them.
+
     Raises
     ------
-    ValueError
-        If the path names a directory or its directory cannot be created or written.
+    OutputPathError
+        If the path names a directory or an input, or its directory cannot be written.
     """
-    p = Path(os.path.expandvars(os.fspath(path))).expanduser()
-    if p.is_dir():
-        raise ValueError(f"{what} path {p} is a directory, not a file name")
+    p = _expand(path)
+    if not p.name or p.is_dir():
+        raise OutputPathError(f"{what} {p} is a directory, not a file name; nothing written")
+    for source in inputs:
+        if source not in (None, "") and same_file(p, source):
+            raise OutputPathError(f"{what} {p} is also an input of this run; choose another "
+                                  "file name (nothing written)")
     parent = p.parent if str(p.parent) else Path(".")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
-        raise ValueError(f"{what} path {p}: cannot create directory {parent}: {err}") from err
+        raise OutputPathError(f"{what} {p}: cannot create directory {parent}: {err}") from err
     probe = temporary_sibling(p)
     try:
         probe.touch(exist_ok=False)
     except OSError as err:
-        raise ValueError(f"{what} path {p}: cannot write in {parent}: {err}") from err
+        raise OutputPathError(f"{what} {p}: cannot write in {parent}: {err}") from err
     probe.unlink(missing_ok=True)
     if p.exists() and not os.access(p, os.W_OK):
-        raise ValueError(f"{what} path {p} exists and is not writable")
+        raise OutputPathError(f"{what} {p} exists and is not writable")
     return p
 
 
+def check_distinct_outputs(outputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse two outputs of one run that name the same file (e.g. PDFs and detections).
+
+    Parameters
+    ----------
+    outputs
+        What each output is (e.g. ``"--detections"``) -> its path.
+    """
+    named = [(k, v) for k, v in outputs.items() if v not in (None, "")]
+    for i, (what_a, a) in enumerate(named):
+        for what_b, b in named[i + 1:]:
+            if same_file(a, b):
+                raise OutputPathError(f"{what_a} and {what_b} are the same file {a}; one would "
+                                      "overwrite the other (nothing written)")
+
+
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A unique hidden temporary name in the same directory as ``path``."""
+    """A unique hidden temporary name (this process, random) beside ``path``."""
     p = Path(path)
-    return p.with_name(f".{p.name}.{uuid.uuid4().hex[:8]}.tmp")
+    return p.with_name(f".{p.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``path`` left by processes that no longer run.
+
+    A run killed before it could clean up (SIGKILL, power loss) leaves its hidden temporary
+    file beside the output; the next run writing that output removes it. Temporary files of
+    live processes (another run writing the same output now) are left alone.
+
+    Returns
+    -------
+    list of Path
+        The files removed.
+    """
+    p = _expand(path)
+    removed = []
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return removed
+    for candidate in parent.glob(f".{p.name}.*.tmp"):
+        match = _TMP_PATTERN.match(candidate.name)
+        if match and match["name"] == p.name and not _pid_alive(int(match["pid"])):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 @contextmanager
-def atomic_output(path: str | os.PathLike, what: str = "output") -> Iterator[Path]:
-    """Yield a temporary path; rename it to ``path`` only if the block succeeds.
+def atomic_output(path: str | os.PathLike, what: str = "output",
+                  inputs: Iterable[str | os.PathLike | None] = ()) -> Iterator[Path]:
+    """Yield a unique temporary path; rename it to ``path`` only if the block succeeds.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so a
-    failed run never leaves a partial or corrupted output.
+    failed run never leaves a partial or corrupted output; temporary files of dead runs of
+    the same output are removed first.
     """
-    final = check_output_path(path, what)
+    final = check_output_path(path, what, inputs)
+    remove_stale_temporaries(final)
     tmp = temporary_sibling(final)
     try:
         yield tmp

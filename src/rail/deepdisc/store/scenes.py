@@ -32,6 +32,7 @@ import h5py
 import numpy as np
 from rail.core.data import DataHandle
 
+from rail.deepdisc.errors import SceneStoreError
 from rail.deepdisc.store.atomic import check_output_path, temporary_sibling
 
 FORMAT = "deepdisc-scenes"
@@ -48,10 +49,6 @@ _INT_COLUMNS = {"scene": np.int64, "object_id": np.int64, "bbox_x0": np.int32,
                 "bbox_y0": np.int32, "bbox_x1": np.int32, "bbox_y1": np.int32}
 _FLOAT_COLUMNS = {"x": np.float64, "y": np.float64, "ra": np.float64, "dec": np.float64,
                   "redshift": np.float64}
-
-
-class SceneStoreError(ValueError):
-    """A scene store is missing, malformed or inconsistent with what a stage needs."""
 
 
 def _decode(value: Any) -> Any:

@@ -1,0 +1,51 @@
+"""The ``rail-deepdisc`` command.
+
+Each group of commands lives in its own module (``simulate``, ``deepdisc``, ``photometry``,
+``mosaic``, ``demo``) with a ``register`` function that adds its sub-commands; option flags
+are derived from the library's option dataclasses (:mod:`rail.deepdisc.options`). Building
+the parser imports nothing heavy, so ``--help`` and ``--version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from rail.deepdisc.cli import deepdisc, demo, mosaic, photometry, simulate
+
+_GROUPS = (simulate, demo, deepdisc, photometry, mosaic)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``rail-deepdisc``."""
+    from rail.deepdisc._version import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="rail-deepdisc",
+        description="Image-based photometric redshifts (DeepDISC) for RAIL.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress bars or logs")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for group in _GROUPS:
+        group.register(sub, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``rail-deepdisc``; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (ValueError, OSError, IndexError, KeyError, RuntimeError) as err:
+        print(f"rail-deepdisc {args.command}: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

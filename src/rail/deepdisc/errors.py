@@ -1,0 +1,38 @@
+"""The package's error types.
+
+Every error a user can cause (a bad option, a bad or missing input file, an output path that
+would destroy something) is a :class:`DeepDiscError`, a ``ValueError``, and its message names
+the option, file, column or scene at fault. The ``rail-deepdisc`` command prints these (and
+``OSError``) as one line and exits with status 2; any other exception is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class DeepDiscError(ValueError):
+    """Something the user can fix: the message says what and where."""
+
+
+class OptionError(DeepDiscError):
+    """An option (stage configuration, command-line flag, dataclass field) is invalid."""
+
+
+class InputError(DeepDiscError):
+    """An input file or table is missing, malformed or inconsistent."""
+
+
+class SceneStoreError(InputError):
+    """A scene store is missing, malformed or inconsistent with what a stage needs."""
+
+
+class ModelFileError(InputError):
+    """A model file cannot be read, or does not fit the data it is applied to."""
+
+
+class OutputPathError(DeepDiscError):
+    """An output path would destroy something (a directory, an input) or cannot be written."""
+
+
+class TrainingError(DeepDiscError):
+    """Training cannot go on (e.g. its loss became non-finite); no model is written."""

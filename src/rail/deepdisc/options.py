@@ -1,0 +1,433 @@
+"""Options defined once: a dataclass field carries its default, help text and bounds.
+
+Each configuration of the library (training, estimation, photometry, tiling, simulation, ...)
+is a dataclass deriving from :class:`Options` whose fields are made with :func:`option`.
+Everything else is derived from those fields, so an option is written in one place:
+
+* :meth:`Options.validate` checks types, bounds and choices (an :class:`~rail.deepdisc.errors.
+  OptionError` naming the option), then the class's own cross-field checks (``_check``);
+* :meth:`Options.stage_params` gives the ceci ``StageParameter`` of a RAIL stage's
+  ``config_options`` (help text, default, required);
+* :meth:`Options.add_arguments` adds the ``rail-deepdisc`` command-line flags
+  (``--batch-size``; booleans as ``--augment/--no-augment``; lists as several values;
+  mappings as repeated ``KEY=VALUE``), with the bounds checked as the flags are parsed;
+* :meth:`Options.from_mapping` builds a checked instance from a stage's config or parsed
+  flags (only the names it knows are read; absent ones keep their defaults).
+
+A field whose type is itself an :class:`Options` class is flattened: its options appear
+beside the parent's, under their own names.
+
+Nothing heavy is imported here: ceci is imported only when stage parameters are built.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import math
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from dataclasses import MISSING, dataclass
+from typing import Any, ClassVar
+
+from rail.deepdisc.errors import OptionError
+
+_KEY = "deepdisc_option"
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    """What :func:`option` records about a field (in ``field.metadata``)."""
+
+    help: str
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+    choices: tuple[Any, ...] | None = None
+    cli: bool = True
+    stage: bool = True
+    flag: str | None = None
+    path: bool = False
+    metavar: str | None = None
+
+    def bounds_text(self) -> str:
+        """The bounds as words, e.g. ``> 0`` or ``in [0, 1)``."""
+        low = f"[{self.ge:g}" if self.ge is not None else f"({self.gt:g}" \
+            if self.gt is not None else None
+        high = f"{self.le:g}]" if self.le is not None else f"{self.lt:g})" \
+            if self.lt is not None else None
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return (">= " if low[0] == "[" else "> ") + low[1:]
+        if high:
+            return ("<= " if high[-1] == "]" else "< ") + high[:-1]
+        return ""
+
+    def check_value(self, name: str, value: Any) -> None:
+        """Raise OptionError if a scalar value is outside the bounds or choices."""
+        if self.choices is not None and value not in self.choices:
+            raise OptionError(f"{name} must be one of {list(self.choices)}, got {value!r}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            ok = ((self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                  and (self.le is None or value <= self.le)
+                  and (self.lt is None or value < self.lt))
+            if not ok:
+                raise OptionError(f"{name} must be {self.bounds_text()}, got {value!r}")
+
+
+def option(default: Any = MISSING, help: str = "", *, ge: float | None = None,
+           gt: float | None = None, le: float | None = None, lt: float | None = None,
+           choices: Sequence[Any] | None = None, cli: bool = True, stage: bool = True,
+           flag: str | None = None, path: bool = False, metavar: str | None = None) -> Any:
+    """A dataclass field that is a user-facing option.
+
+    Parameters
+    ----------
+    default
+        Default value (mutable defaults are copied for each instance); none means required.
+    help
+        One line saying what the option does (stage help and ``--help``).
+    ge, gt, le, lt
+        Bounds of a number (>=, >, <=, <).
+    choices
+        The allowed values.
+    cli, stage
+        Whether the option is a command-line flag / a stage option.
+    flag
+        Command-line flag name if not the field's (e.g. ``image`` for ``images``).
+    path
+        The value names files (comma-separated) that must exist before any work.
+    metavar
+        Placeholder of the value in ``--help``.
+    """
+    spec = OptionSpec(help=help, ge=ge, gt=gt, le=le, lt=lt,
+                      choices=tuple(choices) if choices is not None else None, cli=cli,
+                      stage=stage, flag=flag, path=path, metavar=metavar)
+    meta = {_KEY: spec}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d),
+                                 metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+# --------------------------------------------------------------------------- field types
+@dataclass(frozen=True)
+class _Kind:
+    """A field's type reduced to what option handling needs."""
+
+    base: str  # int, float, str, bool, list, dict, options, any
+    optional: bool = False
+    item: str = "any"  # element type of a list, value type of a dict
+    tuple_: bool = False
+    options_class: type | None = None
+
+
+_SCALARS = {int: "int", float: "float", str: "str", bool: "bool"}
+
+
+def _kind(annotation: Any) -> _Kind:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return dataclasses.replace(_kind(inner[0]), optional=True)
+        return _Kind("any", optional=type(None) in args)
+    if annotation in _SCALARS:
+        return _Kind(_SCALARS[annotation])
+    if isinstance(annotation, type) and issubclass(annotation, Options):
+        return _Kind("options", options_class=annotation)
+    if origin in (tuple, list) or origin in (Sequence, typing.Sequence) or \
+            (isinstance(origin, type) and issubclass(origin, Sequence) and origin is not str):
+        item = args[0] if args else Any
+        return _Kind("list", item=_SCALARS.get(item, "any"), tuple_=origin is tuple)
+    if origin in (dict, Mapping) or annotation in (dict, Mapping) or \
+            (isinstance(origin, type) and issubclass(origin, Mapping)):
+        value = args[1] if len(args) == 2 else Any
+        return _Kind("dict", item=_SCALARS.get(value, "any"))
+    if annotation in (list, tuple):
+        return _Kind("list", tuple_=annotation is tuple)
+    return _Kind("any")
+
+
+def _coerce_scalar(name: str, kind: str, value: Any) -> Any:
+    if kind == "any" or value is None:
+        return value
+    if kind == "bool":
+        if isinstance(value, bool) or type(value).__name__ == "bool_":
+            return bool(value)
+        raise OptionError(f"{name} must be true or false, got {value!r}")
+    if kind == "str":
+        if isinstance(value, str):
+            return value
+        raise OptionError(f"{name} must be a string, got {value!r}")
+    if isinstance(value, bool) or (not isinstance(value, (int, float)) and \
+            type(value).__module__ != "numpy"):
+        raise OptionError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(number):
+        raise OptionError(f"{name} must be a finite number, got {value!r}")
+    if kind == "int":
+        if number != int(number):
+            raise OptionError(f"{name} must be an integer, got {value!r}")
+        return int(number)
+    return number
+
+
+def _coerce(name: str, kind: _Kind, value: Any) -> Any:
+    if value is None:
+        if kind.optional or kind.base == "any":
+            return None
+        raise OptionError(f"{name} must be given (got None)")
+    if kind.base == "list":
+        if isinstance(value, str) or not isinstance(value, Sequence):
+            raise OptionError(f"{name} must be a list, got {value!r}")
+        items = [_coerce_scalar(f"{name}[{i}]", kind.item, v) for i, v in enumerate(value)]
+        return tuple(items) if kind.tuple_ else items
+    if kind.base == "dict":
+        if isinstance(value, Sequence) and not isinstance(value, str):
+            # KEY=VALUE pairs from the command line: values are text, read as YAML
+            # (numbers, booleans) unless the mapping holds strings
+            value = _pairs_to_dict(name, value)
+            if kind.item != "str":
+                value = {k: _scalar(v) for k, v in value.items()}
+        if not isinstance(value, Mapping):
+            raise OptionError(f"{name} must be a mapping (KEY: VALUE), got {value!r}")
+        return {str(k): _coerce_scalar(f"{name}[{k}]", kind.item, v) for k, v in value.items()}
+    return _coerce_scalar(name, kind.base, value)
+
+
+def _pairs_to_dict(name: str, pairs: Sequence[Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
+            raise OptionError(f"{name} must be KEY=VALUE pairs, got {pair!r}")
+        key, value = pair
+        if key in out:
+            raise OptionError(f"{name} given twice for {key}")
+        out[key] = value
+    return out
+
+
+# --------------------------------------------------------------------------- the base class
+class Options:
+    """Base of the option dataclasses (see the module docstring)."""
+
+    #: cached ``(field, spec, kind)`` of each class
+    _option_cache: ClassVar[dict[type, list[tuple[dataclasses.Field, OptionSpec | None,
+                                                  _Kind]]]] = {}
+
+    @classmethod
+    def _fields(cls) -> list[tuple[dataclasses.Field, OptionSpec | None, _Kind]]:
+        cached = Options._option_cache.get(cls)
+        if cached is None:
+            hints = typing.get_type_hints(cls)
+            cached = [(f, f.metadata.get(_KEY), _kind(hints.get(f.name, Any)))
+                      for f in dataclasses.fields(cls)]
+            Options._option_cache[cls] = cached
+        return cached
+
+    @classmethod
+    def option_specs(cls) -> dict[str, tuple[OptionSpec, _Kind, Any]]:
+        """Every option, nested classes flattened: name -> (spec, kind, default)."""
+        out: dict[str, tuple[OptionSpec, _Kind, Any]] = {}
+        for f, spec, kind in cls._fields():
+            if kind.base == "options":
+                out.update(kind.options_class.option_specs())
+            elif spec is not None:
+                default = f.default if f.default is not MISSING else (
+                    f.default_factory() if f.default_factory is not MISSING else MISSING)
+                out[f.name] = (spec, kind, default)
+        return out
+
+    # -- building and checking -------------------------------------------------------------
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | Any = (), /, **overrides: Any):
+        """A validated instance from a mapping (stage config, parsed flags) and overrides.
+
+        Only the names of this class's options are read; absent ones keep their defaults.
+        """
+        source = dict(mapping or {}) if not isinstance(mapping, argparse.Namespace) \
+            else vars(mapping)
+        source.update(overrides)
+        obj = cls._build(source)
+        obj.validate()
+        return obj
+
+    @classmethod
+    def _build(cls, source: Mapping[str, Any]):
+        values: dict[str, Any] = {}
+        for f, spec, kind in cls._fields():
+            if kind.base == "options":
+                values[f.name] = kind.options_class._build(source)
+            elif spec is not None and f.name in source:
+                values[f.name] = _coerce(f.name, kind, source[f.name])
+        try:
+            return cls(**values)
+        except TypeError as err:
+            raise OptionError(f"{cls.__name__}: {err}") from None
+
+    def validate(self) -> None:
+        """Check every option (types, bounds, choices), then the cross-field rules.
+
+        Raises
+        ------
+        OptionError
+            Naming the first bad option.
+        """
+        for f, spec, kind in self._fields():
+            value = getattr(self, f.name)
+            if kind.base == "options":
+                value.validate()
+                continue
+            if spec is None:
+                continue
+            value = _coerce(f.name, kind, value)
+            if value is None:
+                continue
+            if kind.base == "list":
+                for v in value:
+                    spec.check_value(f.name, v)
+            elif kind.base == "dict":
+                for k, v in value.items():
+                    spec.check_value(f"{f.name}[{k}]", v)
+            else:
+                spec.check_value(f.name, value)
+        self._check()
+
+    def _check(self) -> None:
+        """Cross-field checks of a subclass (raise OptionError)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a JSON-able dict (for provenance)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    def path_values(self) -> dict[str, list[str]]:
+        """Option name -> the file paths it names (path options with a value)."""
+        out: dict[str, list[str]] = {}
+        for name, (spec, _, _) in self.option_specs().items():
+            value = self._flat_value(name)
+            if spec.path and value:
+                out[name] = [p.strip() for p in str(value).split(",") if p.strip()]
+        return out
+
+    def _flat_value(self, name: str) -> Any:
+        for f, _, kind in self._fields():
+            if kind.base == "options":
+                inner = getattr(self, f.name)
+                if name in inner.option_specs():
+                    return inner._flat_value(name)
+            elif f.name == name:
+                return getattr(self, name)
+        raise KeyError(name)
+
+    # -- derived interfaces ----------------------------------------------------------------
+    @classmethod
+    def stage_params(cls, *, skip: Sequence[str] = ()) -> dict[str, Any]:
+        """ceci ``StageParameter`` for each stage option (for a stage's ``config_options``)."""
+        from ceci.config import StageParameter
+
+        params = {}
+        for name, (spec, kind, default) in cls.option_specs().items():
+            if not spec.stage or name in skip:
+                continue
+            dtype = {"int": int, "float": float, "str": str, "bool": bool, "list": list,
+                     "dict": dict}.get(kind.base)
+            msg = spec.help + (f" ({spec.bounds_text()})" if spec.bounds_text() else "")
+            if default is MISSING:
+                params[name] = StageParameter(dtype, None, required=True, msg=msg)
+            else:
+                value = list(default) if isinstance(default, tuple) else default
+                params[name] = StageParameter(dtype, value, required=False, msg=msg)
+        return params
+
+    @classmethod
+    def add_arguments(cls, parser: argparse.ArgumentParser, *, skip: Sequence[str] = (),
+                      required: Sequence[str] = ()) -> None:
+        """Add a command-line flag for every CLI option (unset flags keep the defaults)."""
+        for name, (spec, kind, default) in cls.option_specs().items():
+            if not spec.cli or name in skip:
+                continue
+            flag = "--" + (spec.flag or name).replace("_", "-")
+            kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, default)}
+            if name in required or default is MISSING:
+                kwargs["required"] = True
+            else:
+                kwargs["default"] = argparse.SUPPRESS
+            if spec.metavar:
+                kwargs["metavar"] = spec.metavar
+            if kind.base == "bool":
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif kind.base == "list":
+                kwargs.update(nargs="+", type=_flag_parser(name, spec, kind.item))
+            elif kind.base == "dict":
+                kwargs.update(action="append", type=_key_value,
+                              metavar=spec.metavar or "KEY=VALUE")
+            else:
+                kwargs["type"] = _flag_parser(name, spec, kind.base)
+                if spec.choices is not None:
+                    kwargs["choices"] = spec.choices
+            parser.add_argument(flag, **kwargs)
+
+
+def _help(spec: OptionSpec, default: Any) -> str:
+    text = spec.help
+    bounds = spec.bounds_text()
+    if bounds:
+        text += f"; {bounds}"
+    if isinstance(default, bool):
+        text += f" (default: {'on' if default else 'off'})"
+    elif default not in (MISSING, None, "", (), [], {}):
+        text += f" (default: {default})"
+    return text.replace("%", "%%")
+
+
+def _flag_parser(name: str, spec: OptionSpec, kind: str):
+    def parse(text: str) -> Any:
+        if kind in ("int", "float"):
+            try:
+                value: Any = float(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+            if kind == "int":
+                if value != int(value):
+                    raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+                value = int(value)
+        else:
+            value = text
+        try:
+            spec.check_value(name, value)
+        except OptionError as err:
+            raise argparse.ArgumentTypeError(str(err).removeprefix(f"{name} ")) from None
+        return value
+
+    parse.__name__ = kind
+    return parse
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` (e.g. ``jwst_f200w=mosaic.fits[SCI]``) as a pair of strings."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key.strip(), value.strip()
+
+
+def _scalar(text: Any) -> Any:
+    """A command-line value read as YAML if it is a number, boolean or list, else text."""
+    import yaml
+
+    if not isinstance(text, str):
+        return text
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    return value if isinstance(value, (int, float, bool, list)) else text
