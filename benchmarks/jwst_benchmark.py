@@ -39,9 +39,11 @@ from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import completeness_purity
 from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
-from rail.deepdisc.net.estimate import EstimateConfig, detect_rows, forced_rows, merge_rows
-from rail.deepdisc.net.network import build_from_state, read_model_file, save_model
-from rail.deepdisc.net.train import TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.net.config import EstimateConfig, TrainConfig
+from rail.deepdisc.net.device import resolve_device, set_threads
+from rail.deepdisc.net.estimate import detect_rows, forced_rows, merge_rows
+from rail.deepdisc.net.model_file import build_from_state, read_model_file, save_model
+from rail.deepdisc.net.train import train
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.labels import (
     SpecSelection,
@@ -101,7 +103,8 @@ def _deepdisc(model_obj, test: str, device, batch: int):
 
 
 def _photometry(store: str):
-    from rail.deepdisc.fit.photometry import PhotometryConfig, measure_store
+    from rail.deepdisc.fit.photometry import measure_store
+    from rail.deepdisc.fit.photometry_options import PhotometryConfig
 
     return measure_store(store, PhotometryConfig())[0]
 
@@ -110,7 +113,7 @@ def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
     from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
     from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
-    from rail.deepdisc.fit.photometry import mag_limits
+    from rail.deepdisc.fit.photometry_table import mag_limits
 
     t0 = time.perf_counter()
     setup = prepare_bpz_data(os.path.join(workdir, f"{name}_data"), tset, bands, madau=True,

@@ -18,7 +18,8 @@ import time
 
 from rail.deepdisc.sim.field import FieldSpec
 from rail.deepdisc.sim.population import sample_population
-from rail.deepdisc.sim.render import default_workers, plan_scenes, render_catalog
+from rail.deepdisc.sim.render import plan_scenes, render_catalog
+from rail.deepdisc.sim.workers import default_workers
 
 
 def _peak_mb(who: int) -> float:
@@ -39,22 +40,21 @@ def main() -> None:
                      seed=args.seed, objects_per_scene=args.objects_per_scene)
     spec.validate()
     workers = args.workers or default_workers()
-    rcfg = spec.render_config()
-    n_gal = plan_scenes(spec.n_scenes, rcfg).n_needed
+    n_gal = plan_scenes(spec).n_needed
 
     t0 = time.perf_counter()
-    catalog = sample_population(n_gal, spec.population_config(), seed=spec.seed)
+    catalog = sample_population(n_gal, spec, seed=spec.seed)
     catalog.pop("_meta")
     t_pop = time.perf_counter() - t0
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "bench.hdf5")
         t0 = time.perf_counter()
-        render_catalog(catalog, spec.n_scenes, rcfg, out, n_workers=workers, progress=False)
+        render_catalog(catalog, spec, out, n_workers=workers, progress=False)
         t_render = time.perf_counter() - t0
         size_mb = os.path.getsize(out) / 2**20
 
-    bands = len(rcfg.survey.bands)
+    bands = len(spec.preset.bands)
     print(f"survey {args.survey}: {spec.n_scenes} scenes of {args.size}x{args.size}x{bands}, "
           f"{args.objects_per_scene:g} objects/scene, {n_gal} galaxies, {workers} worker(s), "
           f"{os.cpu_count()} cores")

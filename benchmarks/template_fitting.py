@@ -29,7 +29,7 @@ from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
-from rail.deepdisc.fit.photometry import FLAG_EDGE, mag_limits
+from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
 from rail.deepdisc.fit.templates import oracle_templates
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.store.scenes import read_objects

@@ -23,16 +23,11 @@ import time
 import numpy as np
 import torch
 
-from rail.deepdisc.net.network import DeepDiscNet, architecture
+from rail.deepdisc.net.architectures import architecture
+from rail.deepdisc.net.data import SceneTrainingData, augment_scene, noise_scales, to_torch
+from rail.deepdisc.net.device import resolve_device, set_threads
+from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.net.predict import predict_detect, predict_forced
-from rail.deepdisc.net.train import (
-    SceneTrainingData,
-    augment_scene,
-    noise_scales,
-    resolve_device,
-    set_threads,
-    to_torch,
-)
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.store.scenes import SceneStore
 
@@ -94,7 +89,7 @@ def main() -> None:
         train_rate = args.batch_size / np.median(times)
 
         if args.model:
-            from rail.deepdisc.net.network import build_from_state, read_model_file
+            from rail.deepdisc.net.model_file import build_from_state, read_model_file
 
             net = build_from_state(read_model_file(args.model), device)
         net.eval()

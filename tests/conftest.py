@@ -67,11 +67,12 @@ def tiny_train_store(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def tiny_model(tiny_train_store, tmp_path_factory) -> str:
     """A resnet18_fpn model trained for two epochs on ``tiny_train_store``."""
-    from rail.deepdisc.net.network import save_model
-    from rail.deepdisc.net.train import TrainConfig, train
+    from rail.deepdisc.net.config import TrainConfig
+    from rail.deepdisc.net.model_file import save_model
+    from rail.deepdisc.net.train import train
 
-    cfg = TrainConfig(backbone="resnet18_fpn", epochs=2, batch_size=4, seed=3,
-                      num_threads=2, val_fraction=0.25)
+    cfg = TrainConfig.from_mapping(backbone="resnet18_fpn", epochs=2, batch_size=4, seed=3,
+                                   num_threads=2, val_fraction=0.25)
     result = train(tiny_train_store, cfg, progress=False)
     return save_model(tmp_path_factory.mktemp("models") / "tiny.pt", result.model, result.meta,
                       result.extras)

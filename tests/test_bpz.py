@@ -6,15 +6,17 @@ import os
 
 import numpy as np
 import pytest
-from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
 from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
 from rail.deepdisc.fit.filters import read_filter_file, resolve_filter
-from rail.deepdisc.fit.photometry import FLAG_EDGE, mag_limits
+from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
 from rail.deepdisc.fit.templates import cww_templates, oracle_templates
 from rail.deepdisc.store.scenes import read_objects
+
+bpz_lite = pytest.importorskip("rail.estimation.algos.bpz_lite",
+                               reason="needs the fitters extra (pz-rail-bpz)")
 
 MAGS = [f"mag_{b}" for b in NIRCAM_BANDS]
 ERRS = [f"mag_err_{b}" for b in NIRCAM_BANDS]
@@ -25,10 +27,10 @@ def _run_bpz(setup, table, rows, tmp_path, name, **overrides):
                                                                        31.4),
                                          "mag_jwst_f200w", zmax=12.0, **overrides)
     data = {k: np.array(v[rows]) for k, v in table.items()}
-    informer = BPZliteInformer.make_stage(name=f"bpz_inform_{name}",
+    informer = bpz_lite.BPZliteInformer.make_stage(name=f"bpz_inform_{name}",
                                           model=str(tmp_path / f"{name}.pkl"), **inform)
     informer.inform(data)
-    est = BPZliteEstimator.make_stage(name=f"bpz_estimate_{name}",
+    est = bpz_lite.BPZliteEstimator.make_stage(name=f"bpz_estimate_{name}",
                                       model=informer.get_handle("model"),
                                       output=str(tmp_path / f"{name}.hdf5"), **estimate)
     return est.estimate({k: v.copy() for k, v in data.items()}).data
@@ -66,6 +68,7 @@ def test_bad_bpz_inputs_are_named_before_anything_is_written(tmp_path):
         check_bpz_input({"mag_a": np.ones(3)}, estimate)
 
 
+@pytest.mark.slow
 def test_bpz_with_the_simulators_templates_on_bright_jades_objects(jades_field, jades_kron,
                                                                     tmp_path):
     """The oracle check of filters, units and the z grid (to z = 12).

@@ -51,7 +51,7 @@ def test_named_fits_extension_and_hdf5_group(tmp_path):
     tables_io.write({"photometry": TABLE, "other": {"a": np.ones(2)}}, str(tmp_path / "g.hdf5"))
     with pytest.raises(MosaicError, match="several tables"):
         load_catalog(str(tmp_path / "g.hdf5"), COLS)
-    cols = CatalogColumns(**{**COLS.__dict__, "key": "photometry"})
+    cols = CatalogColumns(**{**COLS.__dict__, "catalog_key": "photometry"})
     _check(load_catalog(str(tmp_path / "g.hdf5"), cols))
 
 
@@ -97,3 +97,18 @@ def test_rows_numbered_without_an_id_column_and_option_checks(tmp_path):
     with pytest.raises(MosaicError, match="unknown table format"):
         (tmp_path / "c.xlsx").write_text("x")
         load_catalog(str(tmp_path / "c.xlsx"), COLS)
+
+
+def test_tile_flags_build_the_catalog_columns():
+    """``--copy-column`` repeats or takes several names; the flags fill CatalogColumns."""
+    from rail.deepdisc.cli import build_parser
+    from rail.deepdisc.store.mosaic import TilerConfig
+
+    args = build_parser().parse_args([
+        "tile", "--image", "jwst_f200w=m.fits[SCI]", "--catalog", "c.fits", "--id-col", "ID",
+        "--copy-column", "f200w", "--copy-column", "f444w", "kron", "--catalog-key", "PHOT",
+        "--tile-size", "64", "--overlap", "8", "--output", "o.hdf5"])
+    cfg = TilerConfig.from_mapping(args)
+    assert cfg.columns == CatalogColumns(id_col="ID", copy_columns=("f200w", "f444w", "kron"),
+                                         catalog_key="PHOT")
+    assert cfg.images == {"jwst_f200w": "m.fits[SCI]"} and cfg.tile_size == 64

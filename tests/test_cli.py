@@ -29,7 +29,7 @@ def test_simulate_and_show(tmp_path, capsys):
 
 @pytest.mark.parametrize(("args", "message"), [
     (["--survey", "hst", "--scenes", "2"], "unknown survey 'hst'"),
-    (["--scenes", "2", "--mag-limit", "55"], "mag_limit"),
+    (["--scenes", "2", "--limit-band", "lsst_i"], "limit band 'lsst_i'"),
 ])
 def test_simulate_errors_before_work(tmp_path, capsys, args, message):
     out = tmp_path / "x.hdf5"
@@ -38,13 +38,18 @@ def test_simulate_errors_before_work(tmp_path, capsys, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize("args", [["--scenes", "0"], ["--scenes", "2", "--size", "-5"],
-                                  ["--scenes", "2", "--objects-per-scene", "0"]])
-def test_non_positive_sizes_and_counts(tmp_path, capsys, args):
+@pytest.mark.parametrize(("args", "message"), [
+    (["--scenes", "0"], "--scenes: must be > 0, got 0"),
+    (["--scenes", "2", "--size", "-5"], "--size: must be in [8, 4096], got -5"),
+    (["--scenes", "2", "--objects-per-scene", "0"],
+     "--objects-per-scene: must be in (0, 1000], got 0"),
+    (["--scenes", "2", "--mag-limit", "55"], "--mag-limit: must be in (10, 40), got 55"),
+])
+def test_flags_out_of_bounds_are_refused_while_parsing(tmp_path, capsys, args, message):
     with pytest.raises(SystemExit) as exc:
         main(["simulate", *args, "--output", str(tmp_path / "x.hdf5")])
     assert exc.value.code == 2
-    assert "must be > 0" in capsys.readouterr().err
+    assert message in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
 
 

@@ -14,20 +14,21 @@ import pytest
 
 from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
-from rail.deepdisc.fit.eazyfit import (
+from rail.deepdisc.fit.eazy_model import (
     EazyModel,
     _filter_definition,
     build_model,
-    fit,
-    import_eazy,
     interp_conserve,
-    load_templates,
     template_grid,
 )
+from rail.deepdisc.fit.eazy_templates import import_eazy, load_templates
+from rail.deepdisc.fit.eazyfit import fit
 from rail.deepdisc.fit.filters import resolve_filters
-from rail.deepdisc.fit.photometry import FLAG_EDGE
+from rail.deepdisc.fit.photometry_table import FLAG_EDGE
 from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer, EazyModelHandle
+
+pytest.importorskip("eazy", reason="needs the eazy or fitters extra (eazy-py)")
 
 FLUX = [f"flux_{b}" for b in NIRCAM_BANDS]
 FLUX_ERR = [f"flux_err_{b}" for b in NIRCAM_BANDS]

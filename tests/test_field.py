@@ -12,12 +12,12 @@ from scipy.spatial import cKDTree
 
 from rail.deepdisc.evaluate.matching import box_iou, greedy_match
 from rail.deepdisc.net import estimate
+from rail.deepdisc.net.config import EstimateConfig
 from rail.deepdisc.net.field_merge import (
     TileLayout,
     deduplicate,
     greedy_suppression,
     match_field,
-    pair_iou,
 )
 from rail.deepdisc.net.predict import Mixtures
 from rail.deepdisc.store.scenes import SceneStore
@@ -65,7 +65,8 @@ def test_match_field_equals_the_dense_per_scene_matching():
         np.testing.assert_array_equal(got["object_id"],
                                       np.where(expected >= 0, expected + 1, -1))
         ok = expected >= 0
-        np.testing.assert_allclose(got["iou"][ok], pair_iou(dboxes[ok], oboxes[expected[ok]]))
+        np.testing.assert_allclose(got["iou"][ok],
+                                   box_iou(dboxes[ok], oboxes[expected[ok]], paired=True))
 
 
 def oracle_detections(truth_segmap, truth_ids, scenes, rng):
@@ -304,11 +305,11 @@ def test_detect_mode_with_a_network(tiny_model, tiled_field, tmp_path):
 def test_simulated_stores_are_not_merged(jades_store):
     with SceneStore(jades_store) as st:
         assert TileLayout.from_store(st) is None
-        assert estimate.field_selector(st, estimate.EstimateConfig(mode="detect")) is None
+        assert estimate.field_selector(st, EstimateConfig(mode="detect")) is None
 
 
 @pytest.mark.parametrize("mode", ["forced"])
 def test_field_selector_only_in_detect_mode(tiled_field, mode):
     with SceneStore(tiled_field) as st:
-        assert estimate.field_selector(st, estimate.EstimateConfig(mode=mode)) is None
-        assert estimate.field_selector(st, estimate.EstimateConfig(mode="detect")) is not None
+        assert estimate.field_selector(st, EstimateConfig(mode=mode)) is None
+        assert estimate.field_selector(st, EstimateConfig(mode="detect")) is not None

@@ -77,6 +77,7 @@ def _run(*args):
                           text=True, timeout=600)
 
 
+@pytest.mark.slow
 def test_tiling_benchmark_prints_time_and_memory_and_cleans_up(tmp_path):
     res = _run("--workdir", str(tmp_path), "--size", "700", "--bands", "2", "--objects",
                "300", "--tile-size", "128", "--overlap", "16")

@@ -9,16 +9,10 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from rail.deepdisc.net.network import (
-    BACKBONES,
-    DeepDiscNet,
-    architecture,
-    build_from_state,
-    mixture_nll,
-    model_meta,
-    read_model_file,
-    save_model,
-)
+from rail.deepdisc.net.architectures import BACKBONES, architecture
+from rail.deepdisc.net.heads import mixture_nll
+from rail.deepdisc.net.model_file import build_from_state, model_meta, read_model_file, save_model
+from rail.deepdisc.net.network import DeepDiscNet
 
 
 def _batch(n_images=2, size=64, n_bands=3, seed=0):

@@ -339,6 +339,9 @@ def reset_peak():  # the peak RSS (VmHWM) restarts from the current RSS
     return status("VmRSS")
 
 
+# what tiling imports, imported first: module code is not pixel memory
+import astropy.io.fits, astropy.stats, astropy.table, astropy.wcs, scipy.ndimage, tqdm.auto  # noqa
+
 job = json.loads(sys.argv[1])
 cfg = TilerConfig(images=job["images"], errors=job["errors"],
                   columns=CatalogColumns(id_col="id", size_col="size"),

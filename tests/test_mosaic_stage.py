@@ -191,5 +191,5 @@ def test_tile_command_errors_are_clear(fits_field, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["tile", "--image", "jwst_f200w", "--catalog", "c.fits", "--tile-size", "64",
               "--overlap", "8", "--output", str(out)])
-    assert "expected BAND=VALUE" in capsys.readouterr().err
+    assert "expected BAND=PATH" in capsys.readouterr().err
     assert not out.exists()

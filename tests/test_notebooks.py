@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nbformat
-from nbclient import NotebookClient
+import pytest
+
+nbformat = pytest.importorskip("nbformat", reason="needs the test extra (nbformat)")
+nbclient = pytest.importorskip("nbclient", reason="needs the test extra (nbclient)")
 
 NOTEBOOK = Path(__file__).resolve().parents[1] / "examples" / "deepdisc_walkthrough.ipynb"
 
 
+@pytest.mark.slow
 def test_walkthrough_notebook_runs(tmp_path):
     nb = nbformat.read(NOTEBOOK, as_version=4)
     assert "QUICK = True" in nb.cells[1].source
-    client = NotebookClient(nb, timeout=900, kernel_name="python3",
+    client = nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
                             resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]

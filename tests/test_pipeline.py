@@ -16,6 +16,9 @@ from rail.pipelines.deepdisc.comparison import write_examples, write_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 
+pytest.importorskip("rail.estimation.algos.bpz_lite", reason="needs the fitters extra")
+pytest.importorskip("eazy", reason="needs the fitters extra (eazy-py)")
+
 
 def _ceci(yml, cwd, timeout=1200):
     cmd = [sys.executable, "-c", "import sys; from ceci.main import main; sys.exit(main())",
@@ -39,6 +42,7 @@ def quick_run(tmp_path_factory):
     return out, yml
 
 
+@pytest.mark.slow
 def test_pipeline_writes_the_comparison_report(quick_run):
     out, _ = quick_run
     report = (out / "data" / "report_report.md").read_text()
@@ -57,6 +61,7 @@ def test_pipeline_writes_the_comparison_report(quick_run):
         assert (out / "data" / f"summary_evaluate_{method}.hdf5").exists()
 
 
+@pytest.mark.slow
 def test_rerun_resumes(quick_run):
     out, yml = quick_run
     before = {p: p.stat().st_mtime_ns for p in (out / "data").glob("*.hdf5")}

@@ -11,7 +11,8 @@ from rail.deepdisc.sim.population import PopulationConfig, sample_population
 
 @pytest.fixture(scope="module")
 def jades_pop():
-    cfg = PopulationConfig(NIRCAM_BANDS, "jwst_f200w", 30.0, zmax=12.0)
+    cfg = PopulationConfig(bands=NIRCAM_BANDS, limit_band="jwst_f200w", mag_limit=30.0,
+                           zmax=12.0)
     return sample_population(6000, cfg, seed=5)
 
 
@@ -60,7 +61,7 @@ def test_sizes_shrink_with_redshift(jades_pop):
 
 
 def test_same_seed_same_catalog():
-    cfg = PopulationConfig(LSST_BANDS, "lsst_i", 26.0, zmax=4.0)
+    cfg = PopulationConfig(bands=LSST_BANDS, limit_band="lsst_i", mag_limit=26.0, zmax=4.0)
     a = sample_population(500, cfg, seed=9)
     b = sample_population(500, cfg, seed=9)
     c = sample_population(500, cfg, seed=10)
@@ -85,7 +86,8 @@ def test_bad_config_is_named(kwargs, match):
 
 def test_non_positive_count_is_refused():
     with pytest.raises(ValueError, match="positive"):
-        sample_population(0, PopulationConfig(NIRCAM_BANDS, "jwst_f200w", 29.0), seed=0)
+        sample_population(0, PopulationConfig(bands=NIRCAM_BANDS, limit_band="jwst_f200w",
+                                               mag_limit=29.0), seed=0)
 
 
 def test_model_magnitudes_reproduce_the_catalog(jades_pop):

@@ -8,8 +8,8 @@ import qp
 import torch
 
 from rail.deepdisc.evaluate.density import FeatureDensity
-from rail.deepdisc.net.estimate import overlap_fraction, quality_flags
-from rail.deepdisc.net.network import read_model_file
+from rail.deepdisc.evaluate.quality import overlap_fraction, quality_flags
+from rail.deepdisc.net.model_file import read_model_file
 from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 
@@ -48,11 +48,14 @@ def test_overlap_and_flags():
     np.testing.assert_allclose(overlap_fraction(boxes, scenes), [0.5, 0.5, 0.0, 0.0])
     feats = np.zeros((4, 2 * 3 + 2))
     feats[:, 3 + 1] = np.arcsinh(np.array([20.0, 3.0, 50.0, 1.0]) / 2)  # core S/N, band 1
-    flags = quality_flags(feats, boxes, scenes, 60, 60, ref_band=1, n_bands=3, density=None)
+    scores = np.array([0.9, 0.2, 0.5, 0.7])
+    flags = quality_flags(feats, boxes, scenes, scores, 60, 60, ref_band=1, n_bands=3,
+                          density=None)
     np.testing.assert_allclose(flags["snr"], [20, 3, 50, 1], rtol=1e-6)
     assert flags["flag_low_snr"].tolist() == [0, 1, 0, 1]
     assert flags["flag_blend"].tolist() == [1, 1, 0, 0]
     assert flags["flag_edge"].tolist() == [1, 1, 0, 1]
+    assert flags["flag_low_score"].tolist() == [0, 1, 0, 0]
     assert np.all(np.isnan(flags["ood_score"]))
 
 
@@ -64,8 +67,9 @@ def test_trained_model_carries_the_density(tiny_model):
 
 
 def test_width_calibration_lowers_the_validation_nll(tiny_model, jades_store):
-    from rail.deepdisc.net.network import build_from_state
-    from rail.deepdisc.net.train import SceneTrainingData, calibrate_widths
+    from rail.deepdisc.net.calibrate import calibrate_widths
+    from rail.deepdisc.net.data import SceneTrainingData
+    from rail.deepdisc.net.model_file import build_from_state
 
     net = build_from_state(read_model_file(tiny_model))
     data = SceneTrainingData(jades_store, range(6))

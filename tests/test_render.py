@@ -19,12 +19,13 @@ from rail.deepdisc.store.scenes import SceneStore
 
 @pytest.fixture(scope="module")
 def jades_catalog():
-    return sample_population(400, PopulationConfig(JADES.bands, "jwst_f200w", 30.0), seed=21)
+    return sample_population(400, PopulationConfig(bands=JADES.bands, limit_band="jwst_f200w",
+                                                   mag_limit=30.0), seed=21)
 
 
 def _task(catalog, rows, x, y, config, keep_noiseless=True):
     return {"scene": 0, "n_scenes": 1, "config": config,
-            "psf": psf_description(config.survey, config.psf),
+            "psf": psf_description(config.preset, config.psf),
             "catalog": {k: np.asarray(v)[rows] for k, v in catalog.items() if k != "_meta"},
             "x": np.asarray(x, float), "y": np.asarray(y, float),
             "keep_noiseless": keep_noiseless}
@@ -35,7 +36,7 @@ def test_noiseless_scene_sums_to_catalog_fluxes(jades_catalog, psf):
     """Objects fully inside a 256^2 scene: pixel sums equal catalog fluxes within 2%."""
     cat = jades_catalog
     small = np.flatnonzero(cat["Re_maj"] < 0.15)[:5]
-    config = RenderConfig(survey=JADES, scene_size=256, psf=psf, seed=1)
+    config = RenderConfig(survey="jades", n_scenes=1, scene_size=256, psf=psf, seed=1)
     x = 128 + np.array([-20.0, 15.3, 0.4, 22.7, -9.1])
     y = 128 + np.array([10.0, -18.6, 0.2, 19.9, -21.5])
     res = render_scene(_task(cat, small, x, y, config))
@@ -141,7 +142,8 @@ def test_catalog_too_small_fails_before_rendering(jades_catalog, tmp_path):
     out = tmp_path / "x.hdf5"
     cat = {k: v[:20] for k, v in jades_catalog.items() if k != "_meta"}
     with pytest.raises(ValueError, match="catalog has 20 galaxies"):
-        render_catalog(cat, 50, RenderConfig(survey=JADES), out, n_workers=1, progress=False)
+        render_catalog(cat, RenderConfig(survey="jades", n_scenes=50), out, n_workers=1,
+                       progress=False)
     assert not out.exists()
     assert list(tmp_path.iterdir()) == []
 
@@ -149,7 +151,8 @@ def test_catalog_too_small_fails_before_rendering(jades_catalog, tmp_path):
 def test_missing_catalog_column_is_named(jades_catalog, tmp_path):
     cat = {k: v for k, v in jades_catalog.items() if k not in ("_meta", "jwst_f444w_fnu")}
     with pytest.raises(ValueError, match="jwst_f444w_fnu"):
-        render_catalog(cat, 2, RenderConfig(survey=JADES), tmp_path / "x.hdf5", n_workers=1)
+        render_catalog(cat, RenderConfig(survey="jades", n_scenes=2), tmp_path / "x.hdf5",
+                       n_workers=1)
     assert list(tmp_path.iterdir()) == []
 
 
@@ -160,7 +163,7 @@ def test_missing_catalog_column_is_named(jades_catalog, tmp_path):
 ])
 def test_bad_render_options_are_named(jades_catalog, tmp_path, change, match):
     with pytest.raises(ValueError, match=match):
-        render_catalog(jades_catalog, 1, RenderConfig(survey=JADES, **change),
+        render_catalog(jades_catalog, RenderConfig(survey="jades", n_scenes=1, **change),
                        tmp_path / "x.hdf5", n_workers=1)
     assert list(tmp_path.iterdir()) == []
 
@@ -181,6 +184,22 @@ def test_failed_render_leaves_no_file(jades_catalog, tmp_path, monkeypatch):
     monkeypatch.setattr(render_mod, "render_scene", flaky)
     out = tmp_path / "partial.hdf5"
     with pytest.raises(RuntimeError, match="disk on fire"):
-        render_catalog(jades_catalog, 5, RenderConfig(survey=JADES, scene_size=48), out,
-                       n_workers=1, progress=False)
+        render_catalog(jades_catalog, RenderConfig(survey="jades", n_scenes=5, scene_size=48),
+                       out, n_workers=1, progress=False)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_every_render_option_is_a_simulate_flag(tmp_path, capsys):
+    """The flags come from FieldSpec: options the old command lacked reach the renderer."""
+    from rail.deepdisc.cli import main
+
+    out = tmp_path / "field.hdf5"
+    assert main(["simulate", "--survey", "lsst", "--scenes", "2", "--size", "32",
+                 "--depth", "lsst_i=25", "--pixel-scale", "0.3", "--workers", "1",
+                 "--output", str(out), "-q"]) == 0
+    expected = LSST.with_overrides(depths={**LSST.depths, "lsst_i": 25.0},
+                                   pixel_scale=0.3).pixel_noise_njy()
+    with SceneStore(out) as store:
+        assert store.info.pixel_scale_arcsec == pytest.approx(0.3)
+        np.testing.assert_allclose(store.info.attrs["noise_sigma"], expected)
+        assert store.provenance()["config"]["field"]["depths"] == {"lsst_i": 25.0}

@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import tables_io
 
+from rail.deepdisc.store.handle import SceneHandle
 from rail.deepdisc.store.scenes import (
     FORMAT,
     OBJECT_COLUMNS,
     SCENE_COLUMNS,
     VERSION,
-    SceneHandle,
     SceneStore,
     SceneStoreError,
     SceneWriter,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 
@@ -12,6 +13,7 @@ import tables_io
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
 from rail.deepdisc.store.scenes import SceneStore
 from rail.deepdisc.store.tables import read_provenance
+from rail.tools.scene_tools import MosaicTiler
 
 STAGES = ("GalaxyPopulationCreator", "SceneRenderer", "DeepDiscInformer", "DeepDiscEstimator",
           "ScenePhotometry", "MosaicTiler", "EazyInformer", "EazyEstimator")
@@ -48,6 +50,30 @@ def test_interactive_creator_and_renderer(tmp_path):
         assert store.n_scenes == 3 and store.bands[0] == "lsst_u"
         assert store.provenance()["config"]["stage"]["n_scenes"] == 3
     assert not list(tmp_path.glob("inprogress_*"))
+
+
+@pytest.mark.parametrize(("stage", "options"), [
+    (GalaxyPopulationCreator, "rail.deepdisc.sim.population.PopulationConfig"),
+    (SceneRenderer, "rail.deepdisc.sim.render.RenderConfig"),
+    (SceneRenderer, "rail.deepdisc.sim.workers.WorkerOptions"),
+    (MosaicTiler, "rail.deepdisc.store.mosaic.TilerConfig"),
+])
+def test_stage_options_are_the_option_dataclasses(stage, options):
+    """Each option is defined once: the stage's option has the dataclass field's default,
+    help and bounds."""
+    import importlib
+
+    module, name = options.rsplit(".", 1)
+    cls = getattr(importlib.import_module(module), name)
+    for option, (spec, _, default) in cls.option_specs().items():
+        if not spec.stage:
+            continue
+        param = stage.config_options[option]
+        if default is dataclasses.MISSING:
+            assert param.required
+        else:
+            assert param.default == (list(default) if isinstance(default, tuple) else default)
+        assert spec.help in param._help and spec.bounds_text() in param._help
 
 
 def test_renderer_rejects_depths_for_unknown_bands(tmp_path):

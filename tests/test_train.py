@@ -7,18 +7,17 @@ import pytest
 import torch
 
 import rail.deepdisc.net.train as train_mod
-from rail.deepdisc.net.network import model_meta, read_model_file
-from rail.deepdisc.net.train import (
-    SceneTrainingData,
-    TrainConfig,
-    augment_scene,
-    noise_scales,
-    scene_targets,
-    train,
-)
+from rail.deepdisc.net.config import TrainConfig
+from rail.deepdisc.net.data import SceneTrainingData, augment_scene, noise_scales, scene_targets
+from rail.deepdisc.net.model_file import model_meta, read_model_file
+from rail.deepdisc.net.train import train
 from rail.deepdisc.store.scenes import SceneStore
 
 FAST = {"backbone": "resnet18_fpn", "batch_size": 4, "num_threads": 2, "val_fraction": 0.25}
+
+
+def _config(**options) -> TrainConfig:
+    return TrainConfig.from_mapping({**FAST, **options})
 
 
 def _weights(model):
@@ -30,10 +29,10 @@ def _same(a, b):
 
 
 def test_same_seed_gives_identical_weights(tiny_train_store):
-    cfg = TrainConfig(epochs=1, seed=5, **FAST)
+    cfg = _config(epochs=1, seed=5)
     a = train(tiny_train_store, cfg, progress=False)
     b = train(tiny_train_store, cfg, progress=False)
-    c = train(tiny_train_store, TrainConfig(epochs=1, seed=6, **FAST), progress=False)
+    c = train(tiny_train_store, _config(epochs=1, seed=6), progress=False)
     assert _same(_weights(a.model), _weights(b.model))
     assert not _same(_weights(a.model), _weights(c.model))
     hist = a.meta["training"]["history"]
@@ -43,29 +42,30 @@ def test_same_seed_gives_identical_weights(tiny_train_store):
 
 def test_resume_after_interruption_gives_the_same_weights(tiny_train_store, tmp_path,
                                                           monkeypatch):
-    cfg = TrainConfig(epochs=3, seed=2, **FAST)
+    cfg = _config(epochs=3, seed=2)
     straight = train(tiny_train_store, cfg, progress=False)
 
-    real_save = train_mod._save_checkpoint
+    real_save = train_mod._Loop.save_checkpoint
 
-    def save_then_die(path, model, opt, sched, epoch, history, run_id):
-        real_save(path, model, opt, sched, epoch, history, run_id)
+    def save_then_die(loop, epoch):
+        real_save(loop, epoch)
         if epoch == 2:
             raise KeyboardInterrupt("power cut")
 
-    monkeypatch.setattr(train_mod, "_save_checkpoint", save_then_die)
+    resumable = _config(epochs=3, seed=2, checkpoint_dir=str(tmp_path))
+    monkeypatch.setattr(train_mod._Loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
-        train(tiny_train_store, cfg, checkpoint_dir=tmp_path, progress=False)
-    monkeypatch.setattr(train_mod, "_save_checkpoint", real_save)
-    resumed = train(tiny_train_store, cfg, checkpoint_dir=tmp_path, progress=False)
+        train(tiny_train_store, resumable, progress=False)
+    monkeypatch.setattr(train_mod._Loop, "save_checkpoint", real_save)
+    resumed = train(tiny_train_store, resumable, progress=False)
     assert [h["epoch"] for h in resumed.meta["training"]["history"]] == [1, 2, 3]
     assert _same(_weights(straight.model), _weights(resumed.model))
 
 
 def test_fine_tuning_keeps_bands_and_checks_them(tiny_model, tiny_train_store, lsst_store):
     init = read_model_file(tiny_model)
-    tuned = train(tiny_train_store, TrainConfig(epochs=1, freeze_backbone_epochs=1, seed=1,
-                                                **FAST), init_model=init, progress=False)
+    tuned = train(tiny_train_store, _config(epochs=1, freeze_backbone_epochs=1, seed=1,
+                                            init_model=tiny_model), progress=False)
     assert model_meta(init)["normalization"]["scale"] == tuned.meta["normalization"]["scale"]
     before = {k: v for k, v in init["state_dict"].items() if k.startswith("backbone.body")}
     after = {k: v for k, v in tuned.model.state_dict().items() if k.startswith("backbone.body")}
@@ -74,7 +74,7 @@ def test_fine_tuning_keeps_bands_and_checks_them(tiny_model, tiny_train_store, l
     assert not _same({k: init["state_dict"][k] for k in heads},
                      {k: tuned.model.state_dict()[k] for k in heads})
     with pytest.raises(ValueError, match="lsst_u") as err:
-        train(lsst_store, TrainConfig(epochs=1, **FAST), init_model=init, progress=False)
+        train(lsst_store, _config(epochs=1, init_model=tiny_model), progress=False)
     assert "jwst_f090w" in str(err.value)
 
 
@@ -122,4 +122,4 @@ def test_noise_scales_match_the_depths(tiny_train_store):
 ])
 def test_bad_options_are_named(tiny_train_store, change, match):
     with pytest.raises(ValueError, match=match):
-        train(tiny_train_store, TrainConfig(**{**FAST, **change}), progress=False)
+        train(tiny_train_store, _config(**change), progress=False)

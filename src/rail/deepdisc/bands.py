@@ -11,6 +11,8 @@ from functools import cache
 
 import numpy as np
 
+from rail.deepdisc.errors import OptionError
+
 #: NIRCam bands of the JADES-like preset, blue to red.
 NIRCAM_BANDS: tuple[str, ...] = (
     "jwst_f090w",
@@ -56,14 +58,14 @@ def validate_bands(bands: Iterable[str], what: str = "bands") -> list[str]:
     """
     bands = list(bands)
     if not bands:
-        raise ValueError(f"{what}: no bands given")
+        raise OptionError(f"{what}: no bands given")
     unknown = [b for b in bands if b not in SEDPY_FILTER_NAMES]
     if unknown:
-        raise ValueError(
+        raise OptionError(
             f"{what}: unknown band(s) {unknown}; known bands are {list(KNOWN_BANDS)}"
         )
     if len(set(bands)) != len(bands):
-        raise ValueError(f"{what}: duplicated band names in {bands}")
+        raise OptionError(f"{what}: duplicated band names in {bands}")
     return bands
 
 
@@ -85,3 +87,21 @@ def filter_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
 def effective_wavelength(bands: Sequence[str]) -> np.ndarray:
     """Effective wavelengths (Angstrom) of the bands, as astro-sedpy defines them."""
     return np.array([load_filter(b).wave_effective for b in bands], dtype=float)
+
+
+def reference_band(bands: Sequence[str], survey: str = "") -> str:
+    """The band of the S/N quality flag and of the "bright" subset (S/N > 10).
+
+    The survey preset's detection band when ``bands`` hold it (``survey``'s first, then any
+    preset's: ``jwst_f200w`` for JWST fields, ``lsst_i`` for LSST ones), else the middle band.
+    """
+    from rail.deepdisc.sim.surveys import SURVEYS
+
+    bands = list(bands)
+    if not bands:
+        raise OptionError("no bands to choose a reference band from")
+    presets = [SURVEYS[survey]] if survey in SURVEYS else []
+    for preset in [*presets, *SURVEYS.values()]:
+        if preset.detection_band in bands:
+            return preset.detection_band
+    return bands[len(bands) // 2]

@@ -17,7 +17,11 @@ import time
 from dataclasses import replace
 from typing import Any
 
+from rail.deepdisc.errors import MissingDependencyError, PipelineError
 from rail.deepdisc.store.atomic import check_output_path
+
+#: module -> what provides it: the template fitters the demo compares DeepDISC with
+FITTERS = {"rail.estimation.algos.bpz_lite": "pz-rail-bpz (BPZ)", "eazy": "eazy-py (EAZY)"}
 
 #: demo-sized fields and schedule: about 10 minutes on 2 CPU cores
 DEMO = {"n_train_scenes": 240, "n_test_scenes": 80, "epochs": 14}
@@ -37,6 +41,30 @@ def demo_pipeline(output_dir: str, quick: bool = False, eazy_templates: str | No
     if eazy_templates:
         settings = replace(settings, eazy_templates=eazy_templates)
     return DeepDiscComparisonPipeline(settings, **overrides)
+
+
+def check_fitters() -> None:
+    """Refuse at once when a template fitter of the comparison is not installed.
+
+    Raises
+    ------
+    MissingDependencyError
+        Naming what is missing and the extra that installs it.
+    """
+    import importlib.util
+
+    missing = []
+    for module, what in FITTERS.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            missing.append(what)
+    if missing:
+        raise MissingDependencyError(
+            f"the demo compares DeepDISC with BPZ and EAZY, and {' and '.join(missing)} "
+            "is not installed: pip install 'pz-rail-deepdisc[fitters]'")
 
 
 def _ceci_command() -> list[str]:
@@ -102,6 +130,7 @@ def run_demo(output_dir: str, quick: bool = False, eazy_templates: str | None = 
 
     Returns the path of ``report.md``. Running again resumes: finished stages are skipped.
     """
+    check_fitters()
     from rail.pipelines.deepdisc.comparison import write_pipeline
 
     output_dir = os.path.abspath(output_dir)
@@ -115,12 +144,12 @@ def run_demo(output_dir: str, quick: bool = False, eazy_templates: str | None = 
         print(f"pipeline: {yml} ({len(names)} stages); outputs in {data_dir}", flush=True)
     rc = run_pipeline_file(yml, log_dir, names, progress=progress)
     if rc != 0:
-        raise RuntimeError(f"the pipeline failed (exit {rc}); see the logs in {log_dir}")
+        raise PipelineError(f"the pipeline failed (exit {rc}); see the logs in {log_dir}")
     report = os.path.join(data_dir, "report_report.md")
     if not os.path.exists(report):
         found = [f for f in os.listdir(data_dir) if f.endswith(".md")]
         if not found:
-            raise RuntimeError(f"the pipeline finished but wrote no report in {data_dir}")
+            raise PipelineError(f"the pipeline finished but wrote no report in {data_dir}")
         report = os.path.join(data_dir, found[0])
     final = os.path.join(output_dir, "report.md")
     shutil.copyfile(report, final)

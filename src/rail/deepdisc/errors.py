@@ -36,3 +36,11 @@ class OutputPathError(DeepDiscError):
 
 class TrainingError(DeepDiscError):
     """Training cannot go on (e.g. its loss became non-finite); no model is written."""
+
+
+class MissingDependencyError(DeepDiscError):
+    """An optional dependency (an extra of the package) is needed and not installed."""
+
+
+class PipelineError(DeepDiscError):
+    """A ceci pipeline run by this package failed; its logs (named) say why."""

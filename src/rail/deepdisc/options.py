@@ -9,8 +9,9 @@ Everything else is derived from those fields, so an option is written in one pla
 * :meth:`Options.stage_params` gives the ceci ``StageParameter`` of a RAIL stage's
   ``config_options`` (help text, default, required);
 * :meth:`Options.add_arguments` adds the ``rail-deepdisc`` command-line flags
-  (``--batch-size``; booleans as ``--augment/--no-augment``; lists as several values;
-  mappings as repeated ``KEY=VALUE``), with the bounds checked as the flags are parsed;
+  (``--batch-size``; booleans as ``--augment/--no-augment``; lists as several values or a
+  repeated flag; mappings as repeated ``KEY=VALUE``), with the bounds checked as the flags
+  are parsed;
 * :meth:`Options.from_mapping` builds a checked instance from a stage's config or parsed
   flags (only the names it knows are read; absent ones keep their defaults).
 
@@ -305,6 +306,17 @@ class Options:
     def _check(self) -> None:
         """Cross-field checks of a subclass (raise OptionError)."""
 
+    def given(self, names: Any) -> dict[str, Any]:
+        """The options among ``names`` (e.g. the flags given on a command line) with their
+        values, as a stage's config takes them (lists for tuples)."""
+        specs = self.option_specs()
+        out = {}
+        for name in names:
+            if name in specs:
+                value = self.value_of(name)
+                out[name] = list(value) if isinstance(value, tuple) else value
+        return out
+
     def as_dict(self) -> dict[str, Any]:
         """The options as a JSON-able dict (for provenance)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
@@ -313,17 +325,18 @@ class Options:
         """Option name -> the file paths it names (path options with a value)."""
         out: dict[str, list[str]] = {}
         for name, (spec, _, _) in self.option_specs().items():
-            value = self._flat_value(name)
+            value = self.value_of(name)
             if spec.path and value:
                 out[name] = [p.strip() for p in str(value).split(",") if p.strip()]
         return out
 
-    def _flat_value(self, name: str) -> Any:
+    def value_of(self, name: str) -> Any:
+        """The value of an option by its (flattened) name."""
         for f, _, kind in self._fields():
             if kind.base == "options":
                 inner = getattr(self, f.name)
                 if name in inner.option_specs():
-                    return inner._flat_value(name)
+                    return inner.value_of(name)
             elif f.name == name:
                 return getattr(self, name)
         raise KeyError(name)
@@ -356,7 +369,8 @@ class Options:
             if not spec.cli or name in skip:
                 continue
             flag = "--" + (spec.flag or name).replace("_", "-")
-            kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, default)}
+            shown = MISSING if name in required else default  # no default for required flags
+            kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, shown)}
             if name in required or default is MISSING:
                 kwargs["required"] = True
             else:
@@ -365,10 +379,11 @@ class Options:
                 kwargs["metavar"] = spec.metavar
             if kind.base == "bool":
                 kwargs["action"] = argparse.BooleanOptionalAction
-            elif kind.base == "list":
-                kwargs.update(nargs="+", type=_flag_parser(name, spec, kind.item))
+            elif kind.base == "list":  # --flag A B and --flag A --flag B alike
+                kwargs.update(nargs="+", action="extend", type=_flag_parser(name, spec,
+                                                                            kind.item))
             elif kind.base == "dict":
-                kwargs.update(action="append", type=_key_value,
+                kwargs.update(action="append", type=_key_value(spec.metavar or "KEY=VALUE"),
                               metavar=spec.metavar or "KEY=VALUE")
             else:
                 kwargs["type"] = _flag_parser(name, spec, kind.base)
@@ -412,12 +427,17 @@ def _flag_parser(name: str, spec: OptionSpec, kind: str):
     return parse
 
 
-def _key_value(text: str) -> tuple[str, str]:
-    """``KEY=VALUE`` (e.g. ``jwst_f200w=mosaic.fits[SCI]``) as a pair of strings."""
-    key, sep, value = text.partition("=")
-    if not sep or not key.strip() or not value.strip():
-        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
-    return key.strip(), value.strip()
+def _key_value(metavar: str):
+    """Parser of ``KEY=VALUE`` (e.g. ``jwst_f200w=mosaic.fits[SCI]``) into a pair of strings;
+    errors show the flag's ``metavar`` (e.g. ``BAND=PATH``)."""
+    def parse(text: str) -> tuple[str, str]:
+        key, sep, value = text.partition("=")
+        if not sep or not key.strip() or not value.strip():
+            raise argparse.ArgumentTypeError(f"expected {metavar}, got {text!r}")
+        return key.strip(), value.strip()
+
+    parse.__name__ = metavar
+    return parse
 
 
 def _scalar(text: Any) -> Any:

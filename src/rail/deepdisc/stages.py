@@ -1,22 +1,42 @@
-"""Early configuration checks for this package's RAIL stages.
+"""What every RAIL stage of this package checks before it does any work.
 
 ceci merges a stage's section of the pipeline configuration into the stage's config without
-checking the names, so a misspelt option is silently ignored, and a missing file is only
-noticed when the stage runs, perhaps after an hour of training upstream. Stages that mix in
-:class:`StrictConfigMixin` refuse unknown options and check their file-path options when they
-are constructed, which ceci does for every stage of a pipeline before it runs any of them.
+checking the names, so a misspelt option is silently ignored; a missing file is only noticed
+when the stage runs, perhaps after an hour of training upstream; an output path that is a
+directory is deleted by ceci's finalisation; and two runs writing one output share ceci's
+temporary name ``inprogress_<name>``. Stages that mix in :class:`StrictConfigMixin`:
+
+* refuse unknown options and check their file-path options when they are constructed (ceci
+  constructs every stage of a pipeline before it runs any of them);
+* refuse, when their inputs and outputs are known, an output path that is a directory, that
+  names one of the stage's inputs, or that another output of the stage also names;
+* write their outputs under a temporary name unique to the run (host, process, random),
+  renamed onto the final name at the end, and remove such files of dead runs.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import uuid
+from pathlib import Path
 from typing import Any
 
 import yaml
 
+from rail.deepdisc.errors import OptionError, OutputPathError
+from rail.deepdisc.store.atomic import (
+    check_distinct_outputs,
+    check_output_path,
+    is_dead_process,
+    process_tag,
+)
+
 #: keys ceci itself puts into a stage's section
 _CECI_KEYS = frozenset({"name", "config", "aliases", "module_name", "classname", "nprocess",
                         "threads_per_process", "site"})
+_IN_PROGRESS = "inprogress_"
+_STALE = re.compile(r"^inprogress_(?P<owner>[\w.]+-\d+)-[0-9a-f]{6}_(?P<name>.+)$")
 
 
 def _stage_section(config: Any, instance_name: str) -> dict[str, Any]:
@@ -31,12 +51,16 @@ def _stage_section(config: Any, instance_name: str) -> dict[str, Any]:
     return section if isinstance(section, dict) else {}
 
 
-class StrictConfigMixin:
-    """Refuse unknown options; check that file-path options name existing files.
+def _is_path(value: Any) -> bool:
+    return isinstance(value, (str, os.PathLike)) and str(value) not in ("", "None", "none")
 
-    Subclasses list their file-path options in ``path_options``; a value may hold several
-    comma-separated paths, and names in ``path_keywords`` (e.g. built-in template sets) are
-    accepted as they are.
+
+class StrictConfigMixin:
+    """Refuse unknown options, missing files and destructive outputs; unique temporary names.
+
+    Subclasses list their file-path options in ``path_options`` (or mark them ``path=True``
+    in their option dataclass); a value may hold several comma-separated paths, and names in
+    ``path_keywords`` (e.g. built-in template sets) are accepted as they are.
     """
 
     path_options: tuple[str, ...] = ()
@@ -49,8 +73,8 @@ class StrictConfigMixin:
             | set(self.output_tags())
         unknown = sorted(set(section) - allowed)
         if unknown:
-            raise ValueError(f"unknown option(s) {unknown} for {type(self).__name__}; "
-                             f"its options are {sorted(self.config_options)}")
+            raise OptionError(f"unknown option(s) {unknown} for {type(self).__name__}; "
+                              f"its options are {sorted(self.config_options)}")
         self.check_path_options()
 
     def check_path_options(self) -> None:
@@ -65,3 +89,98 @@ class StrictConfigMixin:
                         not os.path.exists(os.path.expandvars(path)):
                     raise FileNotFoundError(f"{type(self).__name__} option {option}: "
                                             f"{path} does not exist")
+
+    def options_dict(self) -> dict[str, Any]:
+        """The stage's options and their values (for provenance): only its declared options,
+        not whatever else was passed to it (data given interactively, for instance)."""
+        return {name: self.config[name] for name in self.config_options if name in self.config}
+
+    # -- outputs ---------------------------------------------------------------------------
+    def check_io(self, args: Any = None) -> None:
+        super().check_io(args)
+        if getattr(self, "_in_progress_token", None) is None:
+            token = f"{process_tag()}-{uuid.uuid4().hex[:6]}"
+            if self.comm is not None and self.size > 1:
+                token = self.comm.bcast(token, root=0)
+            self._in_progress_token = token
+        self.check_output_paths()
+
+    def set_data(self, tag: str, data: Any, path: str | None = None, do_read: bool = True):
+        """Connect an input (RailStage.set_data), then refuse outputs that would overwrite it:
+        interactive runs (``stage.estimate(path)``) give their inputs only now."""
+        handle = super().set_data(tag, data, path=path, do_read=do_read)
+        if tag in self.input_tags():
+            self.check_output_paths()
+        return handle
+
+    def input_paths(self) -> list[str]:
+        """The files this stage reads: its inputs (paths, or open stores' files) and path
+        options."""
+        paths = []
+        for tag in self.input_tags():
+            # RailStage sets data_store after ceci's check_io, which calls this
+            store = getattr(self, "data_store", None) or {}
+            handle = store.get(self.get_aliased_tag(tag))
+            value = (self._inputs or {}).get(self.get_aliased_tag(tag))
+            if handle is not None:
+                value = handle.path or getattr(handle.data, "path", None) or value
+            if _is_path(value):
+                paths.append(os.fspath(value))
+        for option in self.path_options:
+            value = self.config[option] if option in self.config else None
+            if value:
+                paths.extend(p.strip() for p in str(value).split(",") if p.strip())
+        return paths
+
+    def check_output_paths(self) -> None:
+        """Refuse outputs that are directories, inputs, or each other (OutputPathError).
+
+        Also removes temporary files that dead runs of this stage left beside its outputs.
+        """
+        inputs = self.input_paths()
+        finals = {}
+        for tag in self.output_tags():
+            final = self.get_output(tag, final_name=True)
+            check_output_path(final, f"{type(self).__name__} output {tag!r}", inputs=inputs)
+            finals[f"output {tag!r}"] = final
+            if self.rank == 0:
+                self._remove_stale(Path(final))
+        try:
+            check_distinct_outputs(finals)
+        except OutputPathError as err:
+            raise OutputPathError(f"{type(self).__name__}: {err}") from None
+
+    @staticmethod
+    def _remove_stale(final: Path) -> None:
+        parent = final.parent if str(final.parent) else Path(".")
+        if not parent.is_dir():
+            return
+        for candidate in parent.glob(f"{_IN_PROGRESS}*_{final.name}"):
+            match = _STALE.match(candidate.name)
+            if match and match["name"] == final.name and is_dead_process(match["owner"]) \
+                    and candidate.is_file():
+                candidate.unlink(missing_ok=True)
+
+    def publish_written(self, tag: str, path: str | os.PathLike):
+        """Hand over an output the library wrote itself at ``path`` (this run's temporary
+        name): finalisation only moves it to its final name. Run interactively
+        (``output_mode='return'``) the file is moved now and the handle holds it opened
+        (a scene store), so nothing is left under a temporary name.
+        """
+        handle = self.add_handle(tag, path=os.fspath(path))
+        handle.partial = True
+        if self.config.output_mode == "return":
+            final = self.get_output(tag, final_name=True)
+            os.replace(path, final)
+            handle.path = final
+            handle.read(force=True)
+        return handle
+
+    def get_output(self, tag: str, final_name: bool = False) -> str:
+        """The path of an output: its final name, or this run's unique temporary name."""
+        path = super().get_output(tag, final_name=True)
+        token = getattr(self, "_in_progress_token", None)
+        if final_name or token is None:
+            return super().get_output(tag, final_name=final_name)
+        p = Path(path)
+        return str(p.parent / f"{_IN_PROGRESS}{token}_{p.name}")

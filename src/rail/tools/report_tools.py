@@ -17,10 +17,12 @@ from ceci.config import StageParameter as Param
 from rail.core.data import DataHandle, Hdf5Handle, QPHandle
 from rail.core.stage import RailStage
 
+from rail.deepdisc.errors import OptionError
 from rail.deepdisc.evaluate.report import Detections, MethodResult, write_report
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.atomic import atomic_output
-from rail.deepdisc.store.scenes import SceneHandle, SceneStore
+from rail.deepdisc.store.handle import SceneHandle
+from rail.deepdisc.store.scenes import SceneStore
 
 _TOOK = re.compile(r"Stage complete: \S+ @ .* took ([0-9.]+) minutes")
 
@@ -82,8 +84,33 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
               ("eazy", QPHandle), ("detections", Hdf5Handle)]
     outputs = [("report", MarkdownHandle)]
 
-    def write(self, **inputs: Any):
-        """Interactive use: give every input (paths or data) by name."""
+    def write(self, truth: Any, deepdisc: Any, bpz: Any, eazy: Any, detections: Any,
+              **kwargs: Any) -> MarkdownHandle:
+        """Write the report of three methods' ensembles on one scene store's objects.
+
+        Parameters
+        ----------
+        truth : str | SceneStore | SceneHandle
+            The scene store whose objects the ensembles' rows are.
+        deepdisc : str | qp.Ensemble | QPHandle
+            DeepDISC's (forced) ensemble.
+        bpz : str | qp.Ensemble | QPHandle
+            BPZ's ensemble.
+        eazy : str | qp.Ensemble | QPHandle
+            EAZY's ensemble.
+        detections : str | dict | Hdf5Handle
+            DeepDISC's detect-mode detections table.
+        **kwargs : Any
+            Options to change (``title``, ``method_names``, ...).
+
+        Returns
+        -------
+        MarkdownHandle
+            The handle of the report text.
+        """
+        self.config.update(**kwargs)
+        inputs = {"truth": truth, "deepdisc": deepdisc, "bpz": bpz, "eazy": eazy,
+                  "detections": detections}
         for key, value in inputs.items():
             if isinstance(value, (str, os.PathLike)):
                 self.set_data(key, None, path=os.fspath(value), do_read=False)
@@ -115,7 +142,7 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             survey = store.info.survey
         names = list(self.config.method_names)
         if len(names) != 3:
-            raise ValueError(f"{self.name}: method_names needs three names (deepdisc, bpz, "
+            raise OptionError(f"{self.name}: method_names needs three names (deepdisc, bpz, "
                              f"eazy), got {names}")
         results = []
         for tag, name in zip(("deepdisc", "bpz", "eazy"), names, strict=True):
@@ -125,7 +152,7 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         detections = _detections(det_table, truth["object_id"])
         out_dir = os.path.dirname(os.path.abspath(self.get_output(
             self.get_aliased_tag("report"))))
-        provenance = {"stage": self.config.to_dict(), "truth": truth_path}
+        provenance = {"stage": self.options_dict(), "truth": truth_path}
         paths = write_report(os.path.join(out_dir, "report_files"), results, truth,
                              survey=survey, detections=detections, title=self.config.title,
                              provenance=provenance)

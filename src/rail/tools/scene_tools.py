@@ -12,27 +12,20 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-import tables_io
-from ceci.config import StageParameter as Param
-from rail.core.common_params import SharedParams
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.fit.photometry import (
-    METHODS,
-    PhotometryConfig,
-    assemble,
-    empty_table,
-    iter_measurements,
-    prepare,
-    read_detections,
-)
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.fit.photometry import empty_table, iter_measurements
+from rail.deepdisc.fit.photometry_options import PhotometryOptions
+from rail.deepdisc.fit.photometry_setup import prepare
+from rail.deepdisc.fit.photometry_table import assemble, read_detections, read_detections_file
 from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
 from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 from rail.deepdisc.store.mosaic_io import split_spec
 from rail.deepdisc.store.provenance import provenance_json
-from rail.deepdisc.store.scenes import SceneHandle, SceneStore
-from rail.deepdisc.store.tables import ProvenanceHdf5Handle
+from rail.deepdisc.store.scenes import SceneStore
 
 
 class MosaicTiler(StrictConfigMixin, RailStage):
@@ -60,29 +53,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
     entrypoint_function = "tile"
     interactive_function = "mosaic_tiler"
     config_options = RailStage.config_options.copy()
-    config_options.update(
-        images=Param(dict, {}, msg="band -> FITS mosaic (path or path[EXT]), channel order"),
-        errors=Param(dict, {}, msg="band -> error map (standard deviation, path[EXT])"),
-        weights=Param(dict, {}, msg="band -> weight map (inverse variance, path[EXT])"),
-        segmap=Param(str, "", msg="segmentation map (values: catalog ids) or ''"),
-        units=Param(dict, {}, msg="band -> unit of the mosaic's pixels (overrides BUNIT)"),
-        id_col=SharedParams.copy_param("id_col"),
-        ra_col=Param(str, "ra", msg="catalog RA column (degrees)"),
-        dec_col=Param(str, "dec", msg="catalog Dec column (degrees)"),
-        redshift_col=SharedParams.copy_param("redshift_col"),
-        redshift_kind=Param(str, "spec", msg="what the catalog's redshifts are: spec or phot"),
-        size_col=Param(str, "", msg="catalog radius column for boxes without a segmap, or ''"),
-        size_unit=Param(str, "arcsec", msg="unit of size_col: arcsec or pixel"),
-        size_scale=Param(float, 2.5, msg="box half-side in units of size_col"),
-        min_box=Param(int, 5, msg="box side (pixels) of objects without footprint or size"),
-        copy_columns=Param(list, [], msg="further catalog columns copied into /objects"),
-        catalog_key=Param(str, "", msg="HDF5 group or FITS extension of the catalog"),
-        tile_size=Param(int, 256, msg="tile side (pixels)"),
-        overlap=Param(int, 32, msg="overlap of neighbouring tiles (pixels, <= tile_size/2)"),
-        require_redshift=Param(bool, False, msg="keep only tiles listing an object with a "
-                                                "known redshift (training sets)"),
-        survey=Param(str, "", msg="survey name written into the store"),
-    )
+    config_options.update(TilerConfig.stage_params())
     inputs = [("input", TableHandle)]
     outputs = [("output", SceneHandle)]
 
@@ -100,20 +71,31 @@ class MosaicTiler(StrictConfigMixin, RailStage):
 
     def tiler_config(self) -> TilerConfig:
         """The library configuration of this stage (checked)."""
-        cfg = TilerConfig.from_options(self.config)
         try:
-            cfg.validate()
-        except ValueError as err:
-            raise ValueError(f"{self.name}: {err}") from None
-        return cfg
+            return TilerConfig.from_mapping(self.config)
+        except OptionError as err:
+            raise OptionError(f"{self.name}: {err}") from None
 
-    def tile(self, catalog: Any, **kwargs: Any) -> SceneHandle:
-        """Tile the configured mosaics with ``catalog`` (a path, a table or a handle)."""
+    def tile(self, input_data: Any, **kwargs: Any) -> SceneHandle:
+        """Tile the configured mosaics with a catalog.
+
+        Parameters
+        ----------
+        input_data : str | TableLike | TableHandle
+            The catalog: a path (FITS, CSV, ECSV, HDF5, Parquet), a table or a handle.
+        **kwargs : Any
+            Options to change (``images``, ``id_col``, ... see the stage's config options).
+
+        Returns
+        -------
+        SceneHandle
+            The handle of the written scene store.
+        """
         self.config.update(**kwargs)
-        if isinstance(catalog, (str, os.PathLike)):
-            self.set_data("input", None, path=os.fspath(catalog), do_read=False)
+        if isinstance(input_data, (str, os.PathLike)):
+            self.set_data("input", None, path=os.fspath(input_data), do_read=False)
         else:
-            self.set_data("input", catalog)
+            self.set_data("input", input_data)
         self.run()
         self.finalize()
         return self.get_handle("output")
@@ -123,16 +105,15 @@ class MosaicTiler(StrictConfigMixin, RailStage):
         if handle.data is not None:
             return handle.data
         if handle.path in (None, "", "None", "none"):
-            raise ValueError(f"{self.name}: no catalog given (input)")
+            raise InputError(f"{self.name}: no catalog given (input)")
         return handle.path
 
     def run(self) -> None:
         cfg = self.tiler_config()
         path = self.get_output(self.get_aliased_tag("output"))
         tile_mosaic(cfg, self._catalog(), path,
-                    provenance={"stage": self.config.to_dict()})
-        handle = self.add_handle("output", path=os.fspath(path))
-        handle.partial = True  # written in place: finalize only moves it
+                    provenance={"stage": self.options_dict()})
+        self.publish_written("output", path)
 
 
 class ScenePhotometry(StrictConfigMixin, RailStage):
@@ -148,42 +129,22 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
     ``x``, ``y``, ``ra``, ``dec``, ``redshift``, ``flux_<band>``, ``flux_err_<band>`` (store
     units, nJy for simulated stores), ``mag_<band>``, ``mag_err_<band>`` (AB; non-detections
     ``nondetect_val`` with the 1-sigma limit as error, no data ``nonobserved_val``) and
-    ``flags`` (bits in :mod:`rail.deepdisc.fit.photometry`).
+    ``flags`` (bits in :mod:`rail.deepdisc.fit.photometry_table`). Options:
+    :class:`rail.deepdisc.fit.photometry_options.PhotometryOptions`; every measured band
+    must have a filter curve (:mod:`rail.deepdisc.fit.filters`), checked before any work.
 
     ceci treats every declared input as required, so the optional detections table is the
     ``detections`` option (a path) rather than a second input tag; interactively,
-    ``measure(scenes, detections=table)`` also takes a table or handle.
+    ``measure(input_data, detections=table)`` also takes a table or handle.
     """
 
-    path_options = ("detections",)
+    path_options = tuple(name for name, (spec, _, _) in
+                         PhotometryOptions.option_specs().items() if spec.path)
     name = "ScenePhotometry"
     entrypoint_function = "measure"
     interactive_function = "scene_photometry"
     config_options = RailStage.config_options.copy()
-    config_options.update(
-        method=Param(str, "kron", msg=f"photometry method, one of {METHODS}"),
-        aperture_radius=Param(float, None, required=False,
-                              msg="circular aperture radius in arcsec (default: 3 x the "
-                                  "largest PSF half-light radius)"),
-        background_annulus=Param(list, None, required=False,
-                                 msg="[inner, outer] radius (arcsec) of the local-background "
-                                     "annulus (default: 2 and 4 x aperture_radius)"),
-        local_background=Param(bool, False, msg="subtract a local background (for images "
-                                                "with residual backgrounds)"),
-        kron_params=Param(list, [2.5, 1.4, 0.0],
-                          msg="photutils Kron parameters: scale, minimum unscaled Kron "
-                              "radius (pixels), minimum circular radius (pixels)"),
-        aperture_correction=Param(bool, True, msg="correct for PSF light outside the "
-                                                  "aperture (needs the stored PSF model)"),
-        psf_match=Param(bool, True, msg="'aperture': convolve all bands to the broadest PSF"),
-        nondetect_snr=Param(float, 1.0, msg="S/N below which a band is a non-detection"),
-        nondetect_val=SharedParams.copy_param("nondetect_val"),
-        nonobserved_val=SharedParams.copy_param("nonobserved_val"),
-        bands=Param(list, [], msg="bands to measure (default: all of the store's)"),
-        chunk_size=SharedParams.copy_param("chunk_size"),
-        detections=Param(str, "", msg="detections table (hdf5) to measure instead of the "
-                                      "store's objects ('' for forced photometry)"),
-    )
+    config_options.update(PhotometryOptions.stage_params())
     inputs = [("input", SceneHandle)]
     outputs = [("output", ProvenanceHdf5Handle)]
 
@@ -191,41 +152,36 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         super().__init__(args, **kwargs)
         self._detections: Mapping[str, Any] | None = None
 
-    def photometry_config(self) -> PhotometryConfig:
-        """The library configuration of this stage (checked)."""
-        c = self.config
-        cfg = PhotometryConfig(
-            method=c.method,
-            aperture_radius=None if c.aperture_radius is None else float(c.aperture_radius),
-            background_annulus=None if not c.background_annulus
-            else tuple(float(v) for v in c.background_annulus),
-            local_background=bool(c.local_background),
-            kron_params=tuple(float(v) for v in c.kron_params),
-            aperture_correction=bool(c.aperture_correction), psf_match=bool(c.psf_match),
-            nondetect_snr=float(c.nondetect_snr), nondetect_val=float(c.nondetect_val),
-            nonobserved_val=float(c.nonobserved_val),
-            bands=tuple(c.bands) if c.bands else None)
+    def photometry_options(self) -> PhotometryOptions:
+        """The options of this stage, checked (an OptionError names the option)."""
         try:
-            cfg.validate()
-        except ValueError as err:
-            raise ValueError(f"{self.name}: {err}") from None
-        return cfg
+            return PhotometryOptions.from_mapping(self.config)
+        except OptionError as err:
+            raise OptionError(f"{self.name}: {err}") from None
 
-    def measure(self, scenes: SceneHandle | SceneStore | str,
+    def measure(self, input_data: SceneHandle | SceneStore | str,
                 detections: Mapping[str, Any] | DataHandle | str | None = None,
                 **kwargs: Any) -> ProvenanceHdf5Handle:
         """Measure a scene store (interactive use); returns the output handle.
 
         Parameters
         ----------
-        scenes
-            A scene store (handle, :class:`SceneStore` or path).
-        detections
-            Optional detections table (dict of columns, table handle or path).
+        input_data : SceneHandle, SceneStore or str
+            The scene store (handle, :class:`SceneStore` or path).
+        detections : dict, DataHandle or str, optional
+            Detections table to measure instead of the store's objects (dict of columns,
+            table handle or path).
+        **kwargs : Any
+            Options of the stage, set before it runs.
+
+        Returns
+        -------
+        ProvenanceHdf5Handle
+            The photometry table (one row per object or detection).
         """
-        if isinstance(scenes, str):
-            scenes = SceneStore(scenes)
-        self.set_data("input", scenes)
+        if isinstance(input_data, (str, os.PathLike)):
+            input_data = SceneStore(os.fspath(input_data))
+        self.set_data("input", input_data)
         self.config.update(**kwargs)
         if detections is not None:
             if isinstance(detections, DataHandle):
@@ -238,30 +194,20 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         self.finalize()
         return self.get_handle("output")
 
-    def _read_detections(self, n_scenes: int) -> Mapping[str, Any] | None:
+    def _read_detections(self, path: str, n_scenes: int) -> Mapping[str, Any] | None:
         if self._detections is not None:
             return read_detections(self._detections, n_scenes)
-        path = self.config.detections
-        if not path:
-            return None
-        if not os.path.isfile(path):
-            raise ValueError(f"{self.name}: detections table {path} does not exist")
-        table = tables_io.read(path)
-        if "scene" not in table and len(table) == 1:
-            table = next(iter(table.values()))
-        try:
-            return read_detections(table, n_scenes)
-        except ValueError as err:
-            raise ValueError(f"{self.name}: {path}: {err}") from None
+        return read_detections_file(path, n_scenes) if path else None
 
     def run(self) -> None:
-        cfg = self.photometry_config()
+        opts = self.photometry_options()
+        cfg = opts.photometry
         store = self.get_data("input")
-        detections = self._read_detections(store.n_scenes)
+        detections = self._read_detections(opts.detections, store.n_scenes)
         setup = prepare(store, cfg)
         n = store.n_objects if detections is None else len(detections["scene"])
         parts = list(iter_measurements(store, cfg, detections=detections,
-                                       objects_per_chunk=self.config.chunk_size,
+                                       objects_per_chunk=opts.chunk_size,
                                        rank=self.rank, size=self.size, setup=setup))
         if self.is_mpi():
             gathered = self.comm.gather(parts, root=0)
@@ -271,7 +217,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         table = assemble(parts, n) if n else empty_table(setup)
         handle = self.add_handle("output", data=table)
         handle.provenance = provenance_json(
-            {"stage": self.config.to_dict(), "photometry": cfg.as_dict(),
+            {"stage": self.options_dict(), "photometry": cfg.as_dict(),
              "measurement": setup.notes, "scenes": store.path,
              "mode": "forced" if detections is None else "detections"},
             f"rail.tools.scene_tools.{self.name}")

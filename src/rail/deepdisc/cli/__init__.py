@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 
 from rail.deepdisc.cli import deepdisc, demo, mosaic, photometry, simulate
+from rail.deepdisc.errors import DeepDiscError
 
 _GROUPS = (simulate, demo, deepdisc, photometry, mosaic)
 
@@ -42,10 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (ValueError, OSError, IndexError, KeyError, RuntimeError) as err:
-        print(f"rail-deepdisc {args.command}: error: {err}", file=sys.stderr)
+    except (DeepDiscError, OSError) as err:
+        # a user's mistake: one line; anything else is a bug and keeps its traceback
+        message = " ".join(str(err).split())
+        print(f"rail-deepdisc {args.command}: error: {message}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

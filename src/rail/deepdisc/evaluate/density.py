@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from scipy.spatial import cKDTree
 
+from rail.deepdisc.errors import InputError
+
 
 @dataclass
 class FeatureDensity:
@@ -43,7 +45,7 @@ class FeatureDensity:
         x = _select(np.asarray(features, np.float64), columns)
         x = x[np.all(np.isfinite(x), axis=1)]
         if x.shape[0] <= k + 1:
-            raise ValueError(f"need more than {k + 1} training objects for the density, "
+            raise InputError(f"need more than {k + 1} training objects for the density, "
                              f"got {x.shape[0]}")
         if x.shape[0] > max_bank:
             x = x[np.random.default_rng(seed).choice(x.shape[0], max_bank, replace=False)]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.errors import OptionError
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.scenes import SceneStore
 
@@ -42,24 +44,29 @@ def rgb_composite(image: np.ndarray, bands: Sequence[str], noise: np.ndarray | N
     return make_lupton_rgb(r, g, b, minimum=0.5, stretch=stretch, Q=q)
 
 
+def subplots(*args: Any, **kwargs: Any):
+    """``(figure, axes)`` like ``pyplot.subplots``, without pyplot: the figure is drawn with
+    matplotlib's Agg renderer and the caller's backend (e.g. a notebook's) is left alone."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=kwargs.pop("figsize", None))
+    return fig, fig.subplots(*args, **kwargs)
+
+
 def show_scene(path: str | os.PathLike, scene: int, output: str | os.PathLike,
                labels: bool = True, dpi: int = 150) -> str:
     """Draw scene ``scene`` of a store as an RGB PNG with truth boxes and z labels.
 
     Raises
     ------
-    IndexError
+    OptionError
         If the store has no such scene.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
 
     with SceneStore(path) as store:
         if not 0 <= scene < store.n_scenes:
-            raise IndexError(f"{path} has scenes 0..{store.n_scenes - 1}, not {scene}")
+            raise OptionError(f"{path} has scenes 0..{store.n_scenes - 1}, not {scene}")
         chunk = store.read_chunk(scene, scene + 1)
         info = store.info
     image = chunk.images[0]
@@ -71,7 +78,7 @@ def show_scene(path: str | os.PathLike, scene: int, output: str | os.PathLike,
     rgb = rgb_composite(image, info.bands, noise)
     obj = chunk.scene_objects(0)
     h, w = image.shape[1:]
-    fig, ax = plt.subplots(figsize=(6, 6 * h / w))
+    fig, ax = subplots(figsize=(6, 6 * h / w))
     ax.imshow(rgb, origin="lower", interpolation="nearest",
               extent=(-0.5, w - 0.5, -0.5, h - 0.5))
     for i in range(len(obj["object_id"])):
@@ -93,5 +100,4 @@ def show_scene(path: str | os.PathLike, scene: int, output: str | os.PathLike,
     fig.tight_layout()
     with atomic_output(output, "picture") as tmp:
         fig.savefig(tmp, dpi=dpi, format="png")
-    plt.close(fig)
     return os.fspath(output)

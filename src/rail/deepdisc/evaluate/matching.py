@@ -2,7 +2,7 @@
 
 A detection matches an object of the same scene at IoU >= ``iou_threshold`` (default 0.5),
 one to one, taking detections in decreasing score; without boxes, by distance within a
-radius instead.
+radius instead. Box geometry (areas, intersections, IoU) is defined here once.
 """
 
 from __future__ import annotations
@@ -10,18 +10,30 @@ from __future__ import annotations
 import numpy as np
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU matrix of half-open boxes ``[x0, y0, x1, y1]`` (n, 4) x (m, 4)."""
+def box_area(boxes: np.ndarray) -> np.ndarray:
+    """Areas of half-open boxes ``[x0, y0, x1, y1]`` (n, 4)."""
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_intersection(a: np.ndarray, b: np.ndarray, paired: bool = False) -> np.ndarray:
+    """Intersection areas of half-open boxes: the (n, m) matrix of every pair, or with
+    ``paired`` the n areas of corresponding rows."""
     a = np.asarray(a, float).reshape(-1, 4)
     b = np.asarray(b, float).reshape(-1, 4)
-    ix0 = np.maximum(a[:, None, 0], b[None, :, 0])
-    iy0 = np.maximum(a[:, None, 1], b[None, :, 1])
-    ix1 = np.minimum(a[:, None, 2], b[None, :, 2])
-    iy1 = np.minimum(a[:, None, 3], b[None, :, 3])
-    inter = np.clip(ix1 - ix0, 0, None) * np.clip(iy1 - iy0, 0, None)
-    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
-    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    union = area_a[:, None] + area_b[None, :] - inter
+    if not paired:
+        a, b = a[:, None, :], b[None, :, :]
+    ix = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
+    iy = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
+    return ix * iy
+
+
+def box_iou(a: np.ndarray, b: np.ndarray, paired: bool = False) -> np.ndarray:
+    """IoU of half-open boxes ``[x0, y0, x1, y1]``: the (n, m) matrix of every pair, or with
+    ``paired`` the n IoUs of corresponding rows (0 where both boxes are empty)."""
+    inter = box_intersection(a, b, paired)
+    area_a, area_b = box_area(a), box_area(b)
+    union = (area_a + area_b if paired else area_a[:, None] + area_b[None, :]) - inter
     return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
 
 
@@ -68,13 +80,6 @@ def match_scene(det_boxes: np.ndarray, det_scores: np.ndarray, obj_boxes: np.nda
     match = greedy_match(iou, det_scores, iou_threshold)
     best = np.where(match >= 0, iou[np.arange(len(match)), np.maximum(match, 0)], 0.0)
     return match, best
-
-
-def match_by_distance(det_xy: np.ndarray, det_scores: np.ndarray, obj_xy: np.ndarray,
-                      radius: float) -> np.ndarray:
-    """Match by centre distance (same units as ``radius``), one to one, best score first."""
-    d = np.hypot(det_xy[:, None, 0] - obj_xy[None, :, 0], det_xy[:, None, 1] - obj_xy[None, :, 1])
-    return greedy_match(-d, det_scores, -radius)
 
 
 def completeness_purity(matched_object: np.ndarray, scores: np.ndarray, n_objects: int,

@@ -43,7 +43,12 @@ def point_metrics(z_phot: np.ndarray, z_true: np.ndarray) -> dict[str, float]:
     if z_phot.shape != z_true.shape:
         raise ValueError(f"z_phot has {z_phot.size} values but z_true {z_true.size}")
     ok = np.isfinite(z_phot) & np.isfinite(z_true)
-    dz = (z_phot[ok] - z_true[ok]) / (1.0 + z_true[ok])
+    return delta_metrics((z_phot[ok] - z_true[ok]) / (1.0 + z_true[ok]))
+
+
+def delta_metrics(dz: np.ndarray) -> dict[str, float]:
+    """The point metrics of normalised errors Delta = (z_phot - z_true) / (1 + z_true)."""
+    dz = np.asarray(dz, float).ravel()
     if dz.size == 0:
         return {"n": 0, "sigma_iqr": np.nan, "bias": np.nan, "outlier_rate": np.nan,
                 "sigma_mad": np.nan, "outlier_rate_rail": np.nan}

@@ -17,8 +17,16 @@ from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.bands import reference_band
+from rail.deepdisc.errors import InputError
+from rail.deepdisc.evaluate.display import subplots
 from rail.deepdisc.evaluate.matching import completeness_purity
-from rail.deepdisc.evaluate.metrics import OUTLIER_CUT, photoz_metrics, point_metrics
+from rail.deepdisc.evaluate.metrics import (
+    OUTLIER_CUT,
+    delta_metrics,
+    photoz_metrics,
+    point_metrics,
+)
 from rail.deepdisc.store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
@@ -33,7 +41,6 @@ TABLE_COLUMNS = (
     ("seconds", "seconds", "{:.0f}"),
 )
 
-DETECTION_BANDS = {"jades": "jwst_f200w", "lsst": "lsst_i"}
 #: quality flags of an estimator's ancil (DeepDISC's) that the report splits metrics by
 QUALITY_FLAGS = ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge")
 
@@ -63,14 +70,12 @@ class Detections:
 
 
 def detection_band(truth: Mapping[str, np.ndarray], survey: str = "") -> str:
-    """The band of the "bright" cut: the survey's detection band, else the first ``snr_``."""
-    band = DETECTION_BANDS.get(survey)
-    if band and f"snr_{band}" in truth:
-        return band
-    for key in truth:
-        if key.startswith("snr_"):
-            return key.removeprefix("snr_")
-    raise ValueError("the truth table has no snr_<band> column for the bright subset")
+    """The band of the "bright" cut: among the bands with an ``snr_`` column, the survey's
+    detection band (:func:`rail.deepdisc.bands.reference_band`)."""
+    bands = [k.removeprefix("snr_") for k in truth if k.startswith("snr_")]
+    if not bands:
+        raise InputError("the truth table has no snr_<band> column for the bright subset")
+    return reference_band(bands, survey)
 
 
 def subsets(truth: Mapping[str, np.ndarray], band: str) -> dict[str, np.ndarray]:
@@ -90,7 +95,7 @@ def metrics_table(results: Sequence[MethodResult], truth: Mapping[str, np.ndarra
         table[name] = {}
         for res in results:
             if res.ensemble.npdf != z.size:
-                raise ValueError(f"{res.name}: {res.ensemble.npdf} PDFs for {z.size} objects; "
+                raise InputError(f"{res.name}: {res.ensemble.npdf} PDFs for {z.size} objects; "
                                  "ensembles must be row-aligned with the truth table")
             m = photoz_metrics(res.ensemble[rows], z[rows], res.point()[rows]) if rows.size \
                 else point_metrics([], [])
@@ -138,35 +143,25 @@ def markdown_table(metrics: Mapping[str, Mapping[str, Any]], label: str = "metho
 
 
 # --------------------------------------------------------------------------- figures
-def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _binned(x: np.ndarray, dz: np.ndarray, bins: np.ndarray, min_n: int = 10):
     centers, sig, eta, counts = [], [], [], []
     idx = np.digitize(x, bins) - 1
     for i in range(len(bins) - 1):
         d = dz[idx == i]
         if d.size >= min_n:
-            q25, q75 = np.percentile(d, [25, 75])
+            m = delta_metrics(d)
             centers.append(0.5 * (bins[i] + bins[i + 1]))
-            sig.append((q75 - q25) / 1.349)
-            eta.append(np.mean(np.abs(d) > OUTLIER_CUT))
+            sig.append(m["sigma_iqr"])
+            eta.append(m["outlier_rate"])
             counts.append(d.size)
     return np.array(centers), np.array(sig), np.array(eta), np.array(counts)
 
 
 def plot_zphot_ztrue(results, z, mask, path, title):
     """Photo-z against true z, one panel per method."""
-    plt = _plt()
     n = len(results)
     zmax = float(np.nanpercentile(z[mask], 99.5)) * 1.1 if mask.any() else 6.0
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False, sharey=True)
+    fig, axes = subplots(1, n, figsize=(3.6 * n, 3.8), squeeze=False, sharey=True)
     line = np.array([0, zmax])
     for ax, res in zip(axes[0], results, strict=True):
         zp = res.point()[mask]
@@ -190,9 +185,8 @@ def plot_zphot_ztrue(results, z, mask, path, title):
 
 def plot_pit(results, z, mask, path, title):
     """PIT histograms, one panel per method (flat = calibrated)."""
-    plt = _plt()
     n = len(results)
-    fig, axes = plt.subplots(1, n, figsize=(3.4 * n, 3.0), squeeze=False, sharey=True)
+    fig, axes = subplots(1, n, figsize=(3.4 * n, 3.0), squeeze=False, sharey=True)
     rows = np.flatnonzero(mask)
     for ax, res in zip(axes[0], results, strict=True):
         pit = np.ravel(res.ensemble[rows].cdf(z[rows][:, None])) if rows.size else np.zeros(0)
@@ -208,8 +202,7 @@ def plot_pit(results, z, mask, path, title):
 
 def plot_metrics_vs(results, z, x, mask, bins, xlabel, path, title):
     """σ_IQR and outlier rate against a quantity (magnitude or redshift), one line per method."""
-    plt = _plt()
-    fig, axes = plt.subplots(1, 2, figsize=(9.5, 3.6))
+    fig, axes = subplots(1, 2, figsize=(9.5, 3.6))
     for i, res in enumerate(results):
         dz = (res.point() - z) / (1 + z)
         c, s, e, _ = _binned(x[mask], dz[mask], bins)
@@ -228,11 +221,10 @@ def plot_metrics_vs(results, z, x, mask, bins, xlabel, path, title):
 
 def plot_nz(results, z, mask, path, title):
     """True N(z) (histogram) against each method's stacked PDFs."""
-    plt = _plt()
     zt = z[mask]
     zmax = float(np.nanpercentile(zt, 99.5)) * 1.15 if zt.size else 6.0
     grid = np.linspace(0, zmax, 300)
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     ax.hist(zt, bins=60, range=(0, zmax), density=True, color="0.75", label="true")
     rows = np.flatnonzero(mask)
     for i, res in enumerate(results):
@@ -249,7 +241,6 @@ def plot_nz(results, z, mask, path, title):
 
 def plot_detection(det: Detections, truth, band, path, title):
     """Completeness (of all objects) and purity (of detections) against magnitude."""
-    plt = _plt()
     mag = np.asarray(truth[f"mag_{band}"], float)
     bins = np.arange(np.floor(np.nanmin(mag[np.isfinite(mag)])), np.ceil(
         np.nanmax(mag[np.isfinite(mag)])) + 0.5, 0.5)
@@ -260,7 +251,7 @@ def plot_detection(det: Detections, truth, band, path, title):
     comp = [found[idx == i].mean() if np.any(idx == i) else np.nan for i in range(len(bins) - 1)]
     det_mag = np.where(det.object_row >= 0, mag[np.maximum(det.object_row, 0)], np.nan)
     centers = 0.5 * (bins[1:] + bins[:-1])
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = subplots(figsize=(6, 3.6))
     ax.plot(centers, comp, "o-", label="completeness (objects)")
     cp = completeness_purity(det.object_row, det.score, mag.size)
     ax.axhline(cp["purity"], color="C1", ls="--",
@@ -284,9 +275,6 @@ def plot_detection(det: Detections, truth, band, path, title):
 def _save(fig, path) -> None:
     with atomic_output(path, "figure") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 # --------------------------------------------------------------------------- the report

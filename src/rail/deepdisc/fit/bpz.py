@@ -29,13 +29,35 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.filters import resolve_filters, write_res
-from rail.deepdisc.fit.templates import TemplateSet, builtin_templates
+from rail.deepdisc.fit.templates import BUILTIN_SETS, TemplateSet, builtin_templates
+from rail.deepdisc.options import Options, option
 
 log = logging.getLogger(__name__)
 
 #: default redshift range per survey preset (NIRCam sees dropouts to z ~ 12)
 SURVEY_ZMAX = {"jades": 12.0, "lsst": 3.0}
+
+
+@dataclass(frozen=True, kw_only=True)
+class BPZDataOptions(Options):
+    """The options of ``BPZDataPreparer``: the data directory and the columns BPZ reads."""
+
+    data_path: str = option(help="BPZ data directory to build (BPZ's bpz_ref_data_path)")
+    templates: str = option("cww", "template set: cww, cosmos or oracle", choices=BUILTIN_SETS)
+    filters: list[str] = option(help="filter names, one per band column (e.g. jwst_f200w)")
+    madau: bool = option(True, "include Madau (1995) IGM attenuation in the AB files")
+    bands: list[str] = option(help="magnitude columns BPZ reads")
+    err_bands: list[str] = option(help="magnitude-error columns BPZ reads")
+    ref_band: str = option(help="prior reference magnitude column")
+    n_workers: int = option(0, "processes for the AB files (0: all usable cores)", ge=0)
+    hdf5_groupname: str = option("", "group of the table ('' for a flat file)")
+
+    def _check(self) -> None:
+        if not (len(self.filters) == len(self.bands) == len(self.err_bands)):
+            raise OptionError(f"filters ({len(self.filters)}), bands ({len(self.bands)}) and "
+                              f"err_bands ({len(self.err_bands)}) must have the same length")
 
 
 @dataclass(frozen=True)
@@ -128,7 +150,7 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
 
     Raises
     ------
-    ValueError
+    OptionError
         Naming filters without a curve or an unknown template set, before anything is
         written.
     """
@@ -194,26 +216,26 @@ def bpz_stage_configs(setup: BPZSetup, bands: Sequence[str], err_bands: Sequence
 
     Raises
     ------
-    ValueError
+    OptionError
         For inconsistent lengths, a ``ref_band`` outside ``bands``, missing limits, an
         unknown prior or a bad grid.
     """
     bands, err_bands = list(bands), list(err_bands)
     if not (len(bands) == len(err_bands) == len(setup.filter_list)):
-        raise ValueError(f"bands ({len(bands)}), err_bands ({len(err_bands)}) and the BPZ "
+        raise OptionError(f"bands ({len(bands)}), err_bands ({len(err_bands)}) and the BPZ "
                          f"filters ({len(setup.filter_list)}) must have the same length")
     if ref_band not in bands:
-        raise ValueError(f"ref_band {ref_band!r} is not one of bands {bands}")
+        raise OptionError(f"ref_band {ref_band!r} is not one of bands {bands}")
     missing = [b for b in bands if b not in mag_limits]
     if missing:
-        raise ValueError(f"mag_limits has no value for {missing}")
+        raise OptionError(f"mag_limits has no value for {missing}")
     if prior not in ("flat", "hdfn"):
-        raise ValueError(f"prior must be 'flat' or 'hdfn', got {prior!r}")
+        raise OptionError(f"prior must be 'flat' or 'hdfn', got {prior!r}")
     if prior == "hdfn" and len(setup.nt_array) != 3:
-        raise ValueError(f"the HDFN prior needs three broad types; the template set has "
+        raise OptionError(f"the HDFN prior needs three broad types; the template set has "
                          f"{len(setup.nt_array)} ({setup.nt_array})")
     if not (zmax > zmin >= 0 and dz > 0):
-        raise ValueError(f"bad redshift grid zmin={zmin}, zmax={zmax}, dz={dz}")
+        raise OptionError(f"bad redshift grid zmin={zmin}, zmax={zmax}, dz={dz}")
     nzbins = round((zmax - zmin) / dz) + 1
     common = {
         "zmin": float(zmin), "zmax": float(zmax), "nzbins": nzbins,
@@ -259,13 +281,16 @@ def check_bpz_input(table: Mapping[str, Any], estimate_config: Mapping[str, Any]
 
     Raises
     ------
-    ValueError
+    InputError
         Naming the missing band, error or reference columns.
     """
     group = estimate_config.get("hdf5_groupname", "")
+    if group and group not in table:
+        raise InputError(f"BPZ {source} has no group {group!r} (hdf5_groupname); it has "
+                         f"{sorted(table)}")
     data = table[group] if group else table
     wanted = [*estimate_config["bands"], *estimate_config["err_bands"],
               estimate_config["ref_band"]]
     missing = sorted({c for c in wanted if c not in data})
     if missing:
-        raise ValueError(f"BPZ {source} lacks columns {missing} (bands/err_bands/ref_band)")
+        raise InputError(f"BPZ {source} lacks columns {missing} (bands/err_bands/ref_band)")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.bands import SEDPY_FILTER_NAMES, load_filter
+from rail.deepdisc.errors import DeepDiscError, InputError, OptionError
 
 
 @dataclass(frozen=True)
@@ -82,17 +83,17 @@ def _check_curve(wave: np.ndarray, thr: np.ndarray, source: str) -> tuple[np.nda
     wave = np.asarray(wave, dtype=float)
     thr = np.asarray(thr, dtype=float)
     if wave.ndim != 1 or wave.size < 3 or wave.shape != thr.shape:
-        raise ValueError(f"filter curve {source} needs at least 3 (wavelength, throughput) rows")
+        raise InputError(f"filter curve {source} needs at least 3 (wavelength, throughput) rows")
     if not (np.all(np.isfinite(wave)) and np.all(np.isfinite(thr))):
-        raise ValueError(f"filter curve {source} holds non-finite values")
+        raise InputError(f"filter curve {source} holds non-finite values")
     order = np.argsort(wave, kind="stable")
     wave, thr = wave[order], thr[order]
     keep = np.concatenate([[True], np.diff(wave) > 0])
     wave, thr = wave[keep], np.clip(thr[keep], 0.0, None)
     if not np.any(thr > 0):
-        raise ValueError(f"filter curve {source} has no positive throughput")
+        raise InputError(f"filter curve {source} has no positive throughput")
     if wave[0] <= 0:
-        raise ValueError(f"filter curve {source}: wavelengths must be positive Angstrom")
+        raise InputError(f"filter curve {source}: wavelengths must be positive Angstrom")
     return wave, thr
 
 
@@ -101,14 +102,14 @@ def read_filter_file(path: str | os.PathLike, name: str | None = None) -> Filter
 
     Raises
     ------
-    ValueError
+    InputError
         If the file cannot be read or does not hold a usable curve, naming the file.
     """
     path = os.fspath(path)
     try:
         data = np.loadtxt(path, comments="#", usecols=(0, 1), ndmin=2)
     except (OSError, ValueError, IndexError) as err:
-        raise ValueError(f"cannot read filter file {path}: {err}") from err
+        raise InputError(f"cannot read filter file {path}: {err}") from err
     wave, thr = _check_curve(data[:, 0], data[:, 1], path)
     return FilterCurve(name or Path(path).name.removesuffix(".res"), wave, thr, path)
 
@@ -130,11 +131,13 @@ def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> 
 
     Raises
     ------
-    ValueError
+    OptionError
         If no curve is found, naming the filter and every place looked in.
+    InputError
+        If the filter's file holds no usable curve.
     """
     if not isinstance(name, str) or not name:
-        raise ValueError(f"filter name must be a non-empty string, got {name!r}")
+        raise OptionError(f"filter name must be a non-empty string, got {name!r}")
     if name in SEDPY_FILTER_NAMES:
         return _sedpy_curve(name, SEDPY_FILTER_NAMES[name])
     if os.path.isfile(name):
@@ -148,7 +151,7 @@ def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> 
         return _sedpy_curve(name, name)
     except (ValueError, OSError):
         pass
-    raise ValueError(
+    raise OptionError(
         f"no filter curve for {name!r}: it is not a project band "
         f"({', '.join(SEDPY_FILTER_NAMES)}), not a file, not <name>.res in {dirs}, "
         "and not an astro-sedpy filter name")
@@ -159,26 +162,41 @@ def resolve_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLik
     """Resolve several filters; the error names every filter that has no curve."""
     names = list(names)
     if not names:
-        raise ValueError(f"{what}: no filters given")
+        raise OptionError(f"{what}: no filters given")
     curves, problems = [], []
     for n in names:
         try:
             curves.append(resolve_filter(n, search_dirs))
-        except ValueError as err:
-            problems.append(str(err))
+        except DeepDiscError as err:
+            problems.append(err)
     if problems:
-        raise ValueError(f"{what}: " + "; ".join(problems))
+        kind = OptionError if all(isinstance(e, OptionError) for e in problems) else InputError
+        raise kind(f"{what}: " + "; ".join(str(e) for e in problems))
     return curves
+
+
+def unknown_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLike] = ()
+                    ) -> list[str]:
+    """The names for which :func:`resolve_filter` finds no usable curve, in order."""
+    unknown = []
+    for name in names:
+        if name in SEDPY_FILTER_NAMES:
+            continue
+        try:
+            resolve_filter(name, search_dirs)
+        except DeepDiscError:
+            unknown.append(name)
+    return unknown
 
 
 def write_res(curve: FilterCurve, path: str | os.PathLike) -> str:
     """Write a BPZ ``.res`` file (two columns: Angstrom, throughput), atomically."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp"
-    np.savetxt(tmp, np.column_stack([curve.wave, curve.throughput]), fmt="%.6e",
-               header=f"{curve.name} from {curve.source}")
-    os.replace(tmp, path)
-    return path
+    from rail.deepdisc.store.atomic import atomic_output
+
+    with atomic_output(path, "filter file") as tmp:
+        np.savetxt(tmp, np.column_stack([curve.wave, curve.throughput]), fmt="%.6e",
+                   header=f"{curve.name} from {curve.source}")
+    return os.fspath(path)
 
 
 def eazy_res_text(curves: Sequence[FilterCurve]) -> str:

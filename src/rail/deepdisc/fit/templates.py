@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rail.deepdisc.errors import InputError, OptionError
+
 #: names of the built-in template sets
 BUILTIN_SETS = ("cww", "cosmos", "oracle")
 #: BPZ broad types
@@ -89,7 +91,7 @@ class TemplateSet:
         """Number of templates of each broad type present, in order (BPZ's ``nt_array``)."""
         types = [t.broad_type for t in self.templates]
         if types != sorted(types):
-            raise ValueError(f"template set {self.name} is not sorted by broad type")
+            raise InputError(f"template set {self.name} is not sorted by broad type")
         return [types.count(k) for k in sorted(set(types))]
 
     def write_sed_files(self, directory: str | os.PathLike) -> list[str]:
@@ -97,15 +99,14 @@ class TemplateSet:
 
         Returns the file names (relative to ``directory``) in set order.
         """
-        directory = os.fspath(directory)
-        os.makedirs(directory, exist_ok=True)
+        from rail.deepdisc.store.atomic import atomic_output
+
         names = []
         for t in self.templates:
             fname = f"{t.name}.sed"
-            tmp = os.path.join(directory, f".{fname}.tmp")
-            np.savetxt(tmp, np.column_stack([t.wave, t.flux]), fmt="%.7e",
-                       header=f"{t.name}: {t.source}")
-            os.replace(tmp, os.path.join(directory, fname))
+            with atomic_output(os.path.join(os.fspath(directory), fname), "template") as tmp:
+                np.savetxt(tmp, np.column_stack([t.wave, t.flux]), fmt="%.7e",
+                           header=f"{t.name}: {t.source}")
             names.append(fname)
         return names
 
@@ -132,7 +133,7 @@ def extend_red(wave: np.ndarray, flux: np.ndarray, red_limit: float,
     lo = wave[-1] - anchor_fraction * (wave[-1] - wave[0])
     sel = (wave >= lo) & (flux > 0)
     if not np.any(sel):
-        raise ValueError("cannot extend a template whose red end has no positive flux")
+        raise InputError("cannot extend a template whose red end has no positive flux")
     amp = float(np.median(flux[sel] * wave[sel] ** 4))
     n = int(np.ceil(np.log(red_limit / wave[-1]) / step))
     new_wave = wave[-1] * np.exp(step * np.arange(1, n + 1))
@@ -224,7 +225,7 @@ def oracle_templates(ebv_grid: Sequence[float] | None = None,
     keep = range(len(lib)) if entries is None else sorted({int(i) for i in entries})
     bad = [i for i in keep if not 0 <= i < len(lib)]
     if bad:
-        raise ValueError(f"oracle entries {bad} are outside the library (0..{len(lib) - 1})")
+        raise OptionError(f"oracle entries {bad} are outside the library (0..{len(lib) - 1})")
     out = [SEDTemplate(safe_name(str(lib.names[i])), lib.wave, lib.flux[i],
                        _cosmos_type(str(lib.template[i])),
                        f"rail.deepdisc.sim.sed.cosmos_library entry {i} ({lib.names[i]})")
@@ -239,10 +240,10 @@ def builtin_templates(name: str) -> TemplateSet:
 
     Raises
     ------
-    ValueError
+    OptionError
         For an unknown name, listing the known ones.
     """
     makers = {"cww": cww_templates, "cosmos": cosmos_templates, "oracle": oracle_templates}
     if name not in makers:
-        raise ValueError(f"unknown template set {name!r}; built-in sets are {list(BUILTIN_SETS)}")
+        raise OptionError(f"unknown template set {name!r}; built-in sets are {list(BUILTIN_SETS)}")
     return makers[name]()

@@ -1,68 +1,40 @@
 """From network outputs to rows: qp ensembles with ancillary columns, detection tables.
 
-Used by ``DeepDiscEstimator`` (and the ``rail-deepdisc estimate`` command) chunk by chunk.
+Used by ``DeepDiscEstimator`` (and ``rail-deepdisc estimate``) chunk by chunk: forced rows
+(one per object of the chunk, in order) and detect rows (one per detection, matched to the
+chunk's objects). Quality columns come from :mod:`rail.deepdisc.evaluate.quality`. A row
+whose mixture is not finite is never written: the chunk is refused, naming its scenes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from rail.deepdisc.bands import reference_band
+from rail.deepdisc.errors import InputError, ModelFileError
 from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import box_iou, greedy_match
+from rail.deepdisc.evaluate.quality import quality_flags
+from rail.deepdisc.net.config import EstimateConfig
 from rail.deepdisc.net.field_merge import TileLayout, merge_tiles
-from rail.deepdisc.net.network import DeepDiscNet, model_meta
+from rail.deepdisc.net.model_file import model_meta
+from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.net.predict import Mixtures, object_boxes, predict_detect, predict_forced
 from rail.deepdisc.store.scenes import SceneChunk, SceneStore
 
-MODES = ("forced", "detect")
-#: detections below this score get ``flag_low_score``; it is also the metrics' cut
-GOOD_SCORE = 0.5
-
-
-@dataclass(frozen=True)
-class EstimateConfig:
-    """Options of an estimation run (the DeepDiscEstimator's config)."""
-
-    mode: str = "forced"
-    score_threshold: float = 0.05
-    nms_threshold: float = 0.5
-    batch_size: int = 8
-    match_radius: float = 0.1
-    zmin: float = 0.0
-    zmax: float = 15.0
-    nzbins: int = 1501
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
-        if self.mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
-        if not 0 <= self.score_threshold < 1:
-            raise ValueError(f"score_threshold must be in [0, 1), got {self.score_threshold}")
-        if not 0 < self.nms_threshold <= 1:
-            raise ValueError(f"nms_threshold must be in (0, 1], got {self.nms_threshold}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.match_radius < 0:
-            raise ValueError(f"match_radius must be >= 0, got {self.match_radius}")
-        if not (self.zmax > self.zmin >= 0) or self.nzbins < 2:
-            raise ValueError("need 0 <= zmin < zmax and nzbins >= 2 for the z grid")
-
-    @property
-    def zgrid(self) -> np.ndarray:
-        return np.linspace(self.zmin, self.zmax, self.nzbins)
+_BOX = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
 
 
 def check_bands(model: dict[str, Any], bands, source: str) -> None:
     """Fail at once if the scenes' bands are not the model's (same names, same order)."""
     model_bands = list(model_meta(model)["bands"])
     if list(bands) != model_bands:
-        raise ValueError(f"{source} has bands {list(bands)} but the model was trained on "
-                         f"bands {model_bands}")
+        raise ModelFileError(f"{source} has bands {list(bands)} but the model was trained "
+                             f"on bands {model_bands}")
 
 
 def pixel_to_sky(header: bytes | str, x: np.ndarray, y: np.ndarray
@@ -80,70 +52,26 @@ def pixel_to_sky(header: bytes | str, x: np.ndarray, y: np.ndarray
     return np.asarray(ra, float), np.asarray(dec, float)
 
 
-def _edge_flag(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-    return ((boxes[:, 0] <= 0) | (boxes[:, 1] <= 0) | (boxes[:, 2] >= width)
-            | (boxes[:, 3] >= height)).astype(np.int8)
-
-
-#: thresholds of the quality flags
-LOW_SNR = 10.0
-BLEND_OVERLAP = 0.1
-
-
-def reference_band(bands) -> int:
-    """Index of the band of the S/N flag: the survey's detection band if present, else the
-    middle band."""
-    bands = list(bands)
-    for name in ("jwst_f200w", "lsst_i"):
-        if name in bands:
-            return bands.index(name)
-    return len(bands) // 2
-
-
-def overlap_fraction(boxes: np.ndarray, scenes: np.ndarray) -> np.ndarray:
-    """For each box, the largest fraction of its area covered by another box of its scene."""
-    out = np.zeros(len(boxes))
-    for scene in np.unique(scenes):
-        idx = np.flatnonzero(scenes == scene)
-        if idx.size < 2:
-            continue
-        b = boxes[idx]
-        ix = np.clip(np.minimum(b[:, None, 2], b[None, :, 2])
-                     - np.maximum(b[:, None, 0], b[None, :, 0]), 0, None)
-        iy = np.clip(np.minimum(b[:, None, 3], b[None, :, 3])
-                     - np.maximum(b[:, None, 1], b[None, :, 1]), 0, None)
-        inter = ix * iy
-        np.fill_diagonal(inter, 0.0)
-        area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
-        out[idx] = inter.max(axis=1) / area
-    return out
-
-
-def quality_flags(features: np.ndarray, boxes: np.ndarray, scenes: np.ndarray,
-                  height: int, width: int, ref_band: int, n_bands: int,
-                  density: FeatureDensity | None) -> dict[str, np.ndarray]:
-    """Quality columns and flags of each row (as the paper's catalog has).
-
-    ``snr``: core S/N of the box in the reference band (from the pixels); ``flag_low_snr``:
-    ``snr < 10``. ``ood_score``: k-NN distance to the training set's features over its 99th
-    percentile; ``flag_ood``: score > 1 (NaN/0 without a training density). ``blend``:
-    largest fraction of the box covered by another box; ``flag_blend``: > 0.1.
-    ``flag_edge``: the box touches the scene edge.
-    """
-    snr = 2.0 * np.sinh(features[:, n_bands + ref_band]) if len(features) else np.zeros(0)
-    ood = density.score(features) if density is not None else np.full(len(features), np.nan)
-    blend = overlap_fraction(boxes, scenes)
-    return {
-        "snr": snr, "flag_low_snr": (snr < LOW_SNR).astype(np.int8),
-        "ood_score": ood, "flag_ood": (ood > 1.0).astype(np.int8),
-        "blend": blend, "flag_blend": (blend > BLEND_OVERLAP).astype(np.int8),
-        "flag_edge": _edge_flag(boxes, height, width),
-    }
-
-
-def _point_estimates(mix: Mixtures, cfg: EstimateConfig) -> dict[str, np.ndarray]:
+def _point_estimates(mix: Mixtures, cfg: EstimateConfig, chunk: SceneChunk,
+                     scenes: np.ndarray) -> dict[str, np.ndarray]:
+    """``zmode``, ``zmean``, ``zmedian`` of the mixtures; refuses non-finite mixtures."""
+    bad = ~(np.isfinite(mix.weights).all(axis=1) & np.isfinite(mix.means).all(axis=1)
+            & np.isfinite(mix.stds).all(axis=1))
+    if bad.any():
+        raise InputError(f"{chunk.info.path}: the network gave non-finite redshift PDFs for "
+                         f"{int(bad.sum())} objects of scenes "
+                         f"{sorted(set(scenes[bad].tolist()))[:10]}; their pixels hold values "
+                         "it cannot use (nothing written)")
     grid = cfg.zgrid
     return {"zmode": mix.mode(grid), "zmean": mix.mean(), "zmedian": mix.median(grid)}
+
+
+def _quality(net: DeepDiscNet, chunk: SceneChunk, features: np.ndarray, boxes: np.ndarray,
+             scenes: np.ndarray, scores: np.ndarray, density: FeatureDensity | None
+             ) -> dict[str, np.ndarray]:
+    h, w = chunk.images.shape[-2:]
+    ref = chunk.info.bands.index(reference_band(chunk.info.bands, chunk.info.survey))
+    return quality_flags(features, boxes, scenes, scores, h, w, ref, net.n_bands, density)
 
 
 def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
@@ -152,16 +80,14 @@ def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
     pred = predict_forced(net, chunk, cfg.batch_size, device)
     obj = chunk.objects
     mix: Mixtures = pred["mixtures"]
-    h, w = chunk.images.shape[-2:]
+    scenes = obj["scene"].astype(np.int64)
     boxes = object_boxes(obj) if len(mix) else np.zeros((0, 4))
     ancil = {
-        "object_id": obj["object_id"].astype(np.int64), "scene": obj["scene"].astype(np.int64),
+        "object_id": obj["object_id"].astype(np.int64), "scene": scenes,
         "x": obj["x"], "y": obj["y"], "ra": obj["ra"], "dec": obj["dec"],
-        "score": pred["score"], **_point_estimates(mix, cfg),
+        "score": pred["score"], **_point_estimates(mix, cfg, chunk, scenes),
         "redshift": obj["redshift"].astype(float), "mask_area": pred["mask_area"],
-        "flag_low_score": (pred["score"] < GOOD_SCORE).astype(np.int8),
-        **quality_flags(pred["features"], boxes, obj["scene"], h, w,
-                        reference_band(chunk.info.bands), net.n_bands, density),
+        **_quality(net, chunk, pred["features"], boxes, scenes, pred["score"], density),
     }
     ens = mix.ensemble()
     ens.set_ancil(ancil)
@@ -187,7 +113,7 @@ def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
     z = np.full(n, np.nan)
     sep = np.full(n, np.nan)
     iou_best = np.zeros(n)
-    dboxes = np.stack([det[c] for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")], axis=1)
+    dboxes = np.stack([det[c] for c in _BOX], axis=1)
     for i in range(len(chunk)):
         scene = chunk.scene_start + i
         d = np.flatnonzero(det["scene"] == scene)
@@ -198,7 +124,7 @@ def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
         o = {k: v[sl] for k, v in obj.items()}
         if len(o["object_id"]) == 0:
             continue
-        oboxes = np.stack([o[c] for c in ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")], axis=1)
+        oboxes = np.stack([o[c] for c in _BOX], axis=1)
         has_box = (oboxes[:, 2] > oboxes[:, 0]) & (oboxes[:, 3] > oboxes[:, 1])
         dist = np.hypot(det["x"][d, None] - o["x"][None, :], det["y"][d, None] - o["y"][None, :])
         match = greedy_match(_match_similarity(dboxes[d], oboxes, has_box, dist * pixel,
@@ -207,19 +133,15 @@ def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
         oid[d[ok]] = o["object_id"][match[ok]]
         z[d[ok]] = o["redshift"][match[ok]]
         sep[d[ok]] = dist[np.flatnonzero(ok), match[ok]] * pixel
-        iou_best[d[ok]] = box_iou(dboxes[d[ok]], oboxes[match[ok]]).diagonal() \
-            if ok.any() else 0.0
-    h, w = chunk.images.shape[-2:]
+        iou_best[d[ok]] = box_iou(dboxes[d[ok]], oboxes[match[ok]], paired=True)
     mix: Mixtures = det["mixtures"]
     return {"scene": det["scene"], "object_id": oid, "bbox_x0": det["bbox_x0"],
             "bbox_y0": det["bbox_y0"], "bbox_x1": det["bbox_x1"], "bbox_y1": det["bbox_y1"],
             "score": det["score"], "mask_area": det["mask_area"], "x": det["x"], "y": det["y"],
             "ra": ra, "dec": dec, "separation": sep, "iou": iou_best, "redshift": z,
-            "flag_low_score": (det["score"] < GOOD_SCORE).astype(np.int8),
-            **quality_flags(det["features"], dboxes, det["scene"], h, w,
-                            reference_band(chunk.info.bands), net.n_bands, density),
-            **_point_estimates(mix, EstimateConfig(zmin=cfg.zmin, zmax=cfg.zmax,
-                                                   nzbins=cfg.nzbins)),
+            **_quality(net, chunk, det["features"], dboxes, det["scene"], det["score"],
+                       density),
+            **_point_estimates(mix, cfg, chunk, det["scene"]),
             "_mixtures": mix}
 
 

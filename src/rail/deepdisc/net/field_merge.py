@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.evaluate.matching import box_area, box_iou
 from rail.deepdisc.store.tiling import owner_tiles
 
 _BOX = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")
@@ -86,16 +87,6 @@ def _half_diagonal(boxes: np.ndarray) -> np.ndarray:
     return 0.5 * np.hypot(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
 
 
-def pair_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of corresponding rows of two (n, 4) box arrays (half-open boxes)."""
-    ix = np.clip(np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0]), 0, None)
-    iy = np.clip(np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1]), 0, None)
-    inter = ix * iy
-    union = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1]) + \
-        (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1.0), 0.0)
-
-
 def greedy_suppression(winner: np.ndarray, loser: np.ndarray, n: int) -> np.ndarray:
     """Which of ``n`` items survive greedy suppression along (winner, loser) pairs.
 
@@ -139,7 +130,7 @@ def view_iou(layout: TileLayout, scene_a: np.ndarray, a: np.ndarray, scene_b: np
                        np.minimum(layout.x0[scene_a], layout.x0[scene_b]) + layout.width,
                        np.minimum(layout.y0[scene_a], layout.y0[scene_b]) + layout.height],
                       axis=1).astype(float)
-    return pair_iou(_clip(a, common), _clip(b, common))
+    return box_iou(_clip(a, common), _clip(b, common), paired=True)
 
 
 def same_source_pairs(layout: TileLayout, scene: np.ndarray, boxes: np.ndarray,
@@ -162,10 +153,6 @@ def same_source_pairs(layout: TileLayout, scene: np.ndarray, boxes: np.ndarray,
     a, b = a[other], b[other]
     same = view_iou(layout, scene[a], boxes[a], scene[b], boxes[b]) >= iou_threshold
     return a[same], b[same]
-
-
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
 
 def deduplicate(layout: TileLayout, scene: np.ndarray, columns: dict[str, np.ndarray],
@@ -202,7 +189,7 @@ def deduplicate(layout: TileLayout, scene: np.ndarray, columns: dict[str, np.nda
     # the higher score; then the earlier row
     cut = _truncated(layout, sk, cols)
     order = np.lexsort((np.arange(kept.size), -np.asarray(score, float)[kept],
-                        -np.where(cut, _area(boxes), 0.0), cut))
+                        -np.where(cut, box_area(boxes), 0.0), cut))
     rank = np.empty(kept.size, np.int64)
     rank[order] = np.arange(kept.size)
     a_wins = rank[a] < rank[b]

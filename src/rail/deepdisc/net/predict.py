@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from rail.deepdisc.net import features
 from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.store.scenes import SceneChunk
 
@@ -118,7 +119,6 @@ def predict_forced(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
     model.eval()
     k = model.arch["num_components"]
     h, w = chunk.images.shape[-2:]
-    n_feat = 2 * model.n_bands + 2
     parts, scores, areas, feats = [], [], [], []
     for s in range(0, len(chunk), batch_size):
         idx = range(s, min(s + batch_size, len(chunk)))
@@ -135,7 +135,7 @@ def predict_forced(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
         raise RuntimeError(f"forced mode produced {len(mix)} rows for {chunk.n_objects} objects")
     return {"mixtures": mix, "score": np.concatenate(scores) if scores else np.zeros(0),
             "mask_area": np.concatenate(areas) if areas else np.zeros(0),
-            "features": np.concatenate(feats) if feats else np.zeros((0, n_feat))}
+            "features": np.concatenate(feats) if feats else features.empty(model.n_bands)}
 
 
 @torch.no_grad()
@@ -185,5 +185,5 @@ def predict_detect(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
         "y": np.concatenate(cols["y"]) if cols["y"] else np.zeros(0),
         "mixtures": Mixtures.concatenate(parts, k),
         "features": np.concatenate(cols["features"]) if cols["features"] else
-        np.zeros((0, 2 * model.n_bands + 2)),
+        features.empty(model.n_bands),
     }

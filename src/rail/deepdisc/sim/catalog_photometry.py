@@ -13,8 +13,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from rail.deepdisc.bands import validate_bands
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.fit.photometry_table import fluxes_to_mags
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT, mag_to_flux
 from rail.deepdisc.sim.population import model_magnitudes
-from rail.deepdisc.sim.sed import mag_to_njy
 
 #: 5-sigma point-source depths of GOODS-S-deep-like HST ACS imaging (Hubble Legacy Fields)
 HST_DEPTHS = {"hst_f435w": 29.0, "hst_f606w": 29.3, "hst_f775w": 28.9, "hst_f814w": 29.0,
@@ -30,29 +32,26 @@ def catalog_photometry(objects: Mapping[str, np.ndarray], bands: Sequence[str],
 
     Returns columns ``flux_<band>``, ``flux_err_<band>`` (nJy), ``mag_<band>`` and
     ``mag_err_<band>``; below S/N 1 a magnitude is ``nondetect_val`` with the 1-sigma limit
-    as its error (RAIL's convention, as ``ScenePhotometry`` writes).
+    as its error (RAIL's convention, with the conversion ``ScenePhotometry`` uses,
+    :func:`rail.deepdisc.fit.photometry_table.fluxes_to_mags`).
     """
     bands = validate_bands(bands, "bands")
     missing = [c for c in NEEDED if c not in objects]
     if missing:
-        raise ValueError(f"objects lack columns {missing} needed for catalog photometry")
+        raise InputError(f"objects lack columns {missing} needed for catalog photometry")
     no_depth = [b for b in bands if b not in depths]
     if no_depth:
-        raise ValueError(f"no depth given for bands {no_depth}")
+        raise OptionError(f"no depth given for bands {no_depth}")
     mags = model_magnitudes(objects["sed_index"], objects["redshift"], objects["abs_mag"],
                             objects["is_quiescent"], bands)
     rng = np.random.default_rng([seed, 47])
     out: dict[str, np.ndarray] = {}
     for j, band in enumerate(bands):
-        err = float(mag_to_njy(depths[band])) / 5.0
-        flux = mag_to_njy(mags[:, j]) + rng.normal(0.0, err, mags.shape[0])
-        detected = flux >= err
-        limit = 31.4 - 2.5 * np.log10(err)
+        sigma = float(mag_to_flux(depths[band])) / 5.0  # 5-sigma point-source depth
+        flux = mag_to_flux(mags[:, j]) + rng.normal(0.0, sigma, mags.shape[0])
+        err = np.full(flux.size, sigma)
         out[f"flux_{band}"] = flux
-        out[f"flux_err_{band}"] = np.full(flux.size, err)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"mag_{band}"] = np.where(detected, 31.4 - 2.5 * np.log10(
-                np.where(detected, flux, 1.0)), nondetect_val)
-            out[f"mag_err_{band}"] = np.where(detected, 2.5 / np.log(10) * err /
-                                              np.where(detected, flux, 1.0), limit)
+        out[f"flux_err_{band}"] = err
+        out[f"mag_{band}"], out[f"mag_err_{band}"] = fluxes_to_mags(
+            flux, err, NJY_ZEROPOINT, nondetect_snr=1.0, nondetect_val=nondetect_val)
     return out

@@ -18,10 +18,29 @@ from pathlib import Path
 
 import numpy as np
 
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.scenes import SceneStore
 
 #: 1 nJy in MJy
 _NJY_IN_MJY = 1.0e-15
+#: arcsec per radian
+_ARCSEC_PER_RAD = 206264.80624709636
+
+
+def mjy_sr_per_njy(pixel_scale_arcsec: float) -> float:
+    """MJy/sr of a pixel holding 1 nJy (surface brightness of a flux per pixel)."""
+    return _NJY_IN_MJY / (pixel_scale_arcsec / _ARCSEC_PER_RAD) ** 2
+
+
+def blank_border(rows: np.ndarray, nx: int, ny: int, width: int) -> np.ndarray:
+    """Which pixels of rows ``rows`` (of an ``ny`` x ``nx`` mosaic) lie within ``width``
+    pixels of its edge: the blank border standing for the edge of a survey's coverage."""
+    blank = np.zeros((rows.size, nx), bool)
+    blank[(rows < width) | (rows >= ny - width)] = True
+    blank[:, :width] = True
+    blank[:, nx - width:] = True
+    return blank
 
 
 @dataclass
@@ -116,6 +135,9 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
     from astropy.io import fits
     from astropy.table import Table
 
+    if catalog_format not in ("fits", "csv", "parquet"):
+        raise OptionError(f"catalog_format must be fits, csv or parquet, got "
+                          f"{catalog_format!r}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     with SceneStore(store) as st:
@@ -128,11 +150,8 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
     ny, nx = images.shape[1:]
     wcs = mosaic_wcs((ny, nx), center, scale, rotation_deg, sip_coefficient)
     header = wcs.to_header(relax=True)
-    pixel_sr = (scale / 206264.80624709636) ** 2
-    to_mjy_sr = _NJY_IN_MJY / pixel_sr
-    blank = np.zeros((ny, nx), bool)
-    blank[:nan_border], blank[-nan_border:] = True, True
-    blank[:, :nan_border], blank[:, -nan_border:] = True, True
+    to_mjy_sr = mjy_sr_per_njy(scale)
+    blank = blank_border(np.arange(ny), nx, ny, nan_border)
     paths, err_paths = {}, {}
     for b, band in enumerate(bands):
         sci = (images[b] * to_mjy_sr).astype(np.float32)
@@ -148,9 +167,11 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
                              fits.ImageHDU(sci, hdr, name="SCI"),
                              fits.ImageHDU(err, hdr, name="ERR")])
         path = out / f"{band}.fits"
-        hdul.writeto(path, overwrite=True)
+        with atomic_output(path, "FITS mosaic") as tmp:
+            hdul.writeto(tmp)
         paths[band], err_paths[band] = f"{path}[SCI]", f"{path}[ERR]"
-    fits.PrimaryHDU(seg.astype(np.int32), header).writeto(out / "segmap.fits", overwrite=True)
+    with atomic_output(out / "segmap.fits", "segmentation map") as tmp:
+        fits.PrimaryHDU(seg.astype(np.int32), header).writeto(tmp)
 
     x, y = np.asarray(obj["x"], float), np.asarray(obj["y"], float)
     ids = np.asarray(obj["object_id"], np.int64)
@@ -175,13 +196,11 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
     table["ra"].unit = "deg"
     table["dec"].unit = "deg"
     cat_path = out / f"catalog.{catalog_format}"
-    if catalog_format == "parquet":
-        table.to_pandas().to_parquet(cat_path)
-    elif catalog_format in ("fits", "csv"):
-        table.write(cat_path, overwrite=True, format="fits" if catalog_format == "fits"
-                    else "ascii.csv")
-    else:
-        raise ValueError(f"catalog_format must be fits, csv or parquet, got {catalog_format!r}")
+    with atomic_output(cat_path, "catalog") as tmp:
+        if catalog_format == "parquet":
+            table.to_pandas().to_parquet(tmp)
+        else:
+            table.write(tmp, format="fits" if catalog_format == "fits" else "ascii.csv")
     return FitsField(images=paths, errors=err_paths, segmap=str(out / "segmap.fits"),
                      catalog=str(cat_path), object_id=ids[on_data], x=x[on_data],
                      y=y[on_data], outside_ids=np.concatenate([ids[~on_data], oid]),

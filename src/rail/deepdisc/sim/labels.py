@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass
 import h5py
 import numpy as np
 
-from rail.deepdisc.store.atomic import check_output_path, temporary_sibling
+from rail.deepdisc.errors import InputError
+from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.scenes import SceneStore
 
 
@@ -51,7 +52,7 @@ def spectroscopic_subset(objects: dict[str, np.ndarray], selection: SpecSelectio
     """Boolean mask of the objects that get a (spectroscopic) redshift."""
     col = f"mag_{selection.band}"
     if col not in objects:
-        raise ValueError(f"objects lack column {col} for the spectroscopic selection")
+        raise InputError(f"objects lack column {col} for the spectroscopic selection")
     p = selection.probability(objects[col], objects["redshift"])
     return np.random.default_rng([seed, 31]).uniform(size=p.size) < p
 
@@ -60,26 +61,22 @@ def relabel_store(source: str | os.PathLike, output: str | os.PathLike, keep: np
                   kind: bytes = b"spec", note: str = "") -> str:
     """Copy a scene store, keeping ``redshift`` only where ``keep`` (else NaN, kind ``none``).
 
-    Written to a temporary file and renamed, so ``output`` is never half-written.
+    Written to a temporary file and renamed, so ``output`` is never half-written; it may
+    not be ``source``.
     """
     with SceneStore(source) as store:
         n = store.n_objects
         z = store.objects(["redshift"])["redshift"]
     keep = np.asarray(keep, bool)
     if keep.shape != (n,):
-        raise ValueError(f"keep has {keep.size} values for {n} objects")
-    final = check_output_path(output, "scene store")
-    tmp = temporary_sibling(final)
-    try:
+        raise InputError(f"keep has {keep.size} values for the {n} objects of {source}")
+    with atomic_output(output, "scene store", inputs=[source]) as tmp:
         shutil.copyfile(source, tmp)
         with h5py.File(tmp, "r+") as f:
             f["objects/redshift"][...] = np.where(keep, z, np.nan)
             f["objects/redshift_kind"][...] = np.where(keep, kind, b"none").astype("S4")
             f.attrs["labels"] = note or f"{int(keep.sum())} of {n} objects keep a redshift"
-        os.replace(tmp, final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return os.fspath(final)
+    return os.fspath(output)
 
 
 def selection_record(selection: SpecSelection, keep: np.ndarray) -> dict:

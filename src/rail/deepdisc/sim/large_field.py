@@ -17,16 +17,17 @@ units and geometry.
 from __future__ import annotations
 
 import os
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from rail.deepdisc.bands import NIRCAM_BANDS
-from rail.deepdisc.sim.fits_field import mosaic_wcs
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.sim.fits_field import blank_border, mjy_sr_per_njy, mosaic_wcs
+from rail.deepdisc.store.atomic import atomic_output
 
-#: 1 nJy in MJy
-_NJY_IN_MJY = 1.0e-15
 #: stamps are cut at this many Gaussian sigmas
 _STAMP_SIGMAS = 3.0
 
@@ -79,21 +80,21 @@ class LargeFieldSpec:
     seed: int = 0
 
     def validate(self) -> None:
-        """Raise ValueError naming the first bad value."""
+        """Raise OptionError naming the first bad value."""
         ny, nx = self.shape
         if ny < 16 or nx < 16:
-            raise ValueError(f"shape must be at least 16 x 16 pixels, got {self.shape}")
+            raise OptionError(f"shape must be at least 16 x 16 pixels, got {self.shape}")
         if not self.bands:
-            raise ValueError("give at least one band")
+            raise OptionError("give at least one band")
         if not 0 <= self.error_bands <= len(self.bands):
-            raise ValueError(f"error_bands must be in [0, {len(self.bands)}], got "
+            raise OptionError(f"error_bands must be in [0, {len(self.bands)}], got "
                              f"{self.error_bands}")
         if self.n_objects < 1:
-            raise ValueError(f"n_objects must be >= 1, got {self.n_objects}")
+            raise OptionError(f"n_objects must be >= 1, got {self.n_objects}")
         if not 0 <= 2 * self.nan_border < min(ny, nx):
-            raise ValueError(f"nan_border {self.nan_border} leaves no data")
+            raise OptionError(f"nan_border {self.nan_border} leaves no data")
         if self.block_rows < 1:
-            raise ValueError(f"block_rows must be >= 1, got {self.block_rows}")
+            raise OptionError(f"block_rows must be >= 1, got {self.block_rows}")
 
     def nbytes(self) -> int:
         """Bytes of pixels the files hold."""
@@ -163,14 +164,14 @@ def write_large_field(spec: LargeFieldSpec, out_dir: str | os.PathLike, *,
                       progress: bool = False) -> LargeField:
     """Write the mosaics and catalog of ``spec`` into ``out_dir``.
 
+    Every file is written under a temporary name and renamed when complete.
+
     Returns
     -------
     LargeField
         Where everything went, with the WCS and the sources' true pixel positions.
     """
-    from astropy.io import fits
     from astropy.table import Table
-    from tqdm.auto import tqdm
 
     spec.validate()
     ny, nx = spec.shape
@@ -184,31 +185,45 @@ def write_large_field(spec: LargeFieldSpec, out_dir: str | os.PathLike, *,
     lo, hi = np.log(spec.flux_range_njy)
     flux = np.exp(rng.uniform(lo, hi, n))
     sigma = rng.uniform(*spec.sigma_range_pixels, n)
+    paths = {b: out / f"{b}.fits" for b in spec.bands}
+    with ExitStack() as stack:
+        tmps = {b: stack.enter_context(atomic_output(p, "FITS mosaic")) for b, p in paths.items()}
+        _stream_science(spec, wcs, tmps, x, y, sigma, flux, rng, progress)
+        _stream_errors(spec, wcs, tmps)
+    ra, dec = wcs.all_pix2world(x, y, 0)
+    z = np.where(rng.random(n) < spec.redshift_fraction, rng.uniform(0.2, 8.0, n), np.nan)
+    table = Table({"id": np.arange(1, n + 1, dtype=np.int64), "ra": ra, "dec": dec,
+                   "redshift": z, "size": sigma * spec.pixel_scale_arcsec})
+    cat_path = out / "catalog.fits"
+    with atomic_output(cat_path, "catalog") as tmp:
+        table.write(tmp, format="fits")
+    return LargeField(images={b: f"{p}[SCI]" for b, p in paths.items()},
+                      errors={b: f"{paths[b]}[ERR]" for b in spec.bands[:spec.error_bands]},
+                      catalog=str(cat_path), wcs=wcs, x=x, y=y)
+
+
+def _stream_science(spec: LargeFieldSpec, wcs, tmps: dict[str, Path], x: np.ndarray,
+                    y: np.ndarray, sigma: np.ndarray, flux: np.ndarray,
+                    rng: np.random.Generator, progress: bool) -> None:
+    """Write every band's ``SCI`` extension, block of rows by block of rows."""
+    from astropy.io import fits
+    from tqdm.auto import tqdm
+
+    ny, nx = spec.shape
     colour = np.linspace(0.6, 1.4, len(spec.bands))  # per-band flux factors
     order = np.argsort(y)
     xs, ys, ss, fs = x[order], y[order], sigma[order], flux[order]
-
-    pixel_sr = (spec.pixel_scale_arcsec / 206264.80624709636) ** 2
-    to_mjy_sr = np.float32(_NJY_IN_MJY / pixel_sr)
-    paths = {b: out / f"{b}.fits" for b in spec.bands}
-    streams = []
-    for band, path in paths.items():
-        if path.exists():
-            path.unlink()
-        # a new file gets an empty primary HDU first (a str path: astropy takes only the
-        # file name of a pathlib.Path here)
-        streams.append(fits.StreamingHDU(os.fspath(path),
-                                         _image_header(wcs, spec.shape, "SCI", band)))
-    border = spec.nan_border
-    blocks = range(0, ny, spec.block_rows)
-    for r0 in tqdm(blocks, desc="rows", unit="block", disable=not progress):
+    to_mjy_sr = np.float32(mjy_sr_per_njy(spec.pixel_scale_arcsec))
+    # a new file gets an empty primary HDU first (a str path: astropy takes only the file
+    # name of a pathlib.Path here)
+    streams = [fits.StreamingHDU(os.fspath(tmps[band]),
+                                 _image_header(wcs, spec.shape, "SCI", band))
+               for band in spec.bands]
+    for r0 in tqdm(range(0, ny, spec.block_rows), desc="rows", unit="block",
+                   disable=not progress):
         r1 = min(r0 + spec.block_rows, ny)
         sources = _render_block(r0, r1, nx, xs, ys, ss, fs)
-        blank = np.zeros((r1 - r0, nx), bool)
-        rows = np.arange(r0, r1)
-        blank[(rows < border) | (rows >= ny - border)] = True
-        blank[:, :border] = True
-        blank[:, nx - border:] = True
+        blank = blank_border(np.arange(r0, r1), nx, ny, spec.nan_border)
         for b, stream in enumerate(streams):
             noise = rng.standard_normal((r1 - r0, nx), dtype=np.float32)
             block = (noise * np.float32(spec.noise_njy) + np.float32(colour[b]) * sources)
@@ -217,28 +232,20 @@ def write_large_field(spec: LargeFieldSpec, out_dir: str | os.PathLike, *,
             stream.write(block)
     for stream in streams:
         stream.close()
-    errors: dict[str, str] = {}
+
+
+def _stream_errors(spec: LargeFieldSpec, wcs, tmps: dict[str, Path]) -> None:
+    """Append a constant ``ERR`` extension (the noise) to the first ``error_bands`` files."""
+    from astropy.io import fits
+
+    ny, nx = spec.shape
+    err = np.float32(spec.noise_njy * mjy_sr_per_njy(spec.pixel_scale_arcsec))
     for band in spec.bands[:spec.error_bands]:
-        stream = fits.StreamingHDU(os.fspath(paths[band]),
+        stream = fits.StreamingHDU(os.fspath(tmps[band]),
                                    _image_header(wcs, spec.shape, "ERR", band))
-        err = np.float32(spec.noise_njy) * to_mjy_sr
-        for r0 in blocks:
+        for r0 in range(0, ny, spec.block_rows):
             r1 = min(r0 + spec.block_rows, ny)
             block = np.full((r1 - r0, nx), err, np.float32)
-            rows = np.arange(r0, r1)
-            block[(rows < border) | (rows >= ny - border)] = np.nan
-            block[:, :border] = np.nan
-            block[:, nx - border:] = np.nan
+            block[blank_border(np.arange(r0, r1), nx, ny, spec.nan_border)] = np.nan
             stream.write(block)
         stream.close()
-        errors[band] = f"{paths[band]}[ERR]"
-
-    ra, dec = wcs.all_pix2world(x, y, 0)
-    z = np.where(rng.random(n) < spec.redshift_fraction, rng.uniform(0.2, 8.0, n), np.nan)
-    table = Table({"id": np.arange(1, n + 1, dtype=np.int64), "ra": ra, "dec": dec,
-                   "redshift": z, "size": sigma * spec.pixel_scale_arcsec})
-    cat_path = out / "catalog.fits"
-    table.write(cat_path, overwrite=True)
-    return LargeField(images={b: f"{p}[SCI]" for b, p in paths.items()}, errors=errors,
-                      catalog=str(cat_path), wcs=wcs, x=x, y=y)
-

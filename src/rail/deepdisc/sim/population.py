@@ -21,19 +21,22 @@ axis ratio and position angle, and, for massive star-forming galaxies, a bulge +
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from rail.deepdisc.bands import validate_bands
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.magnitudes import mag_to_flux
+from rail.deepdisc.options import option
 from rail.deepdisc.sim.sed import (
     OPTICAL_WINDOW,
     UV_WINDOW,
     Photometer,
     SEDLibrary,
     cosmos_library,
-    mag_to_njy,
 )
+from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,9 @@ SF_TEMPLATE_SEQUENCE = (
     "SB5_A_0", "SB6_A_0", "SB7_A_0", "SB8_A_0", "SB9_A_0", "SB10_A_0", "SB11_A_0",
 )
 
+#: most galaxies one run draws (and renders): their columns are held in memory
+MAX_GALAXIES = 20_000_000
+
 #: output columns that are not per-band
 BASE_COLUMNS = (
     "id", "redshift", "is_quiescent", "sed_index", "sed_name", "ebv", "abs_mag",
@@ -84,37 +90,42 @@ BASE_COLUMNS = (
 )
 
 
-@dataclass(frozen=True)
-class PopulationConfig:
-    """Limits of a mock population.
+@dataclass(frozen=True, kw_only=True)
+class PopulationConfig(SurveyChoice):
+    """Which galaxies a mock population holds: bands, a magnitude limit, a redshift range.
 
-    Attributes
-    ----------
-    bands
-        Bands whose fluxes are computed.
-    limit_band
-        Band of the apparent-magnitude limit.
-    mag_limit
-        Faintest apparent AB magnitude in ``limit_band``.
-    zmin, zmax
-        Redshift range.
+    Limits left at None are the survey preset's (:meth:`resolved` fills them in).
     """
 
-    bands: tuple[str, ...]
-    limit_band: str
-    mag_limit: float
-    zmin: float = 0.02
-    zmax: float = 12.0
+    bands: tuple[str, ...] | None = option(
+        None, "bands whose fluxes are computed (default: the survey's)", cli=False,
+        stage=False)
+    limit_band: str | None = option(
+        None, "band of mag_limit (default: the survey's detection band)")
+    mag_limit: float | None = option(
+        None, "faintest AB magnitude in limit_band (default: the survey's)", gt=10, lt=40)
+    zmin: float = option(0.02, "lowest redshift drawn", gt=0, lt=16)
+    zmax: float | None = option(
+        None, "highest redshift drawn (default: the survey's)", gt=0, le=16)
 
-    def validate(self) -> None:
-        """Raise ValueError on inconsistent limits."""
-        validate_bands(self.bands, "bands")
-        if self.limit_band not in self.bands:
-            raise ValueError(f"limit band {self.limit_band!r} is not among bands {self.bands}")
-        if not (0.0 < self.zmin < self.zmax <= 16.0):
-            raise ValueError(f"need 0 < zmin < zmax <= 16, got zmin={self.zmin}, zmax={self.zmax}")
-        if not np.isfinite(self.mag_limit) or not 10.0 < self.mag_limit < 40.0:
-            raise ValueError(f"mag_limit must be an AB magnitude in (10, 40), got {self.mag_limit}")
+    def resolved(self) -> PopulationConfig:
+        """A copy with the survey's defaults in place of the limits left at None."""
+        p = get_survey(self.survey)
+        return replace(self, bands=tuple(self.bands or p.bands),
+                       limit_band=self.limit_band or p.detection_band,
+                       mag_limit=p.mag_limit if self.mag_limit is None else self.mag_limit,
+                       zmax=p.zmax if self.zmax is None else self.zmax)
+
+    def _check(self) -> None:
+        r = self.resolved()
+        try:
+            validate_bands(r.bands, "bands")
+        except ValueError as err:
+            raise OptionError(str(err)) from None
+        if r.limit_band not in r.bands:
+            raise OptionError(f"limit band {r.limit_band!r} is not among bands {r.bands}")
+        if not r.zmin < r.zmax:
+            raise OptionError(f"need zmin < zmax, got zmin={r.zmin}, zmax={r.zmax}")
 
 
 def _interp_nodes(nodes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -175,7 +186,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     n
         Number of galaxies.
     config
-        Bands and limits.
+        Bands and limits (None: the survey's).
     seed
         Seed of the random generator; the same seed gives the same catalog.
     library
@@ -187,9 +198,12 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
         Column name -> array (see ``BASE_COLUMNS``; plus ``<band>_fnu`` in nJy and
         ``mag_<band>``). Attribute-like scalars are under the key ``"_meta"``.
     """
-    if int(n) != n or n <= 0:
-        raise ValueError(f"n_samples must be a positive integer, got {n}")
+    if int(n) != n or not 0 < n <= MAX_GALAXIES:
+        raise OptionError(f"n_samples must be a positive integer up to {MAX_GALAXIES:,}, "
+                          f"got {n}")
+    n = int(n)
     config.validate()
+    config = config.resolved()
     rng = np.random.default_rng(seed)
     lib = cosmos_library() if library is None else library
     cosmo = _Cosmology(config.zmax)
@@ -225,7 +239,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     rates = np.stack(rate_blocks)  # (2, nz, ne) per steradian
     total = rates.sum()
     if not total > 0:
-        raise ValueError(f"no galaxies brighter than {config.mag_limit} in {config.limit_band}")
+        raise OptionError(f"no galaxies brighter than {config.mag_limit} in {config.limit_band}")
     arcmin2_per_sr = (180.0 * 60.0 / np.pi) ** 2
     log.info("population: %.1f galaxies/arcmin^2 brighter than %s=%.2f at %.2f<z<%.2f",
              total / arcmin2_per_sr, config.limit_band, config.mag_limit, config.zmin,
@@ -338,7 +352,7 @@ def _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid, cum_tables
     }
     for j, b in enumerate(config.bands):
         out[f"mag_{b}"] = mags[:, j]
-        out[f"{b}_fnu"] = mag_to_njy(mags[:, j])
+        out[f"{b}_fnu"] = mag_to_flux(mags[:, j])
     out.update(_morphology(rng, cosmo, z, absmag, quiescent))
     return out
 

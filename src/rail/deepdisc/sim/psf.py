@@ -9,12 +9,14 @@ scales as lambda^-0.2.
 
 from __future__ import annotations
 
-from typing import Any
-
-import galsim
+from typing import TYPE_CHECKING, Any
 
 from rail.deepdisc.bands import effective_wavelength
+from rail.deepdisc.errors import OptionError
 from rail.deepdisc.sim.surveys import SurveyPreset
+
+if TYPE_CHECKING:
+    import galsim
 
 PSF_KINDS = ("airy", "optical")
 
@@ -26,7 +28,7 @@ _STRUTS = {"jades": (3, 0.05), "lsst": (4, 0.03)}
 def psf_description(survey: SurveyPreset, kind: str) -> dict[str, Any]:
     """JSON-able description of the PSF model (stored with the scenes)."""
     if kind not in PSF_KINDS:
-        raise ValueError(f"unknown psf {kind!r}; choose one of {PSF_KINDS}")
+        raise OptionError(f"psf must be one of {list(PSF_KINDS)}, got {kind!r}")
     lam_nm = effective_wavelength(survey.bands) / 10.0
     return {
         "kind": kind,
@@ -41,6 +43,8 @@ def psf_description(survey: SurveyPreset, kind: str) -> dict[str, Any]:
 
 def make_psf(description: dict[str, Any], band: str) -> galsim.GSObject:
     """Build the GalSim PSF of one band from :func:`psf_description`'s output."""
+    import galsim
+
     lam = float(description["wavelength_nm"][band])
     diam = float(description["diameter_m"])
     obsc = float(description["obscuration"])
@@ -55,7 +59,8 @@ def make_psf(description: dict[str, Any], band: str) -> galsim.GSObject:
             coma1=ab["coma1"], coma2=ab["coma2"], scale_unit=galsim.arcsec,
         )
     else:
-        raise ValueError(f"unknown psf kind {description['kind']!r}")
+        raise OptionError(f"psf must be one of {list(PSF_KINDS)}, got "
+                          f"{description['kind']!r}")
     seeing = float(description.get("seeing_fwhm_arcsec_500nm", 0.0))
     if seeing > 0:
         psf = galsim.Convolve(galsim.Kolmogorov(fwhm=seeing * (lam / 500.0) ** -0.2), psf)

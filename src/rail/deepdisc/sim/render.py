@@ -16,8 +16,9 @@ the distance (pixels) from the centre to the nearest scene edge. Per band,
 ``flux_<band>`` is the catalog (noiseless total) flux and ``snr_<band>`` the object's own
 noiseless flux in a 0.2"-radius aperture over the noise in that aperture.
 
-Scenes are rendered in parallel processes; scene ``k`` only depends on ``seed`` and ``k``,
-so results do not depend on the number of workers.
+Scenes are rendered in parallel processes (:mod:`rail.deepdisc.sim.workers`, which exit
+with their parent); scene ``k`` only depends on ``seed`` and ``k``, so results do not depend
+on the number of workers.
 """
 
 from __future__ import annotations
@@ -25,21 +26,26 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections import deque
-from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT, flux_to_mag
+from rail.deepdisc.options import option
+from rail.deepdisc.sim.population import MAX_GALAXIES
 from rail.deepdisc.sim.psf import PSF_KINDS, make_psf, psf_description
-from rail.deepdisc.sim.sed import NJY_ZEROPOINT
-from rail.deepdisc.sim.surveys import SurveyPreset
+from rail.deepdisc.sim.surveys import SurveyChoice, SurveyPreset, get_survey
+from rail.deepdisc.sim.workers import default_workers, ordered_parallel_map
 from rail.deepdisc.store.scenes import SceneWriter
 
 log = logging.getLogger(__name__)
+
+__all__ = ["RenderConfig", "ScenePlan", "check_catalog", "default_workers", "plan_scenes",
+           "render_catalog", "render_scene"]
 
 #: catalog columns the renderer needs (plus ``<band>_fnu`` for every band)
 REQUIRED_CATALOG_COLUMNS = ("id", "redshift", "Re_maj", "sersic_n", "axis_ratio",
@@ -52,105 +58,97 @@ PASSTHROUGH_COLUMNS = ("sed_index", "is_quiescent", "ebv", "abs_mag", "log_mass"
 _MAG_ERR_COEFF = 2.5 / np.log(10.0)
 
 
-@dataclass(frozen=True)
-class RenderConfig:
-    """How scenes are rendered.
+@dataclass(frozen=True, kw_only=True)
+class RenderConfig(SurveyChoice):
+    """How scenes are rendered; :attr:`preset` is the survey preset with ``depths`` and
+    ``pixel_scale`` in place of its own."""
 
-    Attributes
-    ----------
-    survey
-        Survey preset (bands, pixel scale, depths, telescope).
-    scene_size
-        Scene side in pixels (square scenes).
-    objects_per_scene
-        Mean number of galaxies centred inside a scene (Poisson).
-    psf
-        ``airy`` or ``optical``.
-    seed
-        Seed for placement and noise.
-    segmap_threshold
-        Detection-image S/N (per pixel) above which a pixel is owned by an object.
-    min_footprint_pixels
-        Objects owning fewer pixels are rendered but not listed in /objects.
-    margin_fraction
-        Galaxies are also centred up to this fraction of the scene beyond its edges (at the
-        same density), so edges look like a cut-out of a larger field.
-    snr_aperture_arcsec
-        Radius of the aperture of ``snr_<band>``.
-    """
+    n_scenes: int = option(help="number of scenes", gt=0, flag="scenes", metavar="N")
+    scene_size: int = option(128, "scene side in pixels", ge=8, le=4096, flag="size",
+                             metavar="PIXELS")
+    objects_per_scene: float = option(
+        10.0, "mean number of galaxies centred in a scene (Poisson)", gt=0, le=1000)
+    psf: str = option("airy", "PSF model", choices=PSF_KINDS)
+    seed: int = option(0, "random seed (population, placement and noise)", ge=0)
+    depths: dict[str, float] = option(
+        {}, "5-sigma AB depth of a band, instead of the survey's", flag="depth",
+        metavar="BAND=MAG")
+    pixel_scale: float | None = option(None, "arcsec per pixel (default: the survey's)", gt=0)
+    segmap_threshold: float = option(
+        1.0, "detection-image S/N per pixel that makes a footprint", gt=0)
+    min_footprint_pixels: int = option(3, "smallest footprint (pixels) listed in /objects",
+                                       ge=1)
+    margin_fraction: float = option(
+        0.1, "galaxies are also centred this fraction of the scene beyond its edges", ge=0,
+        le=1)
+    snr_aperture_arcsec: float = option(
+        0.2, "radius (arcsec) of the aperture of snr_<band>", gt=0)
 
-    survey: SurveyPreset
-    scene_size: int = 128
-    objects_per_scene: float = 10.0
-    psf: str = "airy"
-    seed: int = 0
-    segmap_threshold: float = 1.0
-    min_footprint_pixels: int = 3
-    margin_fraction: float = 0.1
-    snr_aperture_arcsec: float = 0.2
+    @cached_property
+    def preset(self) -> SurveyPreset:
+        """The survey preset with this config's depths and pixel scale."""
+        preset = get_survey(self.survey)
+        changes: dict[str, Any] = {}
+        if self.depths:
+            changes["depths"] = {**preset.depths, **self.depths}
+        if self.pixel_scale is not None:
+            changes["pixel_scale"] = self.pixel_scale
+        return preset.with_overrides(**changes) if changes else preset
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
-        if int(self.scene_size) != self.scene_size or self.scene_size < 8:
-            raise ValueError(f"scene_size must be an integer >= 8 pixels, got {self.scene_size}")
-        if not self.objects_per_scene > 0:
-            raise ValueError(f"objects_per_scene must be > 0, got {self.objects_per_scene}")
-        if self.psf not in PSF_KINDS:
-            raise ValueError(f"psf must be one of {PSF_KINDS}, got {self.psf!r}")
-        if not self.segmap_threshold > 0:
-            raise ValueError(f"segmap_threshold must be > 0, got {self.segmap_threshold}")
-        if self.min_footprint_pixels < 1:
-            raise ValueError("min_footprint_pixels must be >= 1")
-        if not 0 <= self.margin_fraction <= 1:
-            raise ValueError(f"margin_fraction must be in [0, 1], got {self.margin_fraction}")
-        if not self.survey.pixel_scale > 0:
-            raise ValueError(f"pixel_scale must be > 0, got {self.survey.pixel_scale}")
-        for band in self.survey.bands:
-            if band not in self.survey.depths:
-                raise ValueError(f"no depth given for band {band}")
+    def _check(self) -> None:
+        self.preset  # noqa: B018  (unknown depth bands)
+        expected = self.n_scenes * self.objects_per_scene * self.area_ratio
+        if expected > MAX_GALAXIES:
+            raise OptionError(
+                f"n_scenes x objects_per_scene needs ~{expected:.3g} galaxies (margins "
+                f"included), more than the {MAX_GALAXIES:,} one run renders; simulate the "
+                "field in parts")
 
     @property
     def margin(self) -> float:
         return self.margin_fraction * self.scene_size
 
     @property
+    def area_ratio(self) -> float:
+        """Area with margins over the scene's."""
+        return ((self.scene_size + 2 * self.margin) / self.scene_size) ** 2
+
+    @property
     def noise_sigma(self) -> np.ndarray:
         """Pixel noise (nJy) per band."""
-        return self.survey.pixel_noise_njy()
+        return self.preset.pixel_noise_njy()
 
     def as_dict(self) -> dict[str, Any]:
-        """JSON-able form (for provenance)."""
-        d = asdict(self)
-        d["survey"] = asdict(self.survey)
-        return d
+        """JSON-able form (for provenance), with the resolved survey preset."""
+        return {**super().as_dict(), "survey_preset": asdict(self.preset)}
 
 
-def check_catalog(catalog: Mapping[str, np.ndarray], bands: tuple[str, ...],
+def check_catalog(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
                   source: str = "catalog") -> int:
     """Check the catalog has every column the renderer needs; return its length.
 
     Raises
     ------
-    ValueError
-        Naming the missing columns (and the catalog).
+    InputError
+        Naming the catalog and the missing columns or bad ids.
     """
     needed = list(REQUIRED_CATALOG_COLUMNS) + [f"{b}_fnu" for b in bands]
     missing = [c for c in needed if c not in catalog]
     if missing:
-        raise ValueError(f"{source} lacks columns {missing} needed to render "
+        raise InputError(f"{source} lacks columns {missing} needed to render "
                          f"{list(bands)}; it has {sorted(catalog)}")
     lengths = {len(np.asarray(catalog[c])) for c in needed}
     if len(lengths) != 1:
-        raise ValueError(f"{source}: columns have different lengths {sorted(lengths)}")
+        raise InputError(f"{source}: columns have different lengths {sorted(lengths)}")
     n = lengths.pop()
     if n == 0:
-        raise ValueError(f"{source} is empty")
+        raise InputError(f"{source} is empty")
     ids = np.asarray(catalog["id"])
     if ids.dtype.kind not in "iu" or np.any(ids <= 0):
-        raise ValueError(f"{source}: column 'id' must hold positive integers "
+        raise InputError(f"{source}: column 'id' must hold positive integers "
                          "(0 marks background in /segmap)")
     if np.unique(ids).size != ids.size:
-        raise ValueError(f"{source}: column 'id' has duplicated values")
+        raise InputError(f"{source}: column 'id' has duplicated values")
     return n
 
 
@@ -171,35 +169,30 @@ class ScenePlan:
         return int(self.start[-1])
 
 
-def plan_scenes(n_scenes: int, config: RenderConfig) -> ScenePlan:
+def plan_scenes(config: RenderConfig) -> ScenePlan:
     """Draw the number and positions of galaxies of every scene (deterministic in seed)."""
-    if int(n_scenes) != n_scenes or n_scenes < 1:
-        raise ValueError(f"the number of scenes must be a positive integer, got {n_scenes}")
     rng = np.random.default_rng([config.seed, 0])
     size, m = config.scene_size, config.margin
-    area_ratio = ((size + 2 * m) / size) ** 2
-    counts = rng.poisson(config.objects_per_scene * area_ratio, int(n_scenes))
-    total = int(counts.sum())
-    xy = rng.uniform(-0.5 - m, size - 0.5 + m, (total, 2))
+    counts = rng.poisson(config.objects_per_scene * config.area_ratio, config.n_scenes)
+    xy = rng.uniform(-0.5 - m, size - 0.5 + m, (int(counts.sum()), 2))
     return ScenePlan(start=np.concatenate([[0], np.cumsum(counts)]), x=xy[:, 0], y=xy[:, 1])
 
 
-def scene_wcs_header(config: RenderConfig, scene: int, n_scenes: int
-                     ) -> tuple[str, int, int]:
+def scene_wcs_header(config: RenderConfig, scene: int) -> tuple[str, int, int]:
     """TAN WCS header text and offset of a scene laid out on a virtual mosaic grid."""
     from astropy.wcs import WCS
 
     size = config.scene_size
-    ncol = int(np.ceil(np.sqrt(n_scenes)))
-    nrow = int(np.ceil(n_scenes / ncol))
+    ncol = int(np.ceil(np.sqrt(config.n_scenes)))
+    nrow = int(np.ceil(config.n_scenes / ncol))
     x0, y0 = (scene % ncol) * size, (scene // ncol) * size
     w = WCS(naxis=2)
     w.wcs.ctype = ["RA---TAN", "DEC--TAN"]
     w.wcs.cunit = ["deg", "deg"]
-    w.wcs.crval = list(config.survey.field_center)
+    w.wcs.crval = list(config.preset.field_center)
     # FITS crpix is 1-based: mosaic centre, shifted into this scene's pixel frame
     w.wcs.crpix = [0.5 * ncol * size + 0.5 - x0, 0.5 * nrow * size + 0.5 - y0]
-    scale = config.survey.pixel_scale / 3600.0
+    scale = config.preset.pixel_scale / 3600.0
     w.wcs.cdelt = [-scale, scale]
     header = w.to_header()
     header["NAXIS1"], header["NAXIS2"] = size, size
@@ -243,12 +236,21 @@ def galaxy_profile(re_maj: float, sersic_n: float, q: float, pa_deg: float,
     return disk
 
 
+@dataclass
+class _Drawn:
+    """The noiseless light of one scene: the image and, per galaxy, what truth needs."""
+
+    image: np.ndarray  # (C, H, W) nJy
+    det_maps: list[tuple[int, int, np.ndarray] | None]  # detection S/N on a scene region
+    ap_flux: np.ndarray  # (n_galaxies, C) flux in the S/N aperture
+
+
 def render_scene(task: dict[str, Any]) -> dict[str, Any]:
     """Render one scene (runs in a worker process).
 
-    ``task`` holds ``scene``, ``n_scenes``, ``config`` (:class:`RenderConfig`), ``psf``
-    (description), ``catalog`` (column dict of this scene's galaxies), ``x``, ``y``
-    (positions), and optionally ``keep_noiseless``.
+    ``task`` holds ``scene``, ``config`` (:class:`RenderConfig`), ``psf`` (description),
+    ``catalog`` (column dict of this scene's galaxies), ``x``, ``y`` (positions), and
+    optionally ``keep_noiseless``.
 
     Returns
     -------
@@ -256,47 +258,73 @@ def render_scene(task: dict[str, Any]) -> dict[str, Any]:
         ``images``, ``ivar`` (C, H, W), ``segmap`` (H, W), ``objects`` (columns), ``scene``
         (row), and ``noiseless`` when asked.
     """
+    cfg: RenderConfig = task["config"]
+    cat = task["catalog"]
+    xs, ys = np.asarray(task["x"], float), np.asarray(task["y"], float)
+    sigma = cfg.noise_sigma
+    drawn = _draw_scene(cfg, task["psf"], cat, xs, ys, sigma)
+    owner, area, keep = _segment(cfg, drawn.det_maps, xs, ys)
+    ids = np.asarray(cat["id"], dtype=np.int64)
+    segmap = np.where(owner >= 0, ids[np.maximum(owner, 0)], 0).astype(np.int32)
+    blend = _blendedness(drawn.det_maps, keep, cfg.scene_size)
+    scene = int(task["scene"])
+    rng = np.random.default_rng([cfg.seed, 1, scene])
+    noisy = drawn.image + rng.standard_normal(drawn.image.shape) * sigma[:, None, None]
+    ivar = np.broadcast_to((1.0 / sigma**2)[:, None, None], noisy.shape).astype(np.float32)
+    header, x0, y0 = scene_wcs_header(cfg, scene)
+    ap_noise = sigma * np.sqrt(np.pi * (cfg.snr_aperture_arcsec / cfg.preset.pixel_scale) ** 2)
+    objects = _object_table(cfg, cat, keep, owner, xs, ys, drawn.ap_flux / ap_noise, area,
+                            blend, header)
+    out = {"images": noisy.astype(np.float32), "ivar": ivar, "segmap": segmap,
+           "objects": objects, "scene": {"wcs": header, "x0": x0, "y0": y0, "tile": scene}}
+    if task.get("keep_noiseless"):
+        out["noiseless"] = drawn.image
+    return out
+
+
+def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.ndarray],
+                xs: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> _Drawn:
+    """Draw every galaxy in every band (PSF-convolved), with its detection map."""
     import galsim
     from photutils.aperture import CircularAperture
 
-    cfg: RenderConfig = task["config"]
-    bands = cfg.survey.bands
-    cat = task["catalog"]
-    xs, ys = np.asarray(task["x"], float), np.asarray(task["y"], float)
-    size, scale = cfg.scene_size, cfg.survey.pixel_scale
-    sigma = cfg.noise_sigma
-    nb, ngal = len(bands), xs.size
-    psfs = [_psf(task["psf"], b) for b in bands]
-    image = np.zeros((nb, size, size))
-    ap_radius = cfg.snr_aperture_arcsec / scale
-    ap_noise = sigma * np.sqrt(np.pi * ap_radius**2)
-    det_maps: list[tuple[int, int, np.ndarray] | None] = []
-    ap_flux = np.zeros((ngal, nb))
+    bands, size, scale = cfg.preset.bands, cfg.scene_size, cfg.preset.pixel_scale
+    psfs = [_psf(psf, b) for b in bands]
+    drawn = _Drawn(np.zeros((len(bands), size, size)), [], np.zeros((xs.size, len(bands))))
     scene_bounds = galsim.BoundsI(0, size - 1, 0, size - 1)
     has_bulge = all(c in cat for c in BULGE_COLUMNS)
-    for j in range(ngal):
+    for j in range(xs.size):
         prof = galaxy_profile(
             cat["Re_maj"][j], cat["sersic_n"][j], cat["axis_ratio"][j],
-            cat["position_angle"][j],
-            *(cat[c][j] for c in BULGE_COLUMNS) if has_bulge else (),
-        )
+            cat["position_angle"][j], *(cat[c][j] for c in BULGE_COLUMNS) if has_bulge else ())
         center = galsim.PositionD(xs[j], ys[j])
-        aperture = CircularAperture((xs[j], ys[j]), ap_radius).to_mask(method="exact")
+        aperture = CircularAperture((xs[j], ys[j]), cfg.snr_aperture_arcsec / scale)
+        mask = aperture.to_mask(method="exact")
         stamps = []
-        for b in range(nb):
-            flux = float(cat[f"{bands[b]}_fnu"][j])
+        for b, band in enumerate(bands):
+            flux = float(cat[f"{band}_fnu"][j])
             if not flux > 0:
                 continue
-            st = galsim.Convolve(prof, psfs[b]).withFlux(flux).drawImage(
-                scale=scale, center=center)
+            st = galsim.Convolve(prof, psfs[b]).withFlux(flux).drawImage(scale=scale,
+                                                                          center=center)
             ov = st.bounds & scene_bounds
             if ov.isDefined():
-                image[b, ov.ymin:ov.ymax + 1, ov.xmin:ov.xmax + 1] += st[ov].array
-            ap_flux[j, b] = _sum_in_mask(st, aperture)
+                drawn.image[b, ov.ymin:ov.ymax + 1, ov.xmin:ov.xmax + 1] += st[ov].array
+            drawn.ap_flux[j, b] = _sum_in_mask(st, mask)
             stamps.append((b, st))
-        det_maps.append(_detection_map(stamps, sigma, nb, scene_bounds))
+        drawn.det_maps.append(_detection_map(stamps, sigma, len(bands), scene_bounds))
+    return drawn
 
-    # segmentation: owner of each pixel = object with the largest detection S/N there
+
+def _segment(cfg: RenderConfig, det_maps, xs: np.ndarray, ys: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Owner (galaxy index, -1 none) of each pixel, footprint areas, galaxies listed.
+
+    A pixel belongs to the galaxy with the largest detection S/N there, if above
+    ``segmap_threshold``; listed are the galaxies centred in the scene owning at least
+    ``min_footprint_pixels`` pixels, and only their pixels keep an owner.
+    """
+    size = cfg.scene_size
     best = np.zeros((size, size))
     owner = np.full((size, size), -1, dtype=np.int64)
     for j, dm in enumerate(det_maps):
@@ -308,42 +336,27 @@ def render_scene(task: dict[str, Any]) -> dict[str, Any]:
         best[reg][better] = d[better]
         owner[reg][better] = j
     owner[best < cfg.segmap_threshold] = -1
-    area = np.bincount(owner[owner >= 0], minlength=ngal)
+    area = np.bincount(owner[owner >= 0], minlength=xs.size)
     # the scene's catalog: galaxies centred in it; neighbours centred outside still shine in
     inside = (xs >= -0.5) & (xs < size - 0.5) & (ys >= -0.5) & (ys < size - 0.5)
     keep = np.flatnonzero((area >= cfg.min_footprint_pixels) & inside)
     owner[~np.isin(owner, keep)] = -1
-    ids = np.asarray(cat["id"], dtype=np.int64)
-    segmap = np.where(owner >= 0, ids[np.maximum(owner, 0)], 0).astype(np.int32)
+    return owner, area, keep
 
-    # blendedness: 1 - <d_j, d_j> / <d_j, d_total> over the scene (HSC definition)
+
+def _blendedness(det_maps, keep: np.ndarray, size: int) -> np.ndarray:
+    """``1 - <d_j, d_j> / <d_j, d_total>`` over the scene (HSC's definition)."""
     total = np.zeros((size, size))
     for dm in det_maps:
         if dm is not None:
             x0, y0, d = dm
             total[y0:y0 + d.shape[0], x0:x0 + d.shape[1]] += d
-    blend = np.zeros(ngal)
+    blend = np.zeros(len(det_maps))
     for j in keep:
         x0, y0, d = det_maps[j]
         tot = total[y0:y0 + d.shape[0], x0:x0 + d.shape[1]]
         blend[j] = 1.0 - float(np.sum(d * d)) / max(float(np.sum(d * tot)), 1e-30)
-
-    rng = np.random.default_rng([cfg.seed, 1, int(task["scene"])])
-    noisy = image + rng.standard_normal(image.shape) * sigma[:, None, None]
-    ivar = np.broadcast_to((1.0 / sigma**2)[:, None, None], image.shape).astype(np.float32)
-    header, x0, y0 = scene_wcs_header(cfg, int(task["scene"]), int(task["n_scenes"]))
-    objects = _object_table(cfg, cat, keep, owner, xs, ys, ap_flux, ap_noise, area, blend,
-                            header)
-    out = {
-        "images": noisy.astype(np.float32),
-        "ivar": ivar,
-        "segmap": segmap,
-        "objects": objects,
-        "scene": {"wcs": header, "x0": x0, "y0": y0, "tile": int(task["scene"])},
-    }
-    if task.get("keep_noiseless"):
-        out["noiseless"] = image
-    return out
+    return blend
 
 
 def _sum_in_mask(stamp, mask) -> float:
@@ -377,12 +390,12 @@ def _detection_map(stamps, sigma, nbands, scene_bounds):
     return region.xmin, region.ymin, d / np.sqrt(nbands)
 
 
-def _object_table(cfg, cat, keep, owner, xs, ys, ap_flux, ap_noise, area, blend, header):
+def _object_table(cfg, cat, keep, owner, xs, ys, snr, area, blend, header):
+    """The scene's /objects columns (truth, boxes, per-band catalog flux and S/N)."""
     from astropy.io import fits
     from astropy.wcs import WCS
     from scipy import ndimage
 
-    bands = cfg.survey.bands
     size = cfg.scene_size
     n = keep.size
     boxes = ndimage.find_objects(owner + 1, max_label=xs.size)
@@ -392,66 +405,42 @@ def _object_table(cfg, cat, keep, owner, xs, ys, ap_flux, ap_noise, area, blend,
         bbox[i] = (sx.start, sy.start, sx.stop, sy.stop)
     wcs = WCS(fits.Header.fromstring(header))
     ra, dec = wcs.all_pix2world(xs[keep], ys[keep], 0) if n else (np.zeros(0), np.zeros(0))
-    edge = np.minimum.reduce([xs[keep] + 0.5, ys[keep] + 0.5, size - 0.5 - xs[keep],
-                              size - 0.5 - ys[keep]]) if n else np.zeros(0)
+    x, y = xs[keep], ys[keep]
+    edge = np.minimum.reduce([x + 0.5, y + 0.5, size - 0.5 - x, size - 0.5 - y]) if n \
+        else np.zeros(0)
     out: dict[str, np.ndarray] = {
-        "object_id": np.asarray(cat["id"], dtype=np.int64)[keep],
-        "x": xs[keep], "y": ys[keep],
-        "bbox_x0": bbox[:, 0], "bbox_y0": bbox[:, 1],
-        "bbox_x1": bbox[:, 2], "bbox_y1": bbox[:, 3],
-        "ra": np.asarray(ra, float), "dec": np.asarray(dec, float),
+        "object_id": np.asarray(cat["id"], dtype=np.int64)[keep], "x": x, "y": y,
+        "bbox_x0": bbox[:, 0], "bbox_y0": bbox[:, 1], "bbox_x1": bbox[:, 2],
+        "bbox_y1": bbox[:, 3], "ra": np.asarray(ra, float), "dec": np.asarray(dec, float),
         "redshift": np.asarray(cat["redshift"], float)[keep],
         "redshift_kind": np.full(n, b"true", dtype="S4"),
         "footprint_area": area[keep].astype(np.int32),
         "blendedness": blend[keep].astype(np.float32),
         "edge_distance": edge.astype(np.float32),
     }
-    for b, band in enumerate(bands):
+    for b, band in enumerate(cfg.preset.bands):
         flux = np.asarray(cat[f"{band}_fnu"], float)[keep]
-        snr = ap_flux[keep, b] / ap_noise[b]
+        out[f"mag_{band}"] = flux_to_mag(flux, fill=np.inf)
         with np.errstate(divide="ignore", invalid="ignore"):
-            out[f"mag_{band}"] = np.where(flux > 0, NJY_ZEROPOINT - 2.5 * np.log10(
-                np.where(flux > 0, flux, 1.0)), np.inf)
-            out[f"mag_err_{band}"] = np.where(snr > 0, _MAG_ERR_COEFF / snr, np.inf)
+            out[f"mag_err_{band}"] = np.where(snr[keep, b] > 0, _MAG_ERR_COEFF / snr[keep, b],
+                                              np.inf)
         out[f"flux_{band}"] = flux
-        out[f"snr_{band}"] = snr
+        out[f"snr_{band}"] = snr[keep, b]
     for col in PASSTHROUGH_COLUMNS:
         if col in cat:
             out[col] = np.asarray(cat[col])[keep]
     return out
 
 
-def _ordered_parallel_map(func: Callable, tasks: Iterator, n_workers: int,
-                          window: int) -> Iterator:
-    """``map`` over processes, in order, with at most ``window`` tasks in flight."""
-    if n_workers <= 1:
-        yield from map(func, tasks)
-        return
-    with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
-        pending: deque = deque()
-        for task in tasks:
-            pending.append(pool.submit(func, task))
-            if len(pending) >= window:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
-
-
-def default_workers() -> int:
-    """All cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not Linux
-        return os.cpu_count() or 1
-
-
-def render_catalog(catalog: Mapping[str, np.ndarray], n_scenes: int, config: RenderConfig,
+def render_catalog(catalog: Mapping[str, np.ndarray], config: RenderConfig,
                    output: str | os.PathLike, *, n_workers: int | None = None,
-                   provenance: str = "{}", progress: bool = True) -> str:
-    """Render ``n_scenes`` scenes from a catalog into a scene store at ``output``.
+                   provenance: str = "{}", progress: bool = True,
+                   inputs: Sequence[str | os.PathLike | None] = ()) -> str:
+    """Render ``config.n_scenes`` scenes from a catalog into a scene store at ``output``.
 
     Catalog rows are used in order, each galaxy once. Everything is checked before the
-    first scene is drawn; the store appears at ``output`` only when complete.
+    first scene is drawn (``output`` may not be a directory or one of ``inputs``); the
+    store appears at ``output`` only when complete.
 
     Returns
     -------
@@ -461,37 +450,41 @@ def render_catalog(catalog: Mapping[str, np.ndarray], n_scenes: int, config: Ren
     from tqdm.auto import tqdm
 
     config.validate()
-    bands = config.survey.bands
+    bands = config.preset.bands
     n_rows = check_catalog(catalog, bands)
-    plan = plan_scenes(n_scenes, config)
+    plan = plan_scenes(config)
     if plan.n_needed > n_rows:
-        raise ValueError(
-            f"catalog has {n_rows} galaxies but {n_scenes} scenes of {config.scene_size}^2 "
-            f"pixels at {config.objects_per_scene} objects per scene need {plan.n_needed} "
-            "(margins included); give a larger catalog or fewer scenes")
+        raise InputError(
+            f"catalog has {n_rows} galaxies but {config.n_scenes} scenes of "
+            f"{config.scene_size}^2 pixels at {config.objects_per_scene} objects per scene "
+            f"need {plan.n_needed} (margins included); give a larger catalog or fewer scenes")
     n_workers = default_workers() if not n_workers else int(n_workers)
-    psf = psf_description(config.survey, config.psf)
-    cols = [c for c in (*REQUIRED_CATALOG_COLUMNS, *BULGE_COLUMNS, *PASSTHROUGH_COLUMNS,
-                        *(f"{b}_fnu" for b in bands)) if c in catalog]
-    columns = {c: np.asarray(catalog[c]) for c in dict.fromkeys(cols)}
-
-    def tasks() -> Iterator[dict[str, Any]]:
-        for k in range(int(n_scenes)):
-            sl = slice(int(plan.start[k]), int(plan.start[k + 1]))
-            yield {"scene": k, "n_scenes": int(n_scenes), "config": config, "psf": psf,
-                   "catalog": {c: v[sl] for c, v in columns.items()},
-                   "x": plan.x[sl], "y": plan.y[sl]}
-
-    log.info("rendering %d %s scenes of %dx%dx%d on %d process(es)", n_scenes,
-             config.survey.name, config.scene_size, config.scene_size, len(bands), n_workers)
+    psf = psf_description(config.preset, config.psf)
+    log.info("rendering %d %s scenes of %dx%dx%d on %d process(es)", config.n_scenes,
+             config.survey, config.scene_size, config.scene_size, len(bands), n_workers)
     with SceneWriter(output, bands, config.scene_size, config.scene_size,
-                     pixel_scale_arcsec=config.survey.pixel_scale, zeropoint_ab=NJY_ZEROPOINT,
-                     flux_unit="nJy", survey=config.survey.name, provenance=provenance,
+                     pixel_scale_arcsec=config.preset.pixel_scale, zeropoint_ab=NJY_ZEROPOINT,
+                     flux_unit="nJy", survey=config.survey, provenance=provenance,
                      attrs={"psf": json.dumps(psf, sort_keys=True),
-                            "noise_sigma": config.noise_sigma.tolist()}) as writer:
-        results = _ordered_parallel_map(render_scene, tasks(), n_workers, 4 * n_workers)
-        for res in tqdm(results, total=int(n_scenes), desc="render", unit="scene",
+                            "noise_sigma": config.noise_sigma.tolist()},
+                     inputs=inputs) as writer:
+        tasks = _tasks(catalog, config, plan, psf)
+        results = ordered_parallel_map(render_scene, tasks, n_workers, 4 * n_workers)
+        for res in tqdm(results, total=config.n_scenes, desc="render", unit="scene",
                         disable=not progress):
             writer.add_scenes(res["images"][None], [res["objects"]], [res["scene"]],
                               ivar=res["ivar"][None], segmap=res["segmap"][None])
     return os.fspath(output)
+
+
+def _tasks(catalog: Mapping[str, np.ndarray], config: RenderConfig, plan: ScenePlan,
+           psf: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """One task per scene: its galaxies' catalog rows and positions."""
+    cols = [c for c in (*REQUIRED_CATALOG_COLUMNS, *BULGE_COLUMNS, *PASSTHROUGH_COLUMNS,
+                        *(f"{b}_fnu" for b in config.preset.bands)) if c in catalog]
+    columns = {c: np.asarray(catalog[c]) for c in dict.fromkeys(cols)}
+    for k in range(config.n_scenes):
+        sl = slice(int(plan.start[k]), int(plan.start[k + 1]))
+        yield {"scene": k, "config": config, "psf": psf,
+               "catalog": {c: v[sl] for c, v in columns.items()}, "x": plan.x[sl],
+               "y": plan.y[sl]}

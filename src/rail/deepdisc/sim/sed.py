@@ -21,14 +21,14 @@ from functools import lru_cache
 import numpy as np
 
 from rail.deepdisc.bands import filter_curve, validate_bands
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.sim.igm import madau_transmission
+from rail.deepdisc.store.atomic import atomic_output
 
 #: speed of light in Angstrom / s (astro-sedpy's value)
 LIGHTSPEED_AA = 2.998e18
 #: AB zero point in erg / s / cm^2 / Hz
 AB_FNU0 = 3.631e-20
-#: AB magnitude of 1 nJy
-NJY_ZEROPOINT = 31.4
 
 #: rest-frame wavelength ranges (Angstrom) used to normalise luminosities
 UV_WINDOW = (1450.0, 1550.0)
@@ -54,15 +54,15 @@ def read_sed_file(path: str) -> tuple[np.ndarray, np.ndarray]:
 
     Raises
     ------
-    ValueError
+    InputError
         If the file cannot be parsed as two numeric columns.
     """
     try:
         data = np.loadtxt(path, comments="#", usecols=(0, 1))
     except (OSError, ValueError) as err:
-        raise ValueError(f"cannot read SED file {path}: {err}") from err
+        raise InputError(f"cannot read SED file {path}: {err}") from err
     if data.ndim != 2 or data.shape[0] < 2:
-        raise ValueError(f"SED file {path} has no (wavelength, flux) table")
+        raise InputError(f"SED file {path} has no (wavelength, flux) table")
     wave, flux = data[:, 0], data[:, 1]
     order = np.argsort(wave)
     wave, flux = wave[order], flux[order]
@@ -136,9 +136,8 @@ class SEDLibrary:
         names = []
         for i in entries:
             name = f"{self.names[i]}.sed"
-            tmp = os.path.join(directory, f".{name}.tmp")
-            np.savetxt(tmp, np.column_stack([self.wave, self.flux[i]]), fmt="%.6e")
-            os.replace(tmp, os.path.join(directory, name))
+            with atomic_output(os.path.join(directory, name), "SED file") as tmp:
+                np.savetxt(tmp, np.column_stack([self.wave, self.flux[i]]), fmt="%.6e")
             names.append(name)
         return names
 
@@ -276,16 +275,3 @@ class Photometer:
         mag = self.maggies(entry, z)
         with np.errstate(divide="ignore"):
             return 48.6 + 2.5 * np.log10(lnu)[:, None] - 2.5 * np.log10(mag)
-
-
-def mag_to_njy(mag: np.ndarray) -> np.ndarray:
-    """AB magnitude to flux density in nJy."""
-    return 10.0 ** (-0.4 * (np.asarray(mag, dtype=float) - NJY_ZEROPOINT))
-
-
-def njy_to_mag(flux: np.ndarray) -> np.ndarray:
-    """Flux density in nJy to AB magnitude (inf for non-positive flux)."""
-    flux = np.asarray(flux, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(flux > 0, NJY_ZEROPOINT - 2.5 * np.log10(np.where(flux > 0, flux, 1)),
-                        np.inf)

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS, validate_bands
-from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.magnitudes import mag_to_flux
+from rail.deepdisc.options import Options, option
 
 
 @dataclass(frozen=True)
@@ -74,13 +76,17 @@ class SurveyPreset:
         depths = self.depths if depths is None else depths
         scale = self.pixel_scale if pixel_scale is None else pixel_scale
         npix = np.pi * (self.depth_aperture_arcsec / scale) ** 2
-        f5 = np.array([10.0 ** (-0.4 * (depths[b] - NJY_ZEROPOINT)) for b in self.bands])
+        f5 = mag_to_flux(np.array([depths[b] for b in self.bands], dtype=float))
         return f5 / 5.0 / np.sqrt(npix)
 
     def with_overrides(self, **changes) -> SurveyPreset:
         """A copy with some fields replaced (e.g. other depths or pixel scale)."""
         if "bands" in changes:
             validate_bands(changes["bands"], "bands")
+        unknown = sorted(set(changes.get("depths", {})) - set(changes.get("bands", self.bands)))
+        if unknown:
+            raise OptionError(f"depths given for bands {unknown} that are not among the "
+                              f"{self.name} bands {list(self.bands)}")
         return replace(self, **changes)
 
 
@@ -135,16 +141,24 @@ SURVEYS: dict[str, SurveyPreset] = {"jades": JADES, "lsst": LSST}
 
 
 def get_survey(name: str) -> SurveyPreset:
-    """Return the preset for a survey name.
+    """Return the preset for a survey name (any case).
 
     Raises
     ------
-    ValueError
+    OptionError
         If the survey is unknown, listing the known ones.
     """
     try:
         return SURVEYS[str(name).lower()]
     except KeyError:
-        raise ValueError(
-            f"unknown survey {name!r}; known surveys are {sorted(SURVEYS)}"
-        ) from None
+        raise OptionError(f"unknown survey {name!r}; known surveys are "
+                          f"{sorted(SURVEYS)}") from None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SurveyChoice(Options):
+    """The survey preset option shared by the population and rendering options (checked by
+    their ``_check``, which look the preset up)."""
+
+    survey: str = option("jades", "survey preset (bands, pixels, depths, PSF, default "
+                         f"limits): {', '.join(SURVEYS)}")

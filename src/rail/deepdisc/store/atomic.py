@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import uuid
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -20,8 +21,28 @@ from pathlib import Path
 
 from rail.deepdisc.errors import OutputPathError
 
-#: hidden temporary names: ``.<final name>.<pid>-<random>.tmp``
-_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)-[0-9a-f]{8}\.tmp$")
+#: hidden temporary names: ``.<final name>.<host>-<pid>-<random>.tmp``
+_TMP_PATTERN = re.compile(r"^\.(?P<name>.+)\.(?P<owner>[\w.]+-\d+)-[0-9a-f]{8}\.tmp$")
+
+
+def process_tag() -> str:
+    """``<host>-<pid>``: names this process among the runs sharing a file system."""
+    host = re.sub(r"[^\w.]", "_", socket.gethostname()) or "host"
+    return f"{host}-{os.getpid()}"
+
+
+def is_dead_process(tag: str) -> bool:
+    """Whether a :func:`process_tag` names a process of this host that no longer runs."""
+    host, _, pid = tag.rpartition("-")
+    if host != process_tag().rpartition("-")[0] or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _expand(path: str | os.PathLike) -> Path:
@@ -99,19 +120,9 @@ def check_distinct_outputs(outputs: dict[str, str | os.PathLike | None]) -> None
 
 
 def temporary_sibling(path: str | os.PathLike) -> Path:
-    """A unique hidden temporary name (this process, random) beside ``path``."""
+    """A unique hidden temporary name (this host and process, random) beside ``path``."""
     p = Path(path)
-    return p.with_name(f".{p.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return p.with_name(f".{p.name}.{process_tag()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
 def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
@@ -119,7 +130,8 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
 
     A run killed before it could clean up (SIGKILL, power loss) leaves its hidden temporary
     file beside the output; the next run writing that output removes it. Temporary files of
-    live processes (another run writing the same output now) are left alone.
+    live processes (another run writing the same output now) and of other hosts are left
+    alone.
 
     Returns
     -------
@@ -133,7 +145,7 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
         return removed
     for candidate in parent.glob(f".{p.name}.*.tmp"):
         match = _TMP_PATTERN.match(candidate.name)
-        if match and match["name"] == p.name and not _pid_alive(int(match["pid"])):
+        if match and match["name"] == p.name and is_dead_process(match["owner"]):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed

@@ -3,7 +3,7 @@
 Formats by suffix: FITS (``.fits``, ``.fit``, ``.fits.gz``; a table extension may be named,
 ``cat.fits[PHOT]``, else the first table) and ``.csv``/``.ecsv``/``.txt``/``.dat`` through
 astropy (so column units are honoured: RA/Dec in radians become degrees); HDF5 (``.hdf5``,
-``.h5``, ``.hdf``; a group may be named with ``key``) and Parquet (``.parquet``, ``.pq``)
+``.h5``, ``.hdf``; a group may be named with ``catalog_key``) and Parquet (``.parquet``, ``.pq``)
 through tables_io. In-memory tables (a dict of columns, an astropy Table, a pandas
 DataFrame) are accepted as they are.
 """
@@ -18,8 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.options import Options, option
+from rail.deepdisc.store.layout import OBJECT_COLUMNS
 from rail.deepdisc.store.mosaic_io import MosaicError, split_spec
-from rail.deepdisc.store.scenes import OBJECT_COLUMNS
 
 log = logging.getLogger(__name__)
 
@@ -30,56 +32,35 @@ _TABLES_IO_SUFFIXES = (".hdf5", ".h5", ".hdf", ".parquet", ".pq")
 _NO_REDSHIFT_BELOW = 0.0
 
 
-@dataclass(frozen=True)
-class CatalogColumns:
-    """Which catalog columns hold what.
+@dataclass(frozen=True, kw_only=True)
+class CatalogColumns(Options):
+    """Which catalog columns hold what (the catalog options of ``MosaicTiler``/``tile``)."""
 
-    Attributes
-    ----------
-    id_col
-        Positive unique integers (the values of the segmentation map); ``""`` numbers the
-        rows 1, 2, ...
-    ra_col, dec_col
-        Degrees (ICRS, as the mosaics' WCS).
-    redshift_col
-        Known redshifts; ``""`` for none. Non-finite or negative values mean unknown.
-    redshift_kind
-        ``spec`` or ``phot``: what the known redshifts are.
-    size_col
-        An object radius (e.g. a half-light or Kron radius) for boxes when there is no
-        segmentation map; ``""`` for none.
-    size_unit
-        ``arcsec`` or ``pixel``.
-    copy_columns
-        Further columns copied into the scene store's ``/objects``.
-    key
-        HDF5 group or FITS table extension of the catalog (``""``: the only/first one).
-    """
+    id_col: str = option("object_id", "catalog id column: positive unique integers, the "
+                         "values of the segmentation map ('' numbers the rows)")
+    ra_col: str = option("ra", "catalog RA column (degrees, ICRS as the mosaics' WCS)")
+    dec_col: str = option("dec", "catalog Dec column (degrees)")
+    redshift_col: str = option("redshift", "catalog redshift column ('' for none; negative "
+                               "or non-finite values mean unknown)")
+    redshift_kind: str = option("spec", "what the catalog's redshifts are",
+                                choices=("spec", "phot"))
+    size_col: str = option("", "catalog radius column (e.g. a Kron radius) for boxes without "
+                           "a segmentation map, or ''")
+    size_unit: str = option("arcsec", "unit of size_col", choices=("arcsec", "pixel"))
+    copy_columns: tuple[str, ...] = option(
+        (), "further catalog columns copied into /objects", flag="copy-column",
+        metavar="COLUMN")
+    catalog_key: str = option("", "HDF5 group or FITS table extension of the catalog ('': "
+                              "the only or first one)")
 
-    id_col: str = "object_id"
-    ra_col: str = "ra"
-    dec_col: str = "dec"
-    redshift_col: str = "redshift"
-    redshift_kind: str = "spec"
-    size_col: str = ""
-    size_unit: str = "arcsec"
-    copy_columns: tuple[str, ...] = ()
-    key: str = ""
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
+    def _check(self) -> None:
         if not self.ra_col or not self.dec_col:
-            raise ValueError("ra_col and dec_col must name catalog columns")
-        if self.redshift_kind not in ("spec", "phot"):
-            raise ValueError(f"redshift_kind must be 'spec' or 'phot', got "
-                             f"{self.redshift_kind!r}")
-        if self.size_unit not in ("arcsec", "pixel"):
-            raise ValueError(f"size_unit must be 'arcsec' or 'pixel', got {self.size_unit!r}")
+            raise OptionError("ra_col and dec_col must name catalog columns")
         reserved = set(OBJECT_COLUMNS) | {"edge_distance", "catalog_row"}
         clash = sorted(set(self.copy_columns) & reserved)
         if clash:
-            raise ValueError(f"copy_columns may not include the scene store's own columns "
-                             f"{clash}")
+            raise OptionError(f"copy_columns may not include the scene store's own columns "
+                              f"{clash}")
 
 
 @dataclass
@@ -117,7 +98,8 @@ def read_table(source: Any, key: str = "") -> tuple[dict[str, Any], str]:
         return {c: source[c] for c in source.colnames}, "catalog"
     if hasattr(source, "columns") and hasattr(source, "to_numpy"):  # pandas DataFrame
         return {str(c): source[c].to_numpy() for c in source.columns}, "catalog"
-    raise TypeError(f"cannot read a catalog from a {type(source).__name__}")
+    raise MosaicError(f"cannot read a catalog from a {type(source).__name__}; give a file "
+                      "path, a dict of columns, an astropy Table or a pandas DataFrame")
 
 
 def _read_path(path: str, key: str) -> dict[str, Any]:
@@ -169,7 +151,7 @@ def _column(table: Mapping[str, Any], name: str, role: str, source: str, option:
     return table[name]
 
 
-def _degrees(column: Any) -> np.ndarray:
+def _degrees(column: Any, name: str, source: str) -> np.ndarray:
     unit = getattr(column, "unit", None)
     values = np.asarray(column, dtype=float)
     if unit is not None and str(unit) not in ("", "deg"):
@@ -178,7 +160,7 @@ def _degrees(column: Any) -> np.ndarray:
         try:
             values = (values * u.Unit(unit)).to_value(u.deg)
         except (u.UnitsError, ValueError) as err:
-            raise MosaicError(f"an RA/Dec column is in {unit}, not an angle") from err
+            raise MosaicError(f"{source}: column {name!r} is in {unit}, not an angle") from err
     return values
 
 
@@ -194,9 +176,10 @@ def load_catalog(source: Any, columns: CatalogColumns) -> Catalog:
         positive unique integers, an empty catalog.
     """
     columns.validate()
-    table, name = read_table(source, columns.key)
-    ra = _degrees(_column(table, columns.ra_col, "RA", name, "ra_col"))
-    dec = _degrees(_column(table, columns.dec_col, "Dec", name, "dec_col"))
+    table, name = read_table(source, columns.catalog_key)
+    ra = _degrees(_column(table, columns.ra_col, "RA", name, "ra_col"), columns.ra_col, name)
+    dec = _degrees(_column(table, columns.dec_col, "Dec", name, "dec_col"), columns.dec_col,
+                   name)
     n = ra.size
     if n == 0:
         raise MosaicError(f"{name} is empty")

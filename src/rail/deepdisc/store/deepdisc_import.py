@@ -29,21 +29,22 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import h5py
 import numpy as np
 
-from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.bands import LSST_BANDS
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT
+from rail.deepdisc.options import Options, option
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.provenance import provenance_json
-from rail.deepdisc.store.scenes import OBJECT_COLUMNS, REDSHIFT_KINDS, SceneWriter
+from rail.deepdisc.store.scenes import OBJECT_COLUMNS, SceneWriter
 
 log = logging.getLogger(__name__)
 
-LSST_BANDS = ("lsst_u", "lsst_g", "lsst_r", "lsst_i", "lsst_z", "lsst_y")
 #: annotation keys that are not copied as columns
 _STRUCTURAL_KEYS = {"bbox", "bbox_mode", "segmentation", "redshift", "obj_id", "keypoints",
                     "iscrowd"}
@@ -75,35 +76,46 @@ def _find_dataset(f: h5py.File, name: str, path: str) -> h5py.Dataset:
 
     f.visititems(visit)
     if not found:
-        raise ValueError(f"{path} has no dataset {name!r} (rail_deepdisc layout: 'images' "
+        raise InputError(f"{path} has no dataset {name!r} (rail_deepdisc layout: 'images' "
                          "and 'metadata_dicts')")
     if len(found) > 1:
-        raise ValueError(f"{path} has several datasets named {name!r}: "
+        raise InputError(f"{path} has several datasets named {name!r}: "
                          f"{[d.name for d in found]}")
     return found[0]
 
 
-def _parse_metadata(raw: Any, index: int) -> dict[str, Any]:
+def _parse_metadata(metadata: h5py.Dataset, index: int) -> dict[str, Any]:
+    """Entry ``index`` of ``metadata_dicts`` as a dict."""
+    where = f"{metadata.file.filename}: metadata_dicts[{index}]"
+    raw = _read(metadata, index, "metadata_dicts")
     text = raw.decode() if isinstance(raw, bytes) else str(raw)
     try:
         meta = json.loads(text)
     except json.JSONDecodeError as err:
-        raise ValueError(f"metadata_dicts[{index}] is not JSON: {err}") from err
+        raise InputError(f"{where} is not JSON: {err}") from err
     if not isinstance(meta, dict) or "height" not in meta or "width" not in meta:
-        raise ValueError(f"metadata_dicts[{index}] lacks 'height'/'width'")
+        raise InputError(f"{where} lacks 'height'/'width'")
     return meta
+
+
+def _read(dataset: h5py.Dataset, rows: int | slice, name: str) -> Any:
+    """Rows of a dataset; a damaged file is named."""
+    try:
+        return dataset[rows]
+    except (OSError, ValueError, RuntimeError) as err:
+        raise InputError(f"{dataset.file.filename}: cannot read {name}[{rows}]: {err}") from err
 
 
 def _box(a: dict[str, Any], where: str) -> tuple[float, float, float, float]:
     mode = int(a.get("bbox_mode", _XYWH_ABS))
     if "bbox" not in a or len(a["bbox"]) != 4:
-        raise ValueError(f"{where}: annotation without a 4-number 'bbox'")
+        raise InputError(f"{where}: annotation without a 4-number 'bbox'")
     x, y, w, h = (float(v) for v in a["bbox"])
     if mode == _XYWH_ABS:
         return x, y, x + w, y + h
     if mode == _XYXY_ABS:
         return x, y, w, h
-    raise ValueError(f"{where}: bbox_mode {mode} is not supported (0 XYXY_ABS, 1 XYWH_ABS)")
+    raise InputError(f"{where}: bbox_mode {mode} is not supported (0 XYXY_ABS, 1 XYWH_ABS)")
 
 
 def annotation_mask(a: dict[str, Any], height: int, width: int, box: tuple[float, ...],
@@ -114,12 +126,12 @@ def annotation_mask(a: dict[str, Any], height: int, width: int, box: tuple[float
     if isinstance(seg, dict):
         counts = seg.get("counts")
         if not isinstance(counts, list):
-            raise ValueError(f"{where}: compressed RLE masks need pycocotools; give polygons "
+            raise InputError(f"{where}: compressed RLE masks need pycocotools; give polygons "
                              "or uncompressed RLE")
         flat = np.repeat(np.arange(len(counts)) % 2, counts).astype(bool)
         rh, rw = (int(v) for v in seg.get("size", (height, width)))
         if flat.size != rh * rw or (rh, rw) != (height, width):
-            raise ValueError(f"{where}: RLE size {seg.get('size')} does not match the image")
+            raise InputError(f"{where}: RLE size {seg.get('size')} does not match the image")
         return flat.reshape(rw, rh).T  # COCO RLE runs down columns
     if isinstance(seg, list) and seg:
         from PIL import Image, ImageDraw
@@ -145,26 +157,57 @@ def _scalar_keys(metadata: h5py.Dataset) -> tuple[list[str], tuple[int, int], in
     sizes: set[tuple[int, int]] = set()
     n_ann = 0
     for i in range(metadata.shape[0]):
-        meta = _parse_metadata(metadata[i], i)
+        meta = _parse_metadata(metadata, i)
         sizes.add((int(meta["height"]), int(meta["width"])))
         if len(sizes) > 1:
-            raise ValueError(f"images have different sizes {sorted(sizes)} (from "
-                             f"metadata_dicts[{i}]); a scene store holds one size")
+            raise InputError(f"{metadata.file.filename}: images have different sizes "
+                             f"{sorted(sizes)} (from metadata_dicts[{i}]); a scene store "
+                             "holds one size")
         for a in meta.get("annotations", []):
             n_ann += 1
             for k, v in a.items():
                 if k not in _STRUCTURAL_KEYS and isinstance(v, (int, float, bool)):
                     keys[k] = None
     if not sizes:
-        raise ValueError("metadata_dicts is empty")
+        raise InputError(f"{metadata.file.filename}: metadata_dicts is empty")
     return list(keys), sizes.pop(), n_ann
 
 
-def import_deepdisc(images: str | os.PathLike, output: str | os.PathLike, *,
-                    metadata: str | os.PathLike | None = None,
-                    bands: Sequence[str] | None = None, flux_unit: str = "nJy",
-                    pixel_scale_arcsec: float = 0.2, redshift_kind: str = "true",
-                    survey: str = "", chunk: int = 64) -> ImportSummary:
+@dataclass(frozen=True, kw_only=True)
+class ImportOptions(Options):
+    """What to import and how (the options of ``rail-deepdisc import-deepdisc``)."""
+
+    images: str = option(help="HDF5 file with the 'images' dataset (and 'metadata_dicts' "
+                         "unless --metadata)", path=True)
+    metadata: str | None = option(None, "HDF5 file with 'metadata_dicts' (default: the images "
+                                  "file)", path=True)
+    bands: tuple[str, ...] | None = option(
+        None, "band names in channel order (default: LSST ugrizy for 6 channels)")
+    flux_unit: str = option("nJy", "unit of the pixel values, a flux density per pixel "
+                            "(converted to nJy)")
+    pixel_scale_arcsec: float = option(0.2, "arcsec per pixel (the metadata carry no pixel "
+                                       "scale; 0.2 for LSST)", gt=0, flag="pixel-scale")
+    redshift_kind: str = option("true", "what the redshifts are (true for simulations such as "
+                                "DC2)", choices=("true", "spec", "phot"))
+    survey: str = option("", "survey name written into the store")
+
+    def _check(self) -> None:
+        self.njy_per_unit  # noqa: B018  (a flux density)
+
+    @property
+    def njy_per_unit(self) -> float:
+        """nJy per unit of the pixels."""
+        from astropy import units as u
+
+        try:
+            return float(u.Unit(self.flux_unit).to(u.nJy))
+        except (ValueError, u.UnitsError) as err:
+            raise OptionError(f"flux_unit {self.flux_unit!r} is not a flux density: "
+                              f"{err}") from err
+
+
+def import_deepdisc(images: str | os.PathLike, output: str | os.PathLike, *, chunk: int = 64,
+                    **options: Any) -> ImportSummary:
     """Import rail_deepdisc's ``images`` + ``metadata_dicts`` into a scene store.
 
     Parameters
@@ -172,104 +215,127 @@ def import_deepdisc(images: str | os.PathLike, output: str | os.PathLike, *,
     images
         HDF5 file with the ``images`` dataset (and ``metadata_dicts`` unless ``metadata``).
     output
-        Scene store to write (atomically).
-    metadata
-        HDF5 file with ``metadata_dicts`` when it is not in ``images``.
-    bands
-        Band names in channel order (default: LSST ugrizy for 6 channels).
-    flux_unit
-        Unit of the pixel values (a flux density per pixel); converted to nJy.
-    pixel_scale_arcsec
-        Pixel side when the metadata carry no WCS (0.2 for LSST).
-    redshift_kind
-        ``true`` (simulations such as DC2), ``spec`` or ``phot``.
-    survey
-        Survey name written into the store.
+        Scene store to write (atomically; not a directory nor one of the inputs).
     chunk
         Images read at a time (bounds the memory).
+    **options
+        The other :class:`ImportOptions` (``metadata``, ``bands``, ``flux_unit``,
+        ``pixel_scale_arcsec``, ``redshift_kind``, ``survey``).
     """
-    from astropy import units as u
-    from astropy.io import fits
-    from astropy.wcs import WCS
+    unknown = sorted(set(options) - set(ImportOptions.option_specs()))
+    if unknown:
+        raise OptionError(f"import_deepdisc has no options {unknown}")
+    opts = ImportOptions.from_mapping(options, images=os.fspath(images))
+    return import_store(opts, output, chunk=chunk)
 
-    if redshift_kind.encode() not in REDSHIFT_KINDS or redshift_kind == "none":
-        raise ValueError(f"redshift_kind must be true, spec or phot, got {redshift_kind!r}")
-    try:
-        scale = float(u.Unit(flux_unit).to(u.nJy))
-    except (ValueError, u.UnitsError) as err:
-        raise ValueError(f"flux_unit {flux_unit!r} is not a flux density: {err}") from err
-    out_path = check_output_path(output, "scene store")
-    images, metadata = os.fspath(images), os.fspath(metadata or images)
-    for p in {images, metadata}:
+
+def import_store(opts: ImportOptions, output: str | os.PathLike, *, chunk: int = 64
+                 ) -> ImportSummary:
+    """Import the files of ``opts`` into a scene store at ``output`` (see
+    :func:`import_deepdisc`)."""
+    images, metadata = opts.images, opts.metadata or opts.images
+    out_path = check_output_path(output, "scene store", inputs=[images, metadata])
+    for p in dict.fromkeys((images, metadata)):
         if not os.path.isfile(p):
-            raise ValueError(f"{p} does not exist")
-    with h5py.File(images, "r") as fi, h5py.File(metadata, "r") as fm:
+            raise InputError(f"{p} does not exist")
+    with _open_hdf5(images) as fi, _open_hdf5(metadata) as fm:
         img = _find_dataset(fi, "images", images)
         meta = _find_dataset(fm, "metadata_dicts", metadata)
         n = img.shape[0]
         if meta.shape[0] != n:
-            raise ValueError(f"{n} images but {meta.shape[0]} metadata_dicts")
+            raise InputError(f"{images} holds {n} images but {metadata} {meta.shape[0]} "
+                             "metadata_dicts")
         extra, (h, w), n_ann = _scalar_keys(meta)
-        per_image = int(np.prod(img.shape[1:]))
-        if per_image % (h * w):
-            raise ValueError(f"an image has {per_image} values, not a multiple of "
-                             f"{h} x {w} pixels")
-        c = per_image // (h * w)
-        if bands is None:
-            if c != len(LSST_BANDS):
-                raise ValueError(f"the images have {c} bands; name them (bands=...)")
-            bands = LSST_BANDS
-        if len(bands) != c:
-            raise ValueError(f"{len(bands)} band names for {c} image channels")
+        bands = _bands(opts, img, h, w)
         columns = {k: (k if k not in OBJECT_COLUMNS and k != "source_id" else f"deepdisc_{k}")
                    for k in extra}
         counts = {"objects": 0, "not_centred": 0, "nan": 0}
-        prov = provenance_json({"images": images, "metadata": metadata, "bands": list(bands),
-                                "flux_unit": flux_unit, "pixel_scale_arcsec": pixel_scale_arcsec,
-                                "redshift_kind": redshift_kind},
+        prov = provenance_json(opts.as_dict(),
                                "rail.deepdisc.store.deepdisc_import.import_deepdisc")
-        with SceneWriter(out_path, bands, h, w, pixel_scale_arcsec=pixel_scale_arcsec,
-                         zeropoint_ab=NJY_ZEROPOINT, flux_unit="nJy", survey=survey,
-                         with_ivar=False, with_segmap=True, provenance=prov) as writer:
+        with SceneWriter(out_path, bands, h, w, pixel_scale_arcsec=opts.pixel_scale_arcsec,
+                         zeropoint_ab=NJY_ZEROPOINT, flux_unit="nJy", survey=opts.survey,
+                         with_ivar=False, with_segmap=True, provenance=prov,
+                         inputs=[images, metadata]) as writer:
             for s in range(0, n, chunk):
-                block = np.asarray(img[s:s + chunk], np.float32).reshape(-1, c, h, w) * scale
+                block = np.asarray(_read(img, slice(s, s + chunk), "images"), np.float32)
+                block = block.reshape(-1, len(bands), h, w) * opts.njy_per_unit
                 bad = ~np.isfinite(block)
                 counts["nan"] += int(bad.sum())
                 block[bad] = 0.0
-                objects, scenes, segmaps = [], [], []
-                for k in range(block.shape[0]):
-                    i = s + k
-                    m = _parse_metadata(meta[i], i)
-                    obj, seg = _image_objects(m, h, w, i, counts, columns, redshift_kind)
-                    header = m.get("wcs") or ""
-                    if header and not isinstance(header, str):
-                        raise ValueError(f"metadata_dicts[{i}]: 'wcs' must be header text")
-                    if header:
-                        ra, dec = WCS(fits.Header.fromstring(header)).all_pix2world(
-                            obj["x"], obj["y"], 0)
-                        obj["ra"], obj["dec"] = np.asarray(ra), np.asarray(dec)
-                    objects.append(obj)
-                    segmaps.append(seg)
-                    scenes.append({"wcs": header, "x0": 0, "y0": 0,
-                                   "tile": int(m.get("image_id", i))})
+                objects, scenes, segmaps = _scenes(meta, s, block.shape[0], h, w, counts,
+                                                   columns, opts.redshift_kind)
                 writer.add_scenes(block, objects, scenes, segmap=np.stack(segmaps))
-            summary = ImportSummary(output=os.fspath(out_path), n_images=n, n_annotations=n_ann,
-                                    n_objects=counts["objects"],
-                                    n_not_centred=counts["not_centred"],
-                                    n_nan_pixels=counts["nan"], columns=list(columns.values()))
+    summary = ImportSummary(output=os.fspath(out_path), n_images=n,
+                            n_annotations=n_ann, n_objects=counts["objects"],
+                            n_not_centred=counts["not_centred"], n_nan_pixels=counts["nan"],
+                            columns=list(columns.values()))
     if summary.n_nan_pixels:
         log.warning("%s: %d NaN pixels set to 0", images, summary.n_nan_pixels)
     return summary
 
 
-def _image_objects(meta: dict[str, Any], h: int, w: int, index: int, counts: dict[str, int],
+def _open_hdf5(path: str) -> h5py.File:
+    try:
+        return h5py.File(path, "r")
+    except OSError as err:
+        raise InputError(f"{path} is not a readable HDF5 file: {err}") from err
+
+
+def _bands(opts: ImportOptions, img: h5py.Dataset, h: int, w: int) -> tuple[str, ...]:
+    """The band names of the images' channels."""
+    per_image = int(np.prod(img.shape[1:]))
+    if per_image % (h * w):
+        raise InputError(f"{img.file.filename}: an image has {per_image} values, not a "
+                         f"multiple of {h} x {w} pixels")
+    c = per_image // (h * w)
+    if opts.bands is None:
+        if c != len(LSST_BANDS):
+            raise OptionError(f"{img.file.filename}: the images have {c} bands; name them "
+                              "(bands)")
+        return LSST_BANDS
+    if len(opts.bands) != c:
+        raise OptionError(f"{len(opts.bands)} band names (bands) for the {c} image channels "
+                          f"of {img.file.filename}")
+    return tuple(opts.bands)
+
+
+def _scenes(meta: h5py.Dataset, start: int, n: int, h: int, w: int, counts: dict[str, int],
+            columns: dict[str, str], redshift_kind: str) -> tuple[list, list, list]:
+    """Objects, scene rows and segmentation maps of images ``start .. start + n - 1``."""
+    from astropy.io import fits
+    from astropy.wcs import WCS
+
+    objects, scenes, segmaps = [], [], []
+    for i in range(start, start + n):
+        m = _parse_metadata(meta, i)
+        obj, seg = _image_objects(m, h, w, f"{meta.file.filename}: metadata_dicts[{i}]",
+                                  counts, columns, redshift_kind)
+        header = m.get("wcs") or ""
+        if header and not isinstance(header, str):
+            raise InputError(f"{meta.file.filename}: metadata_dicts[{i}]: 'wcs' must be "
+                             "header text")
+        if header:
+            try:
+                wcs = WCS(fits.Header.fromstring(header))
+            except Exception as err:  # astropy raises several types for broken headers
+                raise InputError(f"{meta.file.filename}: metadata_dicts[{i}]: 'wcs' is not a "
+                                 f"usable FITS WCS header: {err}") from err
+            ra, dec = wcs.all_pix2world(obj["x"], obj["y"], 0)
+            obj["ra"], obj["dec"] = np.asarray(ra), np.asarray(dec)
+        objects.append(obj)
+        segmaps.append(seg)
+        scenes.append({"wcs": header, "x0": 0, "y0": 0, "tile": int(m.get("image_id", i))})
+    return objects, scenes, segmaps
+
+
+def _image_objects(meta: dict[str, Any], h: int, w: int, source: str, counts: dict[str, int],
                    columns: dict[str, str], redshift_kind: str
                    ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The ``/objects`` columns and segmentation map of one image."""
     anns = meta.get("annotations", [])
     boxes, masks, rows = [], [], []
     for j, a in enumerate(anns):
-        where = f"metadata_dicts[{index}].annotations[{j}]"
+        where = f"{source}.annotations[{j}]"
         box = _box(a, where)
         cx, cy = (box[0] + box[2]) / 2 - 0.5, (box[1] + box[3]) / 2 - 0.5
         if not (-0.5 <= cx < w - 0.5 and -0.5 <= cy < h - 0.5):

@@ -45,10 +45,19 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.sim.sed import NJY_ZEROPOINT
+from rail.deepdisc.bands import SEDPY_FILTER_NAMES
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT
+from rail.deepdisc.options import Options, option
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.catalogs import Catalog, CatalogColumns, load_catalog
-from rail.deepdisc.store.mosaic_io import MosaicError, MosaicImage, check_same_grid, flux_factor
+from rail.deepdisc.store.mosaic_io import (
+    MosaicError,
+    MosaicImage,
+    check_same_grid,
+    flux_factor,
+    split_spec,
+)
 from rail.deepdisc.store.provenance import provenance_json
 from rail.deepdisc.store.scenes import SceneWriter
 from rail.deepdisc.store.tiling import TileGrid, check_tiling, edge_distance, tile_wcs_header
@@ -60,96 +69,66 @@ _INT32_MAX = np.iinfo(np.int32).max
 MIN_NOISE_PIXELS = 1000
 
 
-@dataclass
-class TilerConfig:
-    """What to tile and how.
+@dataclass(frozen=True, kw_only=True)
+class TilerConfig(Options):
+    """What to tile and how (the options of ``MosaicTiler`` and ``rail-deepdisc tile``).
 
-    Attributes
-    ----------
-    images
-        Band name -> mosaic (``path`` or ``path[EXT]``), in the channel order of the store.
-    errors, weights
-        Band name -> error map (standard deviation) or weight map (inverse variance), in the
-        unit of that band's mosaic; a band has at most one of them.
-    segmap
-        Segmentation map (values: catalog ids, 0 background), or ``""``.
-    units
-        Band name -> unit of the mosaic's pixels, overriding ``BUNIT``.
-    columns
-        Which catalog columns hold what.
-    tile_size, overlap
-        Tile side and overlap of neighbouring tiles (pixels; ``overlap <= tile_size // 2``).
-    require_redshift
-        Keep only tiles that list an object with a known redshift.
-    size_scale
-        Half-side of a box made from the size column, in units of the size.
-    min_box
-        Side (pixels) of the box of objects without footprint or size.
-    survey
-        Survey name written into the store.
+    Band names (the keys of ``images``) must name a filter curve
+    (:func:`rail.deepdisc.fit.filters.resolve_filter`), since photometry and template
+    fitting of the store look their filters up by band name.
     """
 
-    images: Mapping[str, str]
-    errors: Mapping[str, str] = field(default_factory=dict)
-    weights: Mapping[str, str] = field(default_factory=dict)
-    segmap: str = ""
-    units: Mapping[str, str] = field(default_factory=dict)
+    images: dict[str, str] = option(
+        help="a band's FITS mosaic, path or path[EXT] (in channel order)", flag="image",
+        metavar="BAND=PATH")
+    errors: dict[str, str] = option(
+        {}, "a band's error map (standard deviation, path[EXT])", flag="error",
+        metavar="BAND=PATH")
+    weights: dict[str, str] = option(
+        {}, "a band's weight map (inverse variance, path[EXT])", flag="weight",
+        metavar="BAND=PATH")
+    segmap: str = option("", "segmentation map (values: catalog ids), or ''")
+    units: dict[str, str] = option(
+        {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
     columns: CatalogColumns = field(default_factory=CatalogColumns)
-    tile_size: int = 256
-    overlap: int = 32
-    require_redshift: bool = False
-    size_scale: float = 2.5
-    min_box: int = 5
-    survey: str = ""
+    tile_size: int = option(256, "tile side (pixels)", ge=8)
+    overlap: int = option(32, "overlap of neighbouring tiles (pixels, <= tile_size / 2)",
+                          ge=0)
+    require_redshift: bool = option(
+        False, "keep only tiles listing an object with a known redshift (training sets)")
+    size_scale: float = option(2.5, "box half-side in units of size_col", gt=0)
+    min_box: int = option(5, "box side (pixels) of objects without footprint or size", ge=1)
+    survey: str = option("", "survey name written into the store")
 
-    @classmethod
-    def from_options(cls, o: Mapping[str, Any]) -> TilerConfig:
-        """A configuration from flat options named as the ``MosaicTiler`` stage's (catalog
-        columns included: ``id_col``, ``ra_col``, ..., ``catalog_key``); not validated."""
-        return cls(
-            images=dict(o["images"] or {}), errors=dict(o["errors"] or {}),
-            weights=dict(o["weights"] or {}), segmap=o["segmap"] or "",
-            units=dict(o["units"] or {}),
-            columns=CatalogColumns(
-                id_col=o["id_col"], ra_col=o["ra_col"], dec_col=o["dec_col"],
-                redshift_col=o["redshift_col"], redshift_kind=o["redshift_kind"],
-                size_col=o["size_col"], size_unit=o["size_unit"],
-                copy_columns=tuple(o["copy_columns"] or ()), key=o["catalog_key"]),
-            tile_size=o["tile_size"], overlap=o["overlap"],
-            require_redshift=o["require_redshift"], size_scale=o["size_scale"],
-            min_box=o["min_box"], survey=o["survey"])
+    def _check(self) -> None:
+        from rail.deepdisc.fit.filters import resolve_filters
 
-    def validate(self) -> None:
-        """Raise ValueError naming the first bad option."""
         if not self.images:
-            raise ValueError("give at least one band's mosaic (images: {band: path})")
-        for option in ("errors", "weights", "units"):
-            unknown = sorted(set(getattr(self, option)) - set(self.images))
+            raise OptionError("give at least one band's mosaic (images: {band: path})")
+        for name in ("errors", "weights", "units"):
+            unknown = sorted(set(getattr(self, name)) - set(self.images))
             if unknown:
-                raise ValueError(f"{option} names bands {unknown} that have no mosaic; the "
-                                 f"bands are {list(self.images)}")
+                raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
+                                  f"bands are {list(self.images)}")
         both = sorted(set(self.errors) & set(self.weights))
         if both:
-            raise ValueError(f"bands {both} have both an error and a weight map; give one")
+            raise OptionError(f"bands {both} have both an error and a weight map; give one")
         check_tiling(self.tile_size, self.overlap)
         if self.require_redshift and not self.columns.redshift_col:
-            raise ValueError("require_redshift needs a redshift column (redshift_col)")
-        if not self.size_scale > 0:
-            raise ValueError(f"size_scale must be > 0, got {self.size_scale}")
-        if int(self.min_box) != self.min_box or self.min_box < 1:
-            raise ValueError(f"min_box must be a positive integer, got {self.min_box}")
-        self.columns.validate()
+            raise OptionError("require_redshift needs a redshift column (redshift_col)")
+        others = [b for b in self.images if b not in SEDPY_FILTER_NAMES]  # project bands known
+        if others:
+            resolve_filters(others, what="images (band names)")
 
     @property
     def bands(self) -> tuple[str, ...]:
         return tuple(self.images)
 
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-able form (for provenance)."""
-        d = asdict(self)
-        d["images"], d["errors"] = dict(self.images), dict(self.errors)
-        d["weights"], d["units"] = dict(self.weights), dict(self.units)
-        return d
+    def input_paths(self) -> list[str]:
+        """The files the tiling reads (mosaics and maps, without their extensions)."""
+        specs = [*self.images.values(), *self.errors.values(), *self.weights.values(),
+                 self.segmap]
+        return [split_spec(spec)[0] for spec in specs if spec]
 
 
 @dataclass
@@ -433,14 +412,16 @@ def tile_mosaic(cfg: TilerConfig, catalog: Any, output: str | os.PathLike, *,
 
     Raises
     ------
-    ValueError, MosaicError
-        Bad options or inputs, before any pixel is read; or no catalog object on pixels with
-        data, after the pass (nothing is written).
+    OptionError, OutputPathError, MosaicError
+        Bad options, output path or inputs, before any pixel is read; or no catalog object
+        on pixels with data, after the pass (nothing is written).
     """
     from tqdm.auto import tqdm
 
     cfg.validate()
-    out_path = check_output_path(output, "scene store")
+    sources = [*cfg.input_paths(), catalog if isinstance(catalog, (str, os.PathLike)) else None]
+    out_path = check_output_path(output, "scene store",
+                                 inputs=[split_spec(s)[0] for s in sources if s])
     inputs = open_inputs(cfg)
     cat = load_catalog(catalog, cfg.columns)
     if inputs.segmap is not None and cat.ids.max() > _INT32_MAX:

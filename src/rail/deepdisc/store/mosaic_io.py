@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.errors import InputError
+
 #: suffixes of whole-file compression, which defeats memory mapping
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".z")
 _SPEC = re.compile(r"^(?P<path>.+?)\[(?P<ext>[^\[\]]+)\]$")
@@ -36,7 +38,7 @@ _COUNT_RATES = {"electrons/s", "electron/s", "e/s", "e-/s", "counts/s", "count/s
 _BITPIX_DTYPES = {8: ">u1", 16: ">i2", 32: ">i4", 64: ">i8", -32: ">f4", -64: ">f8"}
 
 
-class MosaicError(ValueError):
+class MosaicError(InputError):
     """A mosaic, its companion maps or its catalog cannot be used as given."""
 
 

@@ -15,14 +15,19 @@ root attrs   ``format``, ``version``, ``bands``, ``pixel_scale_arcsec``, ``zerop
 Pixel coordinates are 0-based with pixel centres on integers; boxes are half-open.
 Writing goes to a temporary file renamed into place on success (:class:`SceneWriter`);
 reading is lazy and chunked by whole scenes (:class:`SceneStore`), and RAIL stages see the
-store through :class:`SceneHandle`.
+store through :class:`rail.deepdisc.store.handle.SceneHandle`.
+
+Opening a store checks it (:mod:`rail.deepdisc.store.layout`): float32 pixels, every column
+of a table as long as the table, positive unique object ids, boxes inside their scene, ...;
+each problem is a :class:`~rail.deepdisc.errors.SceneStoreError` naming the file, the column
+and the scene or object.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
-import shutil
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -30,20 +35,29 @@ from typing import Any
 
 import h5py
 import numpy as np
-from rail.core.data import DataHandle
 
-from rail.deepdisc.errors import SceneStoreError
-from rail.deepdisc.store.atomic import check_output_path, temporary_sibling
-
-FORMAT = "deepdisc-scenes"
-VERSION = 1
-
-OBJECT_COLUMNS = (
-    "scene", "object_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1", "ra", "dec",
-    "redshift", "redshift_kind",
+from rail.deepdisc.errors import OptionError, SceneStoreError
+from rail.deepdisc.store.atomic import (
+    check_output_path,
+    remove_stale_temporaries,
+    temporary_sibling,
 )
-SCENE_COLUMNS = ("scene", "wcs", "x0", "y0", "tile")
-REDSHIFT_KINDS = (b"spec", b"phot", b"true", b"none")
+from rail.deepdisc.store.file_format import check_format
+from rail.deepdisc.store.layout import (
+    FORMAT,
+    OBJECT_COLUMNS,
+    REDSHIFT_KINDS,
+    SCENE_COLUMNS,
+    VERSION,
+    validate_layout,
+    validate_objects,
+)
+
+__all__ = ["FORMAT", "OBJECT_COLUMNS", "REDSHIFT_KINDS", "SCENE_COLUMNS", "VERSION",
+           "SceneChunk", "SceneStore", "SceneStoreError", "SceneWriter", "StoreInfo",
+           "read_objects"]
+
+log = logging.getLogger(__name__)
 
 _INT_COLUMNS = {"scene": np.int64, "object_id": np.int64, "bbox_x0": np.int32,
                 "bbox_y0": np.int32, "bbox_x1": np.int32, "bbox_y1": np.int32}
@@ -73,6 +87,7 @@ class StoreInfo:
     height: int
     width: int
     attrs: dict[str, Any] = field(default_factory=dict)
+    path: str = ""
 
     @property
     def nbands(self) -> int:
@@ -130,6 +145,10 @@ class SceneChunk:
 
 def _as_object_columns(objects: Mapping[str, Any], scene: int) -> dict[str, np.ndarray]:
     cols = {k: np.asarray(v) for k, v in objects.items()}
+    not_1d = sorted(k for k, v in cols.items() if v.ndim != 1)
+    if not_1d:
+        raise SceneStoreError(f"object columns {not_1d} of scene {scene} are not 1-D; /objects "
+                              "holds one value per object in each column")
     n = {len(v) for v in cols.values()}
     if len(n) > 1:
         raise SceneStoreError(f"object columns of scene {scene} have different lengths: {n}")
@@ -172,17 +191,26 @@ class SceneWriter:
         JSON string stored in the ``provenance`` attribute.
     attrs
         Further root attributes (e.g. the PSF model of simulated stores).
+    inputs
+        The files the store is made from; ``path`` may not be one of them.
+
+    The store is written to a hidden temporary file unique to this run beside ``path`` and
+    renamed onto ``path`` only when every table has been written and the store passes the
+    checks :class:`SceneStore` makes when opening it: the rename is the only publication, so
+    a failure at any point (also while writing the tables) leaves ``path`` as it was and no
+    temporary file behind.
     """
 
     def __init__(self, path: str | os.PathLike, bands: Sequence[str], height: int, width: int,
                  *, pixel_scale_arcsec: float, zeropoint_ab: float, flux_unit: str = "nJy",
                  survey: str = "", with_ivar: bool = True, with_segmap: bool = True,
-                 provenance: str = "{}", attrs: Mapping[str, Any] | None = None):
+                 provenance: str = "{}", attrs: Mapping[str, Any] | None = None,
+                 inputs: Sequence[str | os.PathLike | None] = ()):
         if height <= 0 or width <= 0:
             raise SceneStoreError(f"scene size must be positive, got {height}x{width}")
         if not bands:
             raise SceneStoreError("a scene store needs at least one band")
-        self.path = check_output_path(path, "scene store")
+        self.path = check_output_path(path, "scene store", inputs)
         self.bands = tuple(bands)
         self.shape = (len(self.bands), int(height), int(width))
         self._attrs = {
@@ -203,6 +231,7 @@ class SceneWriter:
         self.n_scenes = 0
 
     def __enter__(self) -> SceneWriter:
+        remove_stale_temporaries(self.path)
         self._file = h5py.File(self._tmp, "w", track_order=False)
         c, h, w = self.shape
         f = self._file
@@ -302,20 +331,33 @@ class SceneWriter:
             f.attrs[key] = value
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        complete = False
         try:
             if exc_type is None:
                 self._write_tables()
-            self._file.close()
+                # the reader's checks, so that a store that is published can be read
+                validate_layout(self._file, os.fspath(self.path))
+                validate_objects(self._file, os.fspath(self.path))
+                self._file.close()
+                complete = True
         finally:
+            self._file.close()  # a no-op once closed
             self._file = None
-            if exc_type is None:
-                os.replace(self._tmp, self.path)
-            else:
+            try:
+                if complete:
+                    os.replace(self._tmp, self.path)  # the only publication
+            finally:
                 self._tmp.unlink(missing_ok=True)
 
 
 class SceneStore:
     """Read-only, lazy access to a scene store.
+
+    Opening checks the store before any pixel is read (every check of
+    :mod:`rail.deepdisc.store.layout`: float32 pixels, full-length columns, positive unique
+    ids, boxes not inverted and inside their scene, ...).
+
+    A store may hold no scenes or no objects; work that needs them calls :meth:`require`.
 
     Parameters
     ----------
@@ -325,7 +367,8 @@ class SceneStore:
     Raises
     ------
     SceneStoreError
-        If the file is missing, not a scene store, of another version, or malformed.
+        If the file is missing, not a scene store, of another version, or malformed (naming
+        the file and the column, scene or object at fault).
     """
 
     def __init__(self, path: str | os.PathLike):
@@ -341,22 +384,23 @@ class SceneStore:
             self._validate()
             self._offsets = np.searchsorted(self._file["objects/scene"][:],
                                             np.arange(self.n_scenes + 1))
+        except OSError as err:  # a damaged file
+            self._file.close()
+            raise SceneStoreError(f"{self.path}: cannot read it: {err}") from err
         except Exception:
             self._file.close()
             raise
 
     def _read_info(self) -> StoreInfo:
         a = self._file.attrs
-        fmt = _decode(a.get("format"))
-        if fmt != FORMAT:
-            raise SceneStoreError(f"{self.path} is not a scene store (format={fmt!r}, "
-                                  f"expected {FORMAT!r})")
-        version = int(a.get("version", -1))
-        if version != VERSION:
-            raise SceneStoreError(f"{self.path}: scene-store version {version} is not "
-                                  f"supported (this package reads version {VERSION})")
-        if "images" not in self._file:
-            raise SceneStoreError(f"{self.path} has no /images")
+        check_format(self.path, a.get("format"), a.get("version"), FORMAT, VERSION,
+                     "scene store", SceneStoreError)
+        if "images" not in self._file or self._file["images"].ndim != 4:
+            raise SceneStoreError(f"{self.path} has no /images of shape (scenes, bands, "
+                                  "height, width)")
+        missing = [k for k in ("bands", "pixel_scale_arcsec", "zeropoint_ab") if k not in a]
+        if missing:
+            raise SceneStoreError(f"{self.path} lacks the root attributes {missing}")
         _, c, h, w = self._file["images"].shape
         bands = tuple(_decode(a["bands"]))
         if len(bands) != c:
@@ -366,28 +410,33 @@ class SceneStore:
                          zeropoint_ab=float(a["zeropoint_ab"]),
                          flux_unit=str(_decode(a.get("flux_unit", ""))),
                          survey=str(_decode(a.get("survey", ""))), height=h, width=w,
-                         attrs=extra)
+                         attrs=extra, path=self.path)
 
     def _validate(self) -> None:
-        f = self._file
-        for group, columns in (("objects", OBJECT_COLUMNS), ("scenes", SCENE_COLUMNS)):
-            if group not in f:
-                raise SceneStoreError(f"{self.path} has no /{group} table")
-            missing = [c for c in columns if c not in f[group]]
-            if missing:
-                raise SceneStoreError(f"{self.path}: /{group} lacks columns {missing}")
-        n = f["images"].shape[0]
-        if f["scenes/scene"].shape[0] != n:
-            raise SceneStoreError(f"{self.path}: {n} images but "
-                                  f"{f['scenes/scene'].shape[0]} rows in /scenes")
-        for name in ("ivar",):
-            if name in f and f[name].shape != f["images"].shape:
-                raise SceneStoreError(f"{self.path}: /{name} shape differs from /images")
-        if "segmap" in f and f["segmap"].shape != (n, *f["images"].shape[2:]):
-            raise SceneStoreError(f"{self.path}: /segmap shape differs from /images")
-        scene = f["objects/scene"][:]
-        if scene.size and (np.any(np.diff(scene) < 0) or scene[0] < 0 or scene[-1] >= n):
-            raise SceneStoreError(f"{self.path}: /objects is not sorted by a valid scene index")
+        validate_layout(self._file, self.path)
+        validate_objects(self._file, self.path)
+
+    def require(self, what: str, *, objects: bool = True) -> None:
+        """Refuse, before any work, a store with no scenes (or, with ``objects``, no objects).
+
+        Parameters
+        ----------
+        what
+            What the store is for, for the message (e.g. ``"training"``).
+        objects
+            Whether the work needs objects too (forced estimation, training), not just
+            scenes (detection).
+
+        Raises
+        ------
+        SceneStoreError
+            Naming the file and what it lacks.
+        """
+        if self.n_scenes == 0:
+            raise SceneStoreError(f"scene store {self.path} holds no scenes; nothing for {what}")
+        if objects and self.n_objects == 0:
+            raise SceneStoreError(f"scene store {self.path} lists no objects in its "
+                                  f"{self.n_scenes} scenes; nothing for {what}")
 
     # -- context management -------------------------------------------------------------
     def close(self) -> None:
@@ -466,15 +515,37 @@ class SceneStore:
         f = self._file
         sl = slice(scene_start, scene_end)
         o0, o1 = self.object_range(scene_start, scene_end)
+        images = ivar = None
+        if pixels:
+            images = f["images"][sl]
+            ivar = f["ivar"][sl] if self.has_ivar else None
+            images, ivar = self._missing_data(images, ivar, scene_start)
         return SceneChunk(
-            images=f["images"][sl] if pixels else None,
-            ivar=f["ivar"][sl] if pixels and self.has_ivar else None,
+            images=images, ivar=ivar,
             segmap=f["segmap"][sl] if pixels and self.has_segmap else None,
             objects=self.objects(rows=slice(o0, o1)),
             scenes=self.scenes(rows=sl),
             scene_start=scene_start, scene_end=scene_end, obj_start=o0, obj_end=o1,
             info=self.info,
         )
+
+    def _missing_data(self, images: np.ndarray, ivar: np.ndarray | None, scene_start: int
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Non-finite pixels are missing data: value 0 and inverse variance 0 (logged with
+        their scenes), so no NaN reaches a network, a photometry or a result."""
+        bad = ~np.isfinite(images)
+        if ivar is not None:
+            bad |= ~np.isfinite(ivar)
+        if not bad.any():
+            return images, ivar
+        scenes = scene_start + np.flatnonzero(bad.any(axis=(1, 2, 3)))
+        log.warning("%s: %d non-finite pixels in scenes %s are treated as missing data "
+                    "(value 0, inverse variance 0)", self.path, int(bad.sum()),
+                    scenes.tolist()[:10])
+        images = np.where(bad, np.float32(0), images)
+        if ivar is not None:
+            ivar = np.where(bad, np.float32(0), ivar)
+        return images, ivar
 
     def chunk_ranges(self, objects_per_chunk: int | None = None,
                      scenes_per_chunk: int | None = None, rank: int = 0,
@@ -490,7 +561,7 @@ class SceneStore:
         n = self.n_scenes
         if scenes_per_chunk is not None:
             if scenes_per_chunk < 1:
-                raise ValueError("scenes_per_chunk must be >= 1")
+                raise OptionError(f"scenes_per_chunk must be >= 1, got {scenes_per_chunk}")
             bounds = [*range(0, n, scenes_per_chunk), n]
         else:
             per = max(int(objects_per_chunk or 10000), 1)
@@ -518,79 +589,3 @@ def read_objects(path: str | os.PathLike, columns: Sequence[str] | None = None
     """The /objects table of a scene store (no pixels read)."""
     with SceneStore(path) as store:
         return store.objects(columns)
-
-
-class SceneHandle(DataHandle):
-    """RAIL data handle for a scene store (suffix ``hdf5``).
-
-    The handle's data is a lazily read :class:`SceneStore`. Its size is the number of
-    objects (the rows of an estimator's output) and its iterator yields
-    ``(obj_start, obj_end, SceneChunk)`` of whole scenes, about ``chunk_size`` objects a
-    chunk (or ``scenes_per_chunk`` scenes), split across MPI ranks by scene.
-    """
-
-    suffix = "hdf5"
-    interactive_type = "rail.deepdisc.store.scenes.SceneStore"
-
-    @classmethod
-    def _open(cls, path: str, **kwargs: Any) -> SceneStore:
-        return SceneStore(path)
-
-    @classmethod
-    def _read(cls, path: str, **kwargs: Any) -> SceneStore:
-        return SceneStore(path)
-
-    @classmethod
-    def _write(cls, data: SceneStore, path: str, **kwargs: Any) -> None:
-        if not isinstance(data, SceneStore):
-            raise TypeError(f"SceneHandle can only write a SceneStore, not {type(data)}")
-        if os.path.abspath(data.path) == os.path.abspath(path):
-            return
-        tmp = temporary_sibling(check_output_path(path, "scene store"))
-        try:
-            shutil.copyfile(data.path, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    @classmethod
-    def _validate_data(cls, data: Any) -> None:
-        if not isinstance(data, SceneStore):
-            raise TypeError(f"SceneHandle data must be a SceneStore, not {type(data)}; "
-                            "open the file with rail.deepdisc.store.scenes.SceneStore")
-
-    def _size(self, path: str, **kwargs: Any) -> int:
-        with SceneStore(path) as store:
-            return store.n_objects
-
-    def _data_size(self, data: SceneStore, **kwargs: Any) -> int:
-        return data.n_objects
-
-    @staticmethod
-    def _chunks(store: SceneStore, **kwargs: Any) -> Iterator[tuple[int, int, SceneChunk]]:
-        for chunk in store.iter_chunks(
-            objects_per_chunk=kwargs.get("chunk_size"),
-            scenes_per_chunk=kwargs.get("scenes_per_chunk"),
-            rank=kwargs.get("rank", 0), size=kwargs.get("parallel_size", 1),
-            pixels=kwargs.get("pixels", True),
-        ):
-            yield chunk.obj_start, chunk.obj_end, chunk
-
-    def _in_memory_iterator(self, **kwargs: Any) -> Iterator[tuple[int, int, SceneChunk]]:
-        return self._chunks(self.data, **kwargs)
-
-    @classmethod
-    def _iterator(cls, path: str, **kwargs: Any) -> Iterator[tuple[int, int, SceneChunk]]:
-        store = SceneStore(path)
-        try:
-            yield from cls._chunks(store, **kwargs)
-        finally:
-            store.close()
-
-    @classmethod
-    def _check_data_columns(cls, path: str, columns_to_check: list[str],
-                            parent_groupname: str | None = None, **kwargs: Any) -> None:
-        with SceneStore(path) as store:
-            missing = [c for c in columns_to_check if c not in store.object_columns]
-        if missing:
-            raise KeyError(f"scene store {path}: /objects lacks columns {missing}")

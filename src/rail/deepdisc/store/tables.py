@@ -8,30 +8,39 @@ from typing import Any
 
 import h5py
 import numpy as np
-import tables_io
-from rail.core.data import Hdf5Handle
 
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.store.atomic import atomic_output
 
 
-def write_table(table: Mapping[str, np.ndarray], path: str | os.PathLike,
+def write_table(table: Mapping[str, Any], path: str | os.PathLike,
                 provenance: str | None = None) -> str:
     """Write a dict of 1-D columns as a flat HDF5 table, atomically.
 
-    The file is what ``tables_io.write`` makes (readable by every RAIL tool); a
-    ``provenance`` JSON string, if given, is added as a root attribute.
+    The layout is tables_io's for a dict of arrays (one dataset per column at the root;
+    a nested dict becomes a group), so every RAIL tool reads it; text columns are stored
+    as UTF-8 bytes. A ``provenance`` JSON string, if given, is added as a root attribute.
+    The file appears at ``path`` only when complete.
     """
-    with atomic_output(path, "table") as tmp:
-        tmp_h5 = tmp.with_suffix(".hdf5")
-        try:
-            tables_io.write({k: np.asarray(v) for k, v in table.items()}, os.fspath(tmp_h5))
-            if provenance:
-                with h5py.File(tmp_h5, "a") as f:
-                    f.attrs["provenance"] = provenance
-            os.replace(tmp_h5, tmp)
-        finally:
-            tmp_h5.unlink(missing_ok=True)
+    with atomic_output(path, "table") as tmp, h5py.File(tmp, "w") as f:
+        _write_group(f, table, os.fspath(path))
+        if provenance:
+            f.attrs["provenance"] = provenance
     return os.fspath(path)
+
+
+def _write_group(group: h5py.Group, table: Mapping[str, Any], path: str) -> None:
+    for name, values in table.items():
+        if isinstance(values, Mapping):
+            _write_group(group.create_group(str(name)), values, path)
+            continue
+        data = np.asarray(values)
+        if data.dtype.kind == "U":
+            data = np.char.encode(data, "utf-8")
+        if data.dtype.kind == "O":
+            raise InputError(f"{path}: column {name!r} holds Python objects, which an HDF5 "
+                             "table cannot store")
+        group.create_dataset(str(name), data=data)
 
 
 def read_provenance(path: str | os.PathLike) -> str | None:
@@ -39,19 +48,3 @@ def read_provenance(path: str | os.PathLike) -> str | None:
     with h5py.File(path, "r") as f:
         value = f.attrs.get("provenance")
     return value.decode() if isinstance(value, bytes) else value
-
-
-class ProvenanceHdf5Handle(Hdf5Handle):
-    """``Hdf5Handle`` whose written file also records the producing stage's provenance.
-
-    Set ``handle.provenance`` (a JSON string) before the handle is written.
-    """
-
-    provenance: str | None = None
-
-    def write(self, **kwargs: Any) -> None:
-        if self.path is None:
-            raise ValueError(f"{self.tag}: write() called but no path is set")
-        if self.data is None:
-            raise ValueError(f"{self.tag}: write() called for {self.path} with no data")
-        write_table(self.data, os.path.expandvars(self.path), self.provenance)

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from rail.deepdisc.errors import OptionError
+
 
 def axis_origins(length: int, tile_size: int, overlap: int) -> np.ndarray:
     """Origins of the tiles along one axis of a mosaic.
@@ -40,7 +42,7 @@ def axis_origins(length: int, tile_size: int, overlap: int) -> np.ndarray:
     """
     check_tiling(tile_size, overlap)
     if length <= 0:
-        raise ValueError(f"mosaic length must be positive, got {length}")
+        raise OptionError(f"mosaic length must be positive, got {length}")
     if length <= tile_size:
         return np.zeros(1, dtype=np.int64)
     step = tile_size - overlap
@@ -51,15 +53,15 @@ def axis_origins(length: int, tile_size: int, overlap: int) -> np.ndarray:
 
 
 def check_tiling(tile_size: int, overlap: int) -> None:
-    """Raise ValueError unless ``8 <= tile_size`` and ``0 <= overlap <= tile_size // 2``.
+    """Raise OptionError unless ``8 <= tile_size`` and ``0 <= overlap <= tile_size // 2``.
 
     The bound on the overlap keeps every point in at most three tiles per axis.
     """
     if int(tile_size) != tile_size or tile_size < 8:
-        raise ValueError(f"tile_size must be an integer >= 8 pixels, got {tile_size}")
+        raise OptionError(f"tile_size must be an integer >= 8 pixels, got {tile_size}")
     if int(overlap) != overlap or not 0 <= overlap <= tile_size // 2:
-        raise ValueError(f"overlap must be an integer in [0, tile_size // 2 = "
-                         f"{tile_size // 2}] pixels, got {overlap}")
+        raise OptionError(f"overlap must be an integer in [0, tile_size // 2 = "
+                          f"{tile_size // 2}] pixels, got {overlap}")
 
 
 @dataclass(frozen=True)

@@ -18,27 +18,16 @@ import os
 from typing import Any
 
 import numpy as np
-from ceci.config import StageParameter as Param
-from rail.core.common_params import SharedParams
 from rail.core.data import Hdf5Handle, ModelHandle, QPHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
-from rail.deepdisc.evaluate.density import FeatureDensity
-from rail.deepdisc.net.estimate import (
-    MODES,
-    EstimateConfig,
-    check_bands,
-    detect_rows,
-    field_selector,
-    forced_rows,
-    merge_rows,
-)
-from rail.deepdisc.net.network import BACKBONES, build_from_state, model_state, read_model_file
-from rail.deepdisc.net.train import DEVICES, TrainConfig, resolve_device, set_threads, train
+from rail.deepdisc.errors import InputError
+from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.atomic import atomic_output
-from rail.deepdisc.store.scenes import SceneHandle, SceneStore
+from rail.deepdisc.store.handle import SceneHandle
+from rail.deepdisc.store.scenes import SceneStore
 
 
 class DeepDiscModelHandle(ModelHandle):
@@ -48,11 +37,13 @@ class DeepDiscModelHandle(ModelHandle):
 
     @classmethod
     def _open(cls, path: str, **kwargs: Any) -> dict[str, Any]:
+        from rail.deepdisc.net.model_file import read_model_file
+
         return read_model_file(path)
 
     @classmethod
     def _read(cls, path: str, **kwargs: Any) -> dict[str, Any]:
-        return read_model_file(path)
+        return cls._open(path, **kwargs)
 
     @classmethod
     def _write(cls, data: dict[str, Any], path: str, **kwargs: Any) -> None:
@@ -67,7 +58,7 @@ def _store_path(handle) -> str:
     if isinstance(handle.data, SceneStore):
         return handle.data.path
     if handle.path in (None, "None", "none", ""):
-        raise ValueError("the input scene store has no file path")
+        raise InputError("the input scene store has no file path")
     if not os.path.isfile(handle.path):
         raise FileNotFoundError(f"input scene store {handle.path} does not exist")
     return handle.path
@@ -87,7 +78,7 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
     Objects with a finite ``redshift`` train the redshift head; all objects train detection
     and masks. ``init_model`` starts from an earlier model (in-domain pre-training, then
     fine-tuning); ``checkpoint_dir`` keeps a per-epoch checkpoint from which an interrupted
-    run resumes.
+    run resumes. The options are those of :class:`rail.deepdisc.net.config.TrainConfig`.
     """
 
     path_options = ("init_model",)
@@ -95,59 +86,39 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
     entrypoint_function = "inform"
     interactive_function = "deep_disc_informer"
     config_options = CatInformer.config_options.copy()
-    config_options.update(
-        backbone=Param(str, "resnet50_fpn", msg=f"network backbone, one of {list(BACKBONES)}"),
-        num_components=Param(int, 5, msg="Gaussians in each redshift mixture"),
-        epochs=Param(int, TrainConfig.epochs, msg="training epochs"),
-        batch_size=Param(int, TrainConfig.batch_size, msg="scenes per training batch"),
-        learning_rate=Param(float, TrainConfig.learning_rate, msg="AdamW peak learning rate"),
-        weight_decay=Param(float, TrainConfig.weight_decay, msg="AdamW weight decay"),
-        freeze_backbone_epochs=Param(int, 0, msg="epochs with the backbone frozen "
-                                     "(fine-tuning)"),
-        val_fraction=Param(float, TrainConfig.val_fraction,
-                           msg="fraction of scenes held out for validation losses"),
-        augment=Param(bool, True, msg="random flips and 90-degree rotations"),
-        band_dropout=Param(float, TrainConfig.band_dropout,
-                           msg="probability of zeroing one random band of a scene"),
-        redshift_weight=Param(float, TrainConfig.redshift_weight,
-                              msg="weight of the redshift NLL in the total loss"),
-        calibrate=Param(bool, True, msg="fit a width factor for the PDFs on the validation "
-                        "scenes after training"),
-        device=Param(str, "auto", msg=f"one of {DEVICES}"),
-        num_threads=Param(int, 0, msg="CPU threads for torch (0: all cores)"),
-        seed=Param(int, 0, msg="random seed (split, initialisation, shuffling, augmentation)"),
-        init_model=Param(str, "", msg="model file to start from (same bands)"),
-        checkpoint_dir=Param(str, "", msg="directory of per-epoch checkpoints ('' for none)"),
-    )
+    config_options.update(TrainConfig.stage_params())
     inputs = [("input", SceneHandle)]
     outputs = [("model", DeepDiscModelHandle)]
 
     def inform(self, training_data: Any, **kwargs: Any) -> DeepDiscModelHandle:
-        """Train on a scene store (a path, a ``SceneStore`` or a ``SceneHandle``)."""
+        """Train on a scene store.
+
+        Parameters
+        ----------
+        training_data : str | SceneStore | SceneHandle
+            The training scenes: a path, an open store or a handle.
+        **kwargs : Any
+            Options to change (see the stage's config options).
+
+        Returns
+        -------
+        DeepDiscModelHandle
+            The handle of the written model.
+        """
         self.config.update(**kwargs)
         _attach_scenes(self, training_data)
         self.run()
         self.finalize()
         return self.get_handle("model")
 
-    def _train_config(self) -> TrainConfig:
-        c = self.config
-        cfg = TrainConfig(
-            backbone=c.backbone, num_components=c.num_components, epochs=c.epochs,
-            batch_size=c.batch_size, learning_rate=c.learning_rate,
-            weight_decay=c.weight_decay, freeze_backbone_epochs=c.freeze_backbone_epochs,
-            val_fraction=c.val_fraction, augment=c.augment, band_dropout=c.band_dropout,
-            redshift_weight=c.redshift_weight, device=c.device, num_threads=c.num_threads,
-            seed=c.seed, calibrate=c.calibrate)
-        cfg.validate()
-        return cfg
-
     def run(self) -> None:
-        cfg = self._train_config()
+        from rail.deepdisc.net.model_file import model_state
+        from rail.deepdisc.net.train import train
+
+        cfg = TrainConfig.from_mapping(self.config)
         path = _store_path(self.get_handle("input", allow_missing=True))
-        init = read_model_file(self.config.init_model) if self.config.init_model else None
-        result = train(path, cfg, init_model=init,
-                       checkpoint_dir=self.config.checkpoint_dir or None)
+        self.check_output_paths()
+        result = train(path, cfg)
         self.add_data("model", model_state(result.model, result.meta, result.extras))
 
 
@@ -160,7 +131,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     ``match_radius`` arcsec). Ancillary columns: ``object_id`` (matched, or -1), ``scene``,
     ``x``, ``y``, ``ra``, ``dec``, ``score``, ``zmode``, ``zmean`` (sum of w mu),
     ``zmedian``, ``redshift`` (where known), ``mask_area``, and quality columns
-    (``rail.deepdisc.net.estimate.quality_flags``): ``snr``/``flag_low_snr``,
+    (``rail.deepdisc.evaluate.quality``): ``snr``/``flag_low_snr``,
     ``ood_score``/``flag_ood`` (training-set feature density), ``blend``/``flag_blend``,
     ``flag_edge``, ``flag_low_score``.
 
@@ -176,21 +147,7 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     entrypoint_function = "estimate"
     interactive_function = "deep_disc_estimator"
     config_options = CatEstimator.config_options.copy()
-    config_options.update(
-        mode=Param(str, "forced", msg=f"one of {MODES}"),
-        score_threshold=Param(float, 0.05, msg="lowest detection score kept (detect mode)"),
-        nms_threshold=Param(float, 0.5, msg="IoU of non-maximum suppression (detect mode)"),
-        batch_size=Param(int, 8, msg="scenes per inference batch"),
-        device=Param(str, "auto", msg=f"one of {DEVICES}"),
-        num_threads=Param(int, 0, msg="CPU threads for torch (0: all cores)"),
-        match_radius=Param(float, 0.1, msg="arcsec; matches objects that have no box"),
-        zmin=SharedParams.copy_param("zmin"),
-        zmax=Param(float, 15.0, msg="upper end of the grid of zmode/zmedian"),
-        nzbins=Param(int, 1501, msg="points of the grid of zmode/zmedian"),
-        deduplicate=Param(bool, True, msg="detect mode on a tiled mosaic: one row per source "
-                                          "(drop the copies from overlapping tiles)"),
-    )
-    config_options["chunk_size"] = Param(int, 2000, msg="objects per chunk (whole scenes)")
+    config_options.update(EstimateConfig.stage_params())
     inputs = [("model", DeepDiscModelHandle), ("input", SceneHandle)]
     outputs = [("output", QPHandle), ("detections", Hdf5Handle)]
 
@@ -199,48 +156,65 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
         self.net = None
         self._rows: list[dict[str, np.ndarray]] = []
 
-    def estimate(self, input_data: Any, **kwargs: Any):
-        """Estimate for a scene store (a path, a ``SceneStore`` or a ``SceneHandle``)."""
+    def estimate(self, input_data: Any, **kwargs: Any) -> QPHandle:
+        """Estimate photo-z PDFs for a scene store.
+
+        Parameters
+        ----------
+        input_data : str | SceneStore | SceneHandle
+            The scenes: a path, an open store or a handle.
+        **kwargs : Any
+            Options to change (see the stage's config options).
+
+        Returns
+        -------
+        QPHandle
+            The handle of the written ensemble (the detections are the ``detections``
+            output).
+        """
         self.config.update(**kwargs)
         _attach_scenes(self, input_data)
         self.run()
         self.finalize()
         return self.get_handle("output")
 
-    def _estimate_config(self) -> EstimateConfig:
-        c = self.config
-        cfg = EstimateConfig(mode=c.mode, score_threshold=c.score_threshold,
-                             nms_threshold=c.nms_threshold, batch_size=c.batch_size,
-                             match_radius=c.match_radius, zmin=c.zmin, zmax=c.zmax,
-                             nzbins=c.nzbins)
-        cfg.validate()
-        return cfg
-
     def open_model(self, **kwargs: Any):
         model = CatEstimator.open_model(self, **kwargs)
         if model is not None:
-            set_threads(self.config.num_threads)
-            self.device = resolve_device(self.config.device)
+            from rail.deepdisc.evaluate.density import FeatureDensity
+            from rail.deepdisc.net.device import resolve_device, set_threads
+            from rail.deepdisc.net.model_file import build_from_state
+
+            set_threads(self.est.compute.num_threads)
+            self.device = resolve_device(self.est.compute.device)
             self.net = build_from_state(model, self.device).eval()
             self.density = FeatureDensity.from_state(model["feature_density"]) \
                 if "feature_density" in model else None
         return model
 
     def run(self) -> None:
-        self.est = self._estimate_config()
+        from rail.deepdisc.net.estimate import check_bands, detect_rows, field_selector, merge_rows
+
+        self.est = EstimateConfig.from_mapping(self.config)
+        self._rows = []  # a stage run twice must not keep the first run's rows
+        self.check_output_paths()
         self.open_model(**self.config)
         if self.net is None:
-            raise ValueError(f"{self.name}: no model given")
-        with SceneStore(_store_path(self.get_handle("input", allow_missing=True))) as store:
+            raise InputError(f"{self.name}: no model given")
+        path = _store_path(self.get_handle("input", allow_missing=True))
+        forced = self.est.mode == "forced"
+        with SceneStore(path) as store:
+            store.require(f"{self.est.mode} estimation", objects=forced)
             check_bands(self.model, store.bands, store.path)
-            select = field_selector(store, self.est) if self.config.deduplicate else None
-        if self.est.mode == "forced":
+            if not forced:
+                select = field_selector(store, self.est) if self.est.deduplicate else None
+                rows = [detect_rows(self.net, chunk, self.est, self.device, self.density)
+                        for chunk in store.iter_chunks(self.est.chunk_size, rank=self.rank,
+                                                       size=self.size)]
+        if forced:
             CatEstimator.run(self)
             self._write_detections(merge_rows(self._gather(self._rows)))
             return
-        rows = []
-        for _, _, chunk in self.input_iterator("input"):
-            rows.append(detect_rows(self.net, chunk, self.est, self.device, self.density))
         merged = merge_rows(self._gather(rows), select)
         if self.rank == 0:
             self._write_detections(merged)
@@ -248,6 +222,8 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             self.add_data("output", ens)
 
     def _process_chunk(self, start: int, end: int, data, first: bool) -> None:
+        from rail.deepdisc.net.estimate import forced_rows
+
         ens, table = forced_rows(self.net, data, self.est, self.device, self.density)
         self._rows.append(table)
         self._do_chunk_output(ens, start, end, first)

@@ -3,12 +3,13 @@
 ``EazyInformer`` builds the template grid once (templates through the filters on EAZY's
 redshift grid, with eazy's IGM), the template error function and the optional magnitude
 prior, and stores them in an HDF5 model (arrays only, no pickles; see
-:class:`rail.deepdisc.fit.eazyfit.EazyModel`). ``EazyEstimator`` fits the photometry chunk by
+:class:`rail.deepdisc.fit.eazy_model.EazyModel`). ``EazyEstimator`` fits the photometry chunk by
 chunk with eazy-py's non-negative least-squares kernel and returns ``qp.interp`` p(z) on
 EAZY's grid, with ``zmode``, ``zmean``, ``zmedian``, ``zbest`` (eazy's maximum-likelihood
 redshift, parabola-refined), ``chi2`` and ``n_filters`` in the ancil. The numerics live in
-:mod:`rail.deepdisc.fit.eazyfit`; eazy-py is an optional dependency (extra ``eazy``) imported
-only when a stage runs.
+:mod:`rail.deepdisc.fit.eazy_model` and :mod:`rail.deepdisc.fit.eazyfit`, the options in
+:mod:`rail.deepdisc.fit.eazy_options`; eazy-py is an optional dependency (extra ``eazy``)
+imported only when a stage runs.
 
 With no options the stages read RAIL's DC2 files (magnitude columns ``mag_<b>_lsst``,
 non-detections 99 with RAIL's 1-sigma ``mag_limits``, ``DC2LSST_*`` filter curves) and fit
@@ -23,24 +24,26 @@ from typing import Any
 
 import numpy as np
 import qp
-from ceci.config import StageParameter as Param
 from rail.core.common_params import SharedParams
 from rail.core.data import ModelHandle, QPHandle, TableHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
-from rail.deepdisc.fit.eazyfit import EazyModel, build_model, fit, training_prior
+from rail.deepdisc.errors import InputError, ModelFileError, OptionError
+from rail.deepdisc.fit.eazy_model import EazyModel, build_model, training_prior
+from rail.deepdisc.fit.eazy_options import EazyFitOptions, EazyModelOptions
+from rail.deepdisc.fit.eazyfit import fit
+from rail.deepdisc.fit.templates import BUILTIN_SETS
+from rail.deepdisc.magnitudes import flux_to_mag, mag_to_flux
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
 
-INPUT_TYPES = ("mag", "flux")
-
 
 class EazyModelHandle(ModelHandle):
-    """Model handle for :class:`rail.deepdisc.fit.eazyfit.EazyModel` files (HDF5, no pickle)."""
+    """Model handle for :class:`rail.deepdisc.fit.eazy_model.EazyModel` files (HDF5, no pickle)."""
 
     suffix = "hdf5"
-    interactive_type = "rail.deepdisc.fit.eazyfit.EazyModel"
+    interactive_type = "rail.deepdisc.fit.eazy_model.EazyModel"
 
     @classmethod
     def _open(cls, path: str, **kwargs: Any) -> EazyModel:
@@ -57,15 +60,30 @@ class EazyModelHandle(ModelHandle):
         data.save(path)
 
 
+def _options(stage: Any, cls: type) -> Any:
+    """The stage's own options, checked (an OptionError names the stage and option)."""
+    try:
+        return cls.from_mapping(stage.config)
+    except OptionError as err:
+        raise OptionError(f"{stage.name}: {err}") from None
+
+
+def _path_options(cls: type) -> tuple[str, ...]:
+    return tuple(n for n, (spec, _, _) in cls.option_specs().items() if spec.path)
+
+
 def _check_columns(stage: Any, columns: list[str]) -> None:
-    """Raise ValueError naming input columns the stage needs but the input lacks."""
+    """Raise InputError naming input columns the stage needs but the input lacks."""
     handle = stage.get_handle("input", allow_missing=True)
     try:
         stage._check_column_names(handle, columns)
     except KeyError as err:
-        missing = sorted(err.args[1]) if len(err.args) > 1 else err.args
-        raise ValueError(f"{stage.name}: input {handle.path or '(in memory)'} lacks columns "
-                         f"{missing} (bands/err_bands)") from None
+        source = handle.path if handle.path not in (None, "", "None") else "(in memory)"
+        if len(err.args) < 2:  # the table has no group hdf5_groupname
+            raise InputError(f"{stage.name}: input {source} has no group "
+                             f"{stage.config.hdf5_groupname!r} (hdf5_groupname)") from None
+        raise InputError(f"{stage.name}: input {source} lacks columns "
+                         f"{sorted(err.args[1])} (bands/err_bands)") from None
 
 
 class EazyInformer(StrictConfigMixin, CatInformer):
@@ -73,90 +91,65 @@ class EazyInformer(StrictConfigMixin, CatInformer):
 
     The training data are only checked for the band columns: EAZY's templates need no
     training; the training set gives the apparent-magnitude prior p(z | m) (EAZY needs one
-    to break the Lyman/Balmer-break degeneracy; :func:`rail.deepdisc.fit.eazyfit.training_prior`)
-    unless ``prior_file`` names an EAZY prior file or ``training_prior`` is False. Config:
-    ``templates_file`` (EAZY .param file(s) or a built-in set: ``cww``, ``cosmos``,
-    ``oracle``; '' = ``cww``), ``template_error_file`` and ``template_error_amplitude``,
-    ``prior_file``/``training_prior``/``prior_band``/``prior_floor``, ``zmin``, ``zmax``,
-    ``zstep`` (grid step in dz/(1+z)), ``add_igm``, ``bands``/``err_bands``, ``input_type``
-    and ``filter_list`` (one filter curve name per band).
+    to break the Lyman/Balmer-break degeneracy; :func:`rail.deepdisc.fit.eazy_model.training_prior`)
+    unless ``prior_file`` names an EAZY prior file or ``training_prior`` is False. Options:
+    :class:`rail.deepdisc.fit.eazy_options.EazyModelOptions` (templates, template error,
+    prior, grid step, IGM) and RAIL's ``zmin``, ``zmax``, ``bands``/``err_bands``,
+    ``filter_list`` (one filter curve name per band) and ``redshift_col``.
     """
 
-    path_options = ("templates_file", "template_error_file", "prior_file")
-    path_keywords = ("cww", "cosmos", "oracle")
+    path_options = _path_options(EazyModelOptions)
+    path_keywords = BUILTIN_SETS
     name = "EazyInformer"
     entrypoint_function = "inform"
     interactive_function = "eazy_informer"
     config_options = CatInformer.config_options.copy()
-    config_options.update(
-        templates_file=Param(str, "", msg="EAZY templates .param file(s), comma-separated, "
-                                          "or a built-in set (cww, cosmos, oracle); '' = cww"),
-        template_error_file=Param(str, "", msg="EAZY template error function file ('' none)"),
-        template_error_amplitude=Param(float, 0.2, msg="template error amplitude (TEMP_ERR_A2)"),
-        prior_file=Param(str, "", msg="EAZY apparent-magnitude prior file ('': see "
-                                      "training_prior)"),
-        training_prior=Param(bool, True, msg="without prior_file, build p(z | m) from the "
-                                             "training set's redshifts and prior_band"),
-        prior_band=SharedParams.copy_param("ref_band"),
-        prior_floor=Param(float, 0.01, msg="floor of the normalised prior (PRIOR_FLOOR)"),
-        redshift_col=SharedParams.copy_param("redshift_col"),
-        input_type=Param(str, "mag", msg=f"what bands hold: one of {INPUT_TYPES}"),
-        flux_zeropoint=Param(float, 31.4, msg="AB magnitude of a flux of 1 in the flux "
-                                              "columns (31.4 for nJy)"),
-        zmin=SharedParams.copy_param("zmin"),
-        zmax=SharedParams.copy_param("zmax"),
-        zstep=Param(float, 0.01, msg="redshift grid step in dz / (1 + z) (Z_STEP)"),
-        add_igm=Param(bool, True, msg="apply eazy's IGM attenuation to the templates"),
-        bands=SharedParams.copy_param("bands"),
-        err_bands=SharedParams.copy_param("err_bands"),
-        filter_list=SharedParams.copy_param("filter_list"),
-        n_proc=Param(int, 0, msg="processes for the template grid (0: serial)"),
-    )
+    config_options.update({k: SharedParams.copy_param(k) for k in (
+        "redshift_col", "zmin", "zmax", "bands", "err_bands", "filter_list")})
+    config_options.update(EazyModelOptions.stage_params())
     outputs = [("model", EazyModelHandle)]
 
     def run(self) -> None:
         c = self.config
+        opts = _options(self, EazyModelOptions)
         if not (len(c.bands) == len(c.err_bands) == len(c.filter_list)):
-            raise ValueError(f"{self.name}: bands ({len(c.bands)}), err_bands "
-                             f"({len(c.err_bands)}) and filter_list ({len(c.filter_list)}) "
-                             "must have the same length")
-        if c.input_type not in INPUT_TYPES:
-            raise ValueError(f"{self.name}: input_type must be one of {INPUT_TYPES}, got "
-                             f"{c.input_type!r}")
+            raise OptionError(f"{self.name}: bands ({len(c.bands)}), err_bands "
+                              f"({len(c.err_bands)}) and filter_list ({len(c.filter_list)}) "
+                              "must have the same length")
         _check_columns(self, list(c.bands) + list(c.err_bands))
         model = build_model(
-            list(c.filter_list), c.templates_file or "cww", zmin=c.zmin, zmax=c.zmax,
-            zstep=c.zstep, template_error_file=c.template_error_file,
-            template_error_amplitude=c.template_error_amplitude, prior_file=c.prior_file,
-            prior_floor=c.prior_floor, add_igm=c.add_igm, n_proc=c.n_proc,
+            list(c.filter_list), opts.templates_file or "cww", zmin=c.zmin, zmax=c.zmax,
+            zstep=opts.zstep, template_error_file=opts.template_error_file,
+            template_error_amplitude=opts.template_error_amplitude,
+            prior_file=opts.prior_file, prior_floor=opts.prior_floor, add_igm=opts.add_igm,
+            n_proc=opts.n_proc,
             meta={"bands": list(c.bands), "err_bands": list(c.err_bands),
-                  "prior": "file" if c.prior_file else "none",
-                  "prior_band": c.prior_band if c.prior_file else "",
+                  "prior": "file" if opts.prior_file else "none",
+                  "prior_band": opts.prior_band if opts.prior_file else "",
                   "provenance": provenance(c.to_dict(), f"rail.estimation.algos.eazy."
                                                          f"{self.name}")})
-        if not c.prior_file and c.training_prior:
-            self._add_training_prior(model)
+        if not opts.prior_file and opts.training_prior:
+            self._add_training_prior(model, opts)
         self.model = model
         self.add_data("model", model)
 
-    def _add_training_prior(self, model: EazyModel) -> None:
+    def _add_training_prior(self, model: EazyModel, opts: EazyModelOptions) -> None:
         c = self.config
         data = self.get_data("input")
         if c.hdf5_groupname:
             data = data[c.hdf5_groupname]
-        missing = [k for k in (c.redshift_col, c.prior_band) if k not in data]
+        missing = [k for k in (c.redshift_col, opts.prior_band) if k not in data]
         if missing:
-            raise ValueError(f"{self.name}: the training prior needs columns {missing} in the "
+            raise InputError(f"{self.name}: the training prior needs columns {missing} in the "
                              "training data (or set training_prior=False or prior_file)")
-        mag = np.asarray(data[c.prior_band], float)
-        if c.input_type == "flux":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                mag = np.where(mag > 0, c.flux_zeropoint - 2.5 * np.log10(mag), np.nan)
+        mag = np.asarray(data[opts.prior_band], float)
+        if opts.input_type == "flux":
+            mag = flux_to_mag(mag, opts.flux_zeropoint)
         else:
             mag = np.where((mag > 0) & (mag < 50), mag, np.nan)  # drop 99 / -99 sentinels
         model.prior_mags, model.prior_data = training_prior(
-            np.asarray(data[c.redshift_col], float), mag, model.zgrid, floor=c.prior_floor)
-        model.meta.update(prior="training", prior_band=c.prior_band)
+            np.asarray(data[c.redshift_col], float), mag, model.zgrid, floor=opts.prior_floor)
+        model.meta.update(prior="training", prior_band=opts.prior_band)
 
 
 class EazyEstimator(StrictConfigMixin, CatEstimator):
@@ -168,78 +161,64 @@ class EazyEstimator(StrictConfigMixin, CatEstimator):
     bands without data) or linear fluxes and errors in a unit whose AB zero point is
     ``flux_zeropoint`` (31.4 for nJy; non-finite values mark missing data; negative fluxes
     are used as measured). Objects with no usable band get a flat p(z) and NaN point
-    estimates.
+    estimates. Options: :class:`rail.deepdisc.fit.eazy_options.EazyFitOptions` and RAIL's
+    ``bands``, ``err_bands``, ``nondetect_val``, ``nonobserved_val`` and ``mag_limits``.
     """
 
     name = "EazyEstimator"
     entrypoint_function = "estimate"
     interactive_function = "eazy_estimator"
     config_options = CatEstimator.config_options.copy()
-    config_options.update(
-        bands=SharedParams.copy_param("bands"),
-        err_bands=SharedParams.copy_param("err_bands"),
-        input_type=Param(str, "mag", msg=f"what bands hold: one of {INPUT_TYPES}"),
-        flux_zeropoint=Param(float, 31.4, msg="AB magnitude of a flux of 1 in the flux "
-                                              "columns (31.4 for nJy)"),
-        nondetect_val=SharedParams.copy_param("nondetect_val"),
-        nonobserved_val=SharedParams.copy_param("nonobserved_val"),
-        mag_limits=SharedParams.copy_param("mag_limits"),
-        sys_err=Param(float, 0.01, msg="fractional systematic flux error (SYS_ERR)"),
-        prior_band=Param(str, "", msg="column whose magnitude the model's prior uses "
-                                      "('' = the model's prior_band)"),
-        n_proc=Param(int, 0, msg="processes over the redshift grid (0: this one)"),
-    )
+    config_options.update({k: SharedParams.copy_param(k) for k in (
+        "bands", "err_bands", "nondetect_val", "nonobserved_val", "mag_limits")})
+    config_options.update(EazyFitOptions.stage_params())
     inputs = [("model", EazyModelHandle), ("input", TableHandle)]
     outputs = [("output", QPHandle)]
 
     def __init__(self, args: Any, **kwargs: Any) -> None:
         super().__init__(args, **kwargs)
-        self._checked = False
+        self._opts: EazyFitOptions | None = None
 
     def open_model(self, **kwargs: Any) -> EazyModel:
         model = super().open_model(**kwargs)
         if isinstance(model, str):  # pragma: no cover - defensive
             model = EazyModel.load(model)
         if not isinstance(model, EazyModel):
-            raise TypeError(f"{self.name}: the model must be an EazyModel (from "
-                            f"EazyInformer), got {type(model).__name__}")
+            raise ModelFileError(f"{self.name}: the model must be an EazyModel (from "
+                                 f"EazyInformer), got {type(model).__name__}")
         self.model = model
         return model
 
     def _check_config(self) -> None:
         c, m = self.config, self.model
-        if c.input_type not in INPUT_TYPES:
-            raise ValueError(f"{self.name}: input_type must be one of {INPUT_TYPES}, got "
-                             f"{c.input_type!r}")
+        self._opts = _options(self, EazyFitOptions)
         if not (len(c.bands) == len(c.err_bands) == m.nfilt):
-            raise ValueError(f"{self.name}: bands ({len(c.bands)}) and err_bands "
-                             f"({len(c.err_bands)}) must match the model's {m.nfilt} filters "
-                             f"({[f['name'] for f in m.meta.get('filters', [])]})")
-        if c.input_type == "mag":
+            raise OptionError(f"{self.name}: bands ({len(c.bands)}) and err_bands "
+                              f"({len(c.err_bands)}) must match the model's {m.nfilt} filters "
+                              f"({[f['name'] for f in m.meta.get('filters', [])]})")
+        if self._opts.input_type == "mag":
             missing = [b for b in c.bands if b not in c.mag_limits]
             if missing:
-                raise ValueError(f"{self.name}: mag_limits has no 1-sigma limit for "
-                                 f"{missing}, needed for their non-detections")
+                raise OptionError(f"{self.name}: mag_limits has no 1-sigma limit for "
+                                  f"{missing}, needed for their non-detections")
         if m.has_prior and self._prior_band() not in c.bands:
-            raise ValueError(f"{self.name}: the model has a magnitude prior "
-                             f"({m.meta.get('prior')}, band {self._prior_band()!r}); set "
-                             "prior_band to one of bands")
-        cols = list(c.bands) + list(c.err_bands)
-        _check_columns(self, cols)
+            raise OptionError(f"{self.name}: the model has a magnitude prior "
+                              f"({m.meta.get('prior')}, band {self._prior_band()!r}); set "
+                              "prior_band to one of bands")
+        _check_columns(self, list(c.bands) + list(c.err_bands))
 
     def _prior_band(self) -> str:
-        return self.config.prior_band or self.model.meta.get("prior_band", "")
+        return self._opts.prior_band or self.model.meta.get("prior_band", "")
 
     def _initialize_run(self) -> None:
         super()._initialize_run()
         self._check_config()
 
     def _photometry(self, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        c = self.config
-        zp = float(c.flux_zeropoint)
+        c, zp = self.config, self._opts.flux_zeropoint
         cols = [np.asarray(data[b], float) for b in c.bands]
         errs = [np.asarray(data[e], float) for e in c.err_bands]
-        if c.input_type == "flux":
+        if self._opts.input_type == "flux":
             return np.stack(cols, axis=1), np.stack(errs, axis=1)
         fnu, efnu = [], []
         for band, mag, err in zip(c.bands, cols, errs, strict=True):
@@ -250,25 +229,23 @@ class EazyEstimator(StrictConfigMixin, CatEstimator):
             det = ~nondet & ~unobs & np.isfinite(err) & (err > 0)
             f = np.full(mag.shape, np.nan)
             e = np.full(mag.shape, np.nan)
-            f[det] = 10.0 ** (-0.4 * (mag[det] - zp))
+            f[det] = mag_to_flux(mag[det], zp)
             e[det] = f[det] * err[det] * np.log(10.0) / 2.5
             f[nondet] = 0.0
-            e[nondet] = 10.0 ** (-0.4 * (float(c.mag_limits[band]) - zp))
+            e[nondet] = mag_to_flux(float(c.mag_limits[band]), zp)
             fnu.append(f)
             efnu.append(e)
         return np.stack(fnu, axis=1), np.stack(efnu, axis=1)
 
     def _process_chunk(self, start: int, end: int, data: Any, first: bool) -> None:
-        c = self.config
+        opts = self._opts
         fnu, efnu = self._photometry(data)
         prior_mag = None
         if self.model.has_prior:
-            k = list(c.bands).index(self._prior_band())
-            f = fnu[:, k]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                prior_mag = np.where(f > 0, c.flux_zeropoint - 2.5 * np.log10(f), np.nan)
-        res = fit(self.model, fnu, efnu, sys_err=c.sys_err, prior_mag=prior_mag,
-                  n_proc=c.n_proc)
+            k = list(self.config.bands).index(self._prior_band())
+            prior_mag = flux_to_mag(fnu[:, k], opts.flux_zeropoint)
+        res = fit(self.model, fnu, efnu, sys_err=opts.sys_err, prior_mag=prior_mag,
+                  n_proc=opts.n_proc)
         pdf = res.pdf
         pdf[~res.fitted] = 1.0  # no usable band: flat p(z)
         ens = qp.Ensemble(qp.interp, data={"xvals": res.zgrid, "yvals": pdf})
@@ -276,4 +253,3 @@ class EazyEstimator(StrictConfigMixin, CatEstimator):
                        "zbest": res.zbest, "chi2": res.chi2,
                        "n_filters": res.n_filters.astype(np.int32)})
         self._do_chunk_output(ens, start, end, first, data=data)
-

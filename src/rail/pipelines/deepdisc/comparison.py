@@ -13,7 +13,7 @@ YAML and its ``_config.yml`` for ``ceci`` (RailPipeline.build_and_write is broke
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from rail.core.stage import RailPipeline
@@ -56,8 +56,9 @@ class ComparisonSettings:
     bpz_data_dir
         BPZ's data directory (``bpz_ref_data_path``; default ``<work_dir>/bpz_data``). It
         must exist when ceci loads the pipeline, because ``BPZliteEstimator`` checks it when
-        it is constructed, before ceci creates any output directory: building the pipeline
-        creates it, and the examples keep theirs in the repository.
+        it is constructed, before ceci creates any output directory: :func:`write_pipeline`
+        creates it (building the pipeline object creates nothing), and the examples keep
+        theirs in the repository.
     log_dir
         ceci's log directory, where the report reads stage run times.
     num_threads
@@ -80,7 +81,6 @@ class ComparisonSettings:
     bpz_data_dir: str = ""
     log_dir: str = "output/comparison/logs"
     num_threads: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 JWST_SETTINGS = ComparisonSettings(survey="jades", work_dir="output/jwst_comparison",
@@ -142,7 +142,6 @@ class DeepDiscComparisonPipeline(RailPipeline):
         limits = {f"mag_{b}": preset.depths[b] + FIVE_TO_ONE_SIGMA for b in bands}
         ref = f"mag_{preset.detection_band}"
         bpz_dir = s.bpz_data_dir or os.path.join(s.work_dir, "bpz_data")
-        os.makedirs(bpz_dir, exist_ok=True)  # BPZliteEstimator checks it when constructed
         setup = describe_bpz_data(bpz_dir, s.bpz_templates, bands, madau=True)
         inform_cfg, estimate_cfg = bpz_stage_configs(setup, mags, mag_errs, limits, ref,
                                                      zmax=zmax)
@@ -152,9 +151,15 @@ class DeepDiscComparisonPipeline(RailPipeline):
             ref_band=ref)
         self.inform_bpz = BPZliteInformer.build(
             connections={"input": self.prepare_bpz.io.output}, **inform_cfg)
+        # BPZliteEstimator checks its data directory when constructed, and BPZDataPreparer
+        # only writes it when the pipeline runs: build it on RAIL's own directory, then name
+        # ours in its configuration (write_pipeline creates the directory)
         self.estimate_bpz = BPZliteEstimator.build(
             connections={"input": self.photometry_test.io.output,
-                         "model": self.inform_bpz.io.model}, **estimate_cfg)
+                         "model": self.inform_bpz.io.model},
+            **{**estimate_cfg, "bpz_ref_data_path": "None"})
+        self.estimate_bpz.config["bpz_ref_data_path"] = estimate_cfg["bpz_ref_data_path"]
+        self.bpz_data_dir = bpz_dir
 
         flux = [f"flux_{b}" for b in bands]
         flux_err = [f"flux_err_{b}" for b in bands]
@@ -211,17 +216,17 @@ class LsstComparisonPipeline(DeepDiscComparisonPipeline):
 
 def write_pipeline(pipeline: DeepDiscComparisonPipeline, yml_path: str, output_dir: str,
                    log_dir: str, resume: bool = True) -> str:
-    """Write the pipeline YAML (and its ``_config.yml``) for ``ceci``; returns the path."""
+    """Write the pipeline YAML (and its ``_config.yml``) for ``ceci``; returns the path.
+
+    Creates the YAML's directory and the pipeline's BPZ data directory, which ceci needs to
+    exist when it loads the pipeline.
+    """
     os.makedirs(os.path.dirname(os.path.abspath(yml_path)), exist_ok=True)
+    os.makedirs(pipeline.bpz_data_dir, exist_ok=True)
     pipeline.initialize({}, {"output_dir": output_dir, "log_dir": log_dir, "resume": resume},
                         None)
     pipeline.save(yml_path)
     return yml_path
-
-
-def settings_dict(pipeline: DeepDiscComparisonPipeline) -> dict[str, Any]:
-    """The settings a pipeline was built with (for provenance)."""
-    return asdict(pipeline.settings)
 
 
 def write_examples(directory: str = "examples") -> list[str]:

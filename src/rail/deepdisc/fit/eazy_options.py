@@ -1,0 +1,61 @@
+"""The options of the EAZY stages, defined once.
+
+:class:`EazyModelOptions` are ``EazyInformer``'s own options (the template grid and the
+prior), :class:`EazyFitOptions` ``EazyEstimator``'s (the fit); both share
+:class:`EazyInputOptions` (what the band columns hold). The options RAIL itself defines and
+the stages use unchanged (``bands``, ``err_bands``, ``filter_list``, ``zmin``, ``zmax``,
+``mag_limits``, ``nondetect_val``, ...) stay RAIL's. Importing this module imports nothing
+heavy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT
+from rail.deepdisc.options import Options, option
+
+#: what the band columns may hold
+INPUT_TYPES = ("mag", "flux")
+
+
+@dataclass(frozen=True)
+class EazyInputOptions(Options):
+    """What the band columns hold, and the processes to use."""
+
+    input_type: str = option("mag", "what bands/err_bands hold: mag (AB magnitudes and "
+                             "errors) or flux (linear fluxes and errors)", choices=INPUT_TYPES)
+    flux_zeropoint: float = option(NJY_ZEROPOINT, "AB magnitude of a flux of 1 in the flux "
+                                   f"columns ({NJY_ZEROPOINT} for nJy)")
+    n_proc: int = option(0, "worker processes (informer: over the templates; estimator: over "
+                         "the redshift grid; 0: this process)", ge=0)
+
+
+@dataclass(frozen=True)
+class EazyModelOptions(EazyInputOptions):
+    """``EazyInformer``: templates, template error function, prior and redshift grid step."""
+
+    templates_file: str = option("", "EAZY templates .param file(s), comma-separated, or a "
+                                 "built-in set (cww, cosmos, oracle); '' = cww", path=True)
+    template_error_file: str = option("", "EAZY template error function file ('' none)",
+                                      path=True)
+    template_error_amplitude: float = option(0.2, "template error amplitude (TEMP_ERR_A2)",
+                                             ge=0)
+    prior_file: str = option("", "EAZY apparent-magnitude prior file ('': see "
+                             "training_prior)", path=True)
+    training_prior: bool = option(True, "without prior_file, build p(z | m) from the "
+                                  "training set's redshifts and prior_band")
+    prior_band: str = option("mag_i_lsst", "column of the magnitude (or flux) the prior "
+                             "p(z | m) is a function of")
+    prior_floor: float = option(0.01, "floor of the normalised prior (PRIOR_FLOOR)", ge=0)
+    zstep: float = option(0.01, "redshift grid step in dz / (1 + z) (Z_STEP)", gt=0)
+    add_igm: bool = option(True, "apply eazy's IGM attenuation to the templates")
+
+
+@dataclass(frozen=True)
+class EazyFitOptions(EazyInputOptions):
+    """``EazyEstimator``: the systematic error and the prior's magnitude column."""
+
+    sys_err: float = option(0.01, "fractional systematic flux error (SYS_ERR)", ge=0)
+    prior_band: str = option("", "column whose magnitude (or flux) the model's prior uses "
+                             "('' = the model's prior_band)")

@@ -1,0 +1,174 @@
+"""Training data: scenes of a store with their targets, augmentation, normalisation, checks.
+
+Scenes are read one at a time (bounded memory). :func:`check_training_store` refuses, before
+any training, a store whose redshifts are impossible (negative, infinite, beyond
+:data:`MAX_REDSHIFT`), naming the object and scene; non-finite pixels are missing data (the
+store reader gives them value 0 and inverse variance 0).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from rail.deepdisc.errors import InputError, SceneStoreError
+from rail.deepdisc.store.scenes import SceneStore
+
+#: no galaxy is known beyond this redshift; a larger label is a unit or column mistake
+MAX_REDSHIFT = 30.0
+
+
+def check_training_store(store: SceneStore) -> None:
+    """Refuse a training store with impossible redshifts or nothing to train on.
+
+    Raises
+    ------
+    InputError
+        Naming the store, and the first offending object (id and scene).
+    """
+    if store.n_scenes == 0 or store.n_objects == 0:
+        raise InputError(f"{store.path} holds {store.n_scenes} scenes and {store.n_objects} "
+                         "objects: nothing to train on")
+    obj = store.objects(["scene", "object_id", "redshift"])
+    z = obj["redshift"]
+    bad = ~np.isnan(z) & ~((z >= 0) & (z <= MAX_REDSHIFT))
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise InputError(f"{store.path}: object {obj['object_id'][i]} of scene "
+                         f"{obj['scene'][i]} has redshift {z[i]!r}; redshifts must be in "
+                         f"[0, {MAX_REDSHIFT:g}] or NaN (unknown) ({int(bad.sum())} such "
+                         "objects)")
+
+
+def split_scenes(n_scenes: int, val_fraction: float, seed: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Training and validation scene indices (sorted), drawn from the seed."""
+    order = np.random.default_rng([seed, 7]).permutation(n_scenes)
+    n_val = round(val_fraction * n_scenes)
+    if val_fraction > 0 and n_scenes >= 2:
+        n_val = max(n_val, 1)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def scene_targets(objects: dict[str, np.ndarray], segmap: np.ndarray | None,
+                  height: int, width: int) -> dict[str, np.ndarray]:
+    """Training targets of one scene: boxes, instance masks, redshifts.
+
+    Masks are the object's pixels in the segmentation map (its box when there is none).
+    """
+    n = len(objects["object_id"])
+    boxes = np.stack([objects["bbox_x0"], objects["bbox_y0"], objects["bbox_x1"],
+                      objects["bbox_y1"]], axis=1).astype(np.float32) if n else \
+        np.zeros((0, 4), np.float32)
+    if segmap is not None and n:
+        masks = (segmap[None, :, :] == objects["object_id"][:, None, None]).astype(np.uint8)
+    else:
+        masks = np.zeros((n, height, width), np.uint8)
+        for i, (x0, y0, x1, y1) in enumerate(boxes.astype(int)):
+            masks[i, y0:y1, x0:x1] = 1
+    z = np.asarray(objects["redshift"], np.float32) if n else np.zeros(0, np.float32)
+    return {"boxes": boxes, "masks": masks, "redshifts": z}
+
+
+def augment_scene(image: np.ndarray, target: dict[str, np.ndarray], rng: np.random.Generator,
+                  band_dropout: float = 0.0) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Random flips, 90-degree rotations (square scenes) and band dropout."""
+    _, h, w = image.shape
+    boxes, masks = target["boxes"].copy(), target["masks"]
+    if h == w and rng.random() < 0.5:  # transpose: with the flips, all 8 rotations/mirrors
+        image = image.transpose(0, 2, 1)
+        masks = masks.transpose(0, 2, 1)
+        boxes = boxes[:, [1, 0, 3, 2]]
+    if rng.random() < 0.5:
+        image, masks = image[:, :, ::-1], masks[:, :, ::-1]
+        boxes[:, [0, 2]] = image.shape[2] - boxes[:, [2, 0]]
+    if rng.random() < 0.5:
+        image, masks = image[:, ::-1, :], masks[:, ::-1, :]
+        boxes[:, [1, 3]] = image.shape[1] - boxes[:, [3, 1]]
+    image = np.ascontiguousarray(image)
+    if band_dropout > 0 and rng.random() < band_dropout:
+        image = image.copy()
+        image[rng.integers(image.shape[0])] = 0.0
+    return image, {**target, "boxes": boxes, "masks": np.ascontiguousarray(masks)}
+
+
+class SceneTrainingData:
+    """Scenes of a store with their training targets, read scene by scene (bounded memory).
+
+    Parameters
+    ----------
+    path
+        Scene store.
+    scenes
+        Indices of the scenes to use.
+    """
+
+    def __init__(self, path: str | os.PathLike, scenes: Sequence[int]):
+        self.path = os.fspath(path)
+        self.scenes = np.asarray(scenes, dtype=np.int64)
+        self._store: SceneStore | None = None
+
+    def __len__(self) -> int:
+        return self.scenes.size
+
+    @property
+    def store(self) -> SceneStore:
+        if self._store is None:
+            self._store = SceneStore(self.path)
+        return self._store
+
+    def load(self, i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Image (C, H, W) and targets of the i-th scene of this set."""
+        k = int(self.scenes[i])
+        chunk = self.store.read_chunk(k, k + 1)
+        seg = chunk.segmap[0] if chunk.segmap is not None else None
+        h, w = chunk.images.shape[-2:]
+        return chunk.images[0], scene_targets(chunk.scene_objects(0), seg, h, w)
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def to_torch(batch: list[tuple[np.ndarray, dict[str, np.ndarray]]], device: torch.device
+             ) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
+    """Stack images and convert targets to the tensors torchvision expects."""
+    images = torch.from_numpy(np.stack([b[0] for b in batch])).to(device)
+    targets = [{
+        "boxes": torch.from_numpy(t["boxes"]).to(device),
+        "labels": torch.ones(len(t["boxes"]), dtype=torch.int64, device=device),
+        "masks": torch.from_numpy(t["masks"]).to(device),
+        "redshifts": torch.from_numpy(t["redshifts"]).to(device),
+    } for _, t in batch]
+    return images, targets
+
+
+def noise_scales(store: SceneStore, scenes: Sequence[int], max_scenes: int = 200) -> np.ndarray:
+    """Robust per-band noise (flux units per pixel) of the given scenes.
+
+    From the inverse variance where the store has it (median of 1/sqrt(ivar) over pixels
+    with data), else from the median absolute deviation of the empty-sky pixels.
+    """
+    scenes = np.asarray(scenes)[:max_scenes]
+    per_scene = []
+    for k in scenes:
+        chunk = store.read_chunk(int(k), int(k) + 1)
+        img = chunk.images[0]
+        if chunk.ivar is not None:
+            iv = chunk.ivar[0].reshape(img.shape[0], -1)
+            vals = [np.median(1.0 / np.sqrt(v[v > 0])) if np.any(v > 0) else np.nan
+                    for v in iv]
+        else:
+            sky = chunk.segmap[0] == 0 if chunk.segmap is not None else \
+                np.ones(img.shape[1:], bool)
+            vals = [1.4826 * np.median(np.abs(b[sky] - np.median(b[sky]))) for b in img]
+        per_scene.append(vals)
+    scale = np.nanmedian(np.array(per_scene, dtype=float), axis=0)
+    if not np.all(np.isfinite(scale) & (scale > 0)):
+        raise SceneStoreError(f"{store.path}: cannot estimate the noise of every band "
+                              f"(got {scale.tolist()})")
+    return scale
