@@ -321,14 +321,10 @@ class Options:
         """The options as a JSON-able dict (for provenance)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
-    def path_values(self) -> dict[str, list[str]]:
-        """Option name -> the file paths it names (path options with a value)."""
-        out: dict[str, list[str]] = {}
-        for name, (spec, _, _) in self.option_specs().items():
-            value = self.value_of(name)
-            if spec.path and value:
-                out[name] = [p.strip() for p in str(value).split(",") if p.strip()]
-        return out
+    @classmethod
+    def path_options(cls) -> tuple[str, ...]:
+        """Names of the options whose values name files (a stage's ``path_options``)."""
+        return tuple(name for name, (spec, _, _) in cls.option_specs().items() if spec.path)
 
     def value_of(self, name: str) -> Any:
         """The value of an option by its (flattened) name."""

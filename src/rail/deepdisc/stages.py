@@ -99,11 +99,20 @@ class StrictConfigMixin:
     def check_io(self, args: Any = None) -> None:
         super().check_io(args)
         if getattr(self, "_in_progress_token", None) is None:
-            token = f"{process_tag()}-{uuid.uuid4().hex[:6]}"
-            if self.comm is not None and self.size > 1:
-                token = self.comm.bcast(token, root=0)
-            self._in_progress_token = token
+            self._in_progress_token = f"{process_tag()}-{uuid.uuid4().hex[:6]}"
+            self._share_token()
         self.check_output_paths()
+
+    def setup_mpi(self, comm: Any = None) -> None:
+        # ceci sets up MPI on every rank after constructing the stage, before it runs
+        super().setup_mpi(comm)
+        self._share_token()
+
+    def _share_token(self) -> None:
+        """Every rank of an MPI run uses rank 0's temporary names (collective)."""
+        if getattr(self, "_in_progress_token", None) is not None and \
+                self.comm is not None and self.size > 1:
+            self._in_progress_token = self.comm.bcast(self._in_progress_token, root=0)
 
     def set_data(self, tag: str, data: Any, path: str | None = None, do_read: bool = True):
         """Connect an input (RailStage.set_data), then refuse outputs that would overwrite it:
@@ -167,7 +176,12 @@ class StrictConfigMixin:
         (``output_mode='return'``) the file is moved now and the handle holds it opened
         (a scene store), so nothing is left under a temporary name.
         """
-        handle = self.add_handle(tag, path=os.fspath(path))
+        existing = self.data_store.get(self.get_aliased_tag(tag))
+        if existing is not None and existing.creator == self.instance_name:
+            handle = existing  # e.g. RAIL's chunked-output handle of this run
+            handle.path, handle.data = os.fspath(path), None
+        else:
+            handle = self.add_handle(tag, path=os.fspath(path))
         handle.partial = True
         if self.config.output_mode == "return":
             final = self.get_output(tag, final_name=True)

@@ -12,6 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
@@ -19,7 +20,13 @@ from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.photometry import empty_table, iter_measurements
 from rail.deepdisc.fit.photometry_options import PhotometryOptions
 from rail.deepdisc.fit.photometry_setup import prepare
-from rail.deepdisc.fit.photometry_table import assemble, read_detections, read_detections_file
+from rail.deepdisc.fit.photometry_table import (
+    ROW_COLUMN,
+    put_rows_in_order,
+    read_detections,
+    read_detections_file,
+)
+from rail.deepdisc.parallel import RankParts
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
 from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
@@ -138,8 +145,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
     ``measure(input_data, detections=table)`` also takes a table or handle.
     """
 
-    path_options = tuple(name for name, (spec, _, _) in
-                         PhotometryOptions.option_specs().items() if spec.path)
+    path_options = PhotometryOptions.path_options()
     name = "ScenePhotometry"
     entrypoint_function = "measure"
     interactive_function = "scene_photometry"
@@ -192,7 +198,10 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
                 self._detections = detections
         self.run()
         self.finalize()
-        return self.get_handle("output")
+        handle = self.get_handle("output")
+        if handle.data is None:
+            handle.read()
+        return handle
 
     def _read_detections(self, path: str, n_scenes: int) -> Mapping[str, Any] | None:
         if self._detections is not None:
@@ -206,18 +215,17 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         detections = self._read_detections(opts.detections, store.n_scenes)
         setup = prepare(store, cfg)
         n = store.n_objects if detections is None else len(detections["scene"])
-        parts = list(iter_measurements(store, cfg, detections=detections,
-                                       objects_per_chunk=opts.chunk_size,
-                                       rank=self.rank, size=self.size, setup=setup))
-        if self.is_mpi():
-            gathered = self.comm.gather(parts, root=0)
-            if self.rank != 0:
-                return
-            parts = [p for ps in gathered for p in ps]
-        table = assemble(parts, n) if n else empty_table(setup)
-        handle = self.add_handle("output", data=table)
-        handle.provenance = provenance_json(
+        prov = provenance_json(
             {"stage": self.options_dict(), "photometry": cfg.as_dict(),
              "measurement": setup.notes, "scenes": store.path,
              "mode": "forced" if detections is None else "detections"},
             f"rail.tools.scene_tools.{self.name}")
+        # each rank appends its rows to a part of its own; rank 0 joins them in order
+        parts = RankParts(self, "output", attrs={"provenance": prov})
+        for rows, columns in iter_measurements(store, cfg, detections=detections,
+                                               objects_per_chunk=opts.chunk_size,
+                                               rank=self.rank, size=self.size, setup=setup):
+            parts.append({ROW_COLUMN: rows, **columns})
+        if n == 0 and self.rank == 0:
+            parts.append({ROW_COLUMN: np.zeros(0, np.int64), **empty_table(setup)})
+        parts.join(finish=lambda path: put_rows_in_order(path, n))

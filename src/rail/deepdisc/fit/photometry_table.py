@@ -128,6 +128,29 @@ def read_detections_file(path: str | os.PathLike, n_scenes: int) -> dict[str, np
         raise InputError(f"{path}: {err}") from None
 
 
+#: column of photometry parts holding each row's place in the output
+ROW_COLUMN = "_row"
+
+
+def put_rows_in_order(path: str | os.PathLike, n: int) -> None:
+    """Put a joined photometry file's rows (column :data:`ROW_COLUMN`) into output order, in
+    place, one column at a time, and drop that column; every row must be there once."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        rows = f[ROW_COLUMN][:] if ROW_COLUMN in f else np.zeros(0, np.int64)
+        if rows.size != n or not np.array_equal(np.bincount(rows, minlength=n),
+                                                np.ones(n, np.int64)):
+            raise RuntimeError("photometry rows are missing or duplicated")
+        del f[ROW_COLUMN]
+        if np.array_equal(rows, np.arange(n)):
+            return
+        order = np.argsort(rows)
+        for name in list(f):
+            if isinstance(f[name], h5py.Dataset) and f[name].shape[:1] == (n,):
+                f[name][...] = f[name][:][order]
+
+
 def assemble(parts: Sequence[tuple[np.ndarray, dict[str, np.ndarray]]], n: int
              ) -> dict[str, np.ndarray]:
     """Put chunk results back into output-row order (every row must be covered once)."""

@@ -8,9 +8,11 @@ whose mixture is not finite is never written: the chunk is refused, naming its s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
+import h5py
 import numpy as np
 import torch
 
@@ -102,7 +104,8 @@ def forced_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
 def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
                 device: torch.device, density: FeatureDensity | None = None
                 ) -> dict[str, Any]:
-    """Detections of a chunk, matched to its objects, with mixtures (key ``_mixtures``)."""
+    """Detections of a chunk, matched to its objects: the detection and ancillary columns,
+    and the mixtures (``weights``, ``means``, ``stds``, two-dimensional)."""
     det = predict_detect(net, chunk, cfg.batch_size, device, cfg.score_threshold,
                          cfg.nms_threshold)
     n = len(det["score"])
@@ -142,7 +145,7 @@ def detect_rows(net: DeepDiscNet, chunk: SceneChunk, cfg: EstimateConfig,
             **_quality(net, chunk, det["features"], dboxes, det["scene"], det["score"],
                        density),
             **_point_estimates(mix, cfg, chunk, det["scene"]),
-            "_mixtures": mix}
+            "weights": mix.weights, "means": mix.means, "stds": mix.stds}
 
 
 def _match_similarity(det_boxes: np.ndarray, obj_boxes: np.ndarray, has_box: np.ndarray,
@@ -155,12 +158,16 @@ def _match_similarity(det_boxes: np.ndarray, obj_boxes: np.ndarray, has_box: np.
     return np.where(has_box[None, :], iou, by_distance)
 
 
-_DETECTION_COLUMNS = ("scene", "object_id", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
-                      "score", "mask_area", "x", "y", "ra", "dec", "separation", "iou")
-_ANCIL_COLUMNS = ("object_id", "scene", "x", "y", "ra", "dec", "score", "zmode", "zmean",
-                  "zmedian", "redshift", "mask_area", "flag_edge", "flag_low_score", "snr",
-                  "flag_low_snr", "ood_score", "flag_ood", "blend", "flag_blend")
-
+#: columns of the detections table
+DETECTION_COLUMNS = ("scene", "object_id", "bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1",
+                     "score", "mask_area", "x", "y", "ra", "dec", "separation", "iou")
+#: ancillary columns of the ensembles
+ANCIL_COLUMNS = ("object_id", "scene", "x", "y", "ra", "dec", "score", "zmode", "zmean",
+                 "zmedian", "redshift", "mask_area", "flag_edge", "flag_low_score", "snr",
+                 "flag_low_snr", "ood_score", "flag_ood", "blend", "flag_blend")
+#: what the whole-field selection reads of every detection
+SELECTION_COLUMNS = ("scene", "x", "y", *_BOX, "score")
+_MIXTURE = ("weights", "means", "stds")
 
 Selector = Callable[[dict[str, np.ndarray]], tuple[np.ndarray, dict[str, np.ndarray]]]
 
@@ -172,8 +179,7 @@ def field_selector(store: SceneStore, cfg: EstimateConfig) -> Selector | None:
     layout = TileLayout.from_store(store)
     if layout is None or cfg.mode != "detect":
         return None
-    objects = store.objects(["scene", "object_id", "x", "y", "bbox_x0", "bbox_y0", "bbox_x1",
-                             "bbox_y1", "redshift"])
+    objects = store.objects(["scene", "object_id", "x", "y", *_BOX, "redshift"])
     pixel = store.info.pixel_scale_arcsec
 
     def select(columns: dict[str, np.ndarray]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -183,26 +189,63 @@ def field_selector(store: SceneStore, cfg: EstimateConfig) -> Selector | None:
     return select
 
 
-def merge_rows(rows: list[dict[str, Any]], select: Selector | None = None) -> dict[str, Any]:
-    """Concatenate per-chunk rows; for detect rows also build the ensemble (``_ensemble``).
+def _selection(parts: list[h5py.File], select: Selector | None
+               ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The kept rows (ascending) of the joined parts and their updated columns."""
+    n = sum(int(h.attrs.get("n_rows", 0)) for h in parts)
+    if select is None:
+        return np.arange(n), {}
+    columns = {c: np.concatenate([h[c][:] if c in h else np.zeros(0) for h in parts])
+               for c in SELECTION_COLUMNS}
+    keep, updates = select(columns)
+    order = np.argsort(keep, kind="stable")
+    return np.asarray(keep)[order], {k: np.asarray(v)[order] for k, v in updates.items()}
 
-    ``select`` (detect rows), given the merged columns, returns the indices of the rows to
-    keep and new values of some columns for them (see :func:`field_selector`).
-    """
-    if not rows:
-        return {c: np.zeros(0) for c in _DETECTION_COLUMNS}
-    keys = [k for k in rows[0] if not k.startswith("_")]
-    out: dict[str, Any] = {k: np.concatenate([r[k] for r in rows]) for k in keys}
-    if "_mixtures" in rows[0]:
-        k = rows[0]["_mixtures"].weights.shape[1]
-        mix = Mixtures.concatenate([r["_mixtures"] for r in rows], k)
-        if select is not None:
-            keep, updates = select(out)
-            out = {c: v[keep] for c, v in out.items()}
-            out.update(updates)
-            mix = mix.take(keep)
-        ens = mix.ensemble()
-        ens.set_ancil({c: out[c] for c in _ANCIL_COLUMNS})
-        out = {c: out[c] for c in _DETECTION_COLUMNS}
-        out["_ensemble"] = ens
-    return out
+
+def write_detect_outputs(parts: list[str], select: Selector | None, ensemble_path: str,
+                         table_path: str, n_components: int) -> int:
+    """Join detect-mode parts (one per rank, in rank order) into the ensemble and the
+    detections table, keeping the rows ``select`` keeps (all without one), a bounded number of
+    rows at a time; removes the parts. Returns the number of rows written."""
+    import qp
+
+    from rail.deepdisc.store.parts import JOIN_ROWS, PartWriter
+
+    handles = [h5py.File(p, "r") for p in parts]
+    try:
+        keep, updates = _selection(handles, select)
+        empty = np.zeros((0, n_components))
+        meta = qp.Ensemble(qp.mixmod, data={"weights": empty, "means": empty,
+                                            "stds": empty}).build_tables()["meta"]
+        ens, table = PartWriter(ensemble_path), PartWriter(table_path)
+        offset = 0
+        for h in handles:
+            n = int(h.attrs.get("n_rows", 0))
+            for s in range(0, n, JOIN_ROWS):
+                e = min(s + JOIN_ROWS, n)
+                lo, hi = np.searchsorted(keep, [offset + s, offset + e])
+                local = keep[lo:hi] - offset - s
+                rows = {c: h[c][s:e][local] for c in h if c in (*_MIXTURE, *ANCIL_COLUMNS,
+                                                                 *DETECTION_COLUMNS)}
+                rows.update({k: v[lo:hi] for k, v in updates.items()})
+                _append_detect_rows(ens, table, rows, meta)
+            offset += n
+        if ens.n_rows == 0:
+            _append_detect_rows(ens, table, {**{c: empty for c in _MIXTURE},
+                                             **{c: np.zeros(0) for c in (*ANCIL_COLUMNS,
+                                                                         *DETECTION_COLUMNS)}},
+                                meta)
+        ens.close()
+        table.close()
+    finally:
+        for h in handles:
+            h.close()
+    for p in parts:
+        os.remove(p)
+    return int(keep.size)
+
+
+def _append_detect_rows(ens, table, rows: dict[str, np.ndarray], meta) -> None:
+    ens.append({**{f"data/{c}": rows[c] for c in _MIXTURE},
+                **{f"ancil/{c}": rows[c] for c in ANCIL_COLUMNS}}, meta=meta)
+    table.append({c: rows[c] for c in DETECTION_COLUMNS})

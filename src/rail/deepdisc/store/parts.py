@@ -11,7 +11,9 @@ at a time: no process ever holds all the rows. A part has the layout of the fina
 * flat tables (tables_io's HDF5 layout): one 1-D dataset per column at the root.
 
 Rows are along the first axis of every dataset outside ``meta``; root attributes (e.g.
-``provenance``) are the first part's.
+``provenance``) are the first part's. A chunk appended with its place in the output
+(``start``: RAIL's table iterators deal chunks to ranks in turn) is put back there by the
+join; chunks without one follow in rank order.
 """
 
 from __future__ import annotations
@@ -61,13 +63,16 @@ class PartWriter:
     def __init__(self, path: str | os.PathLike, attrs: Mapping[str, Any] | None = None):
         self.path = Path(path)
         self.n_rows = 0
+        self._starts: list[tuple[int, int, int]] = []  # (output row, part row, rows)
         self._file = h5py.File(self.path, "w")
         for key, value in (attrs or {}).items():
             self._file.attrs[key] = value
 
-    def append(self, rows: Mapping[str, Any], meta: Mapping[str, Any] | None = None) -> None:
+    def append(self, rows: Mapping[str, Any], meta: Mapping[str, Any] | None = None,
+               start: int | None = None) -> None:
         """Append rows: ``{name: array}`` with the row along the first axis (names may hold
-        groups, ``"ancil/zmode"``); ``meta`` datasets are written with the first chunk."""
+        groups, ``"ancil/zmode"``); ``meta`` datasets are written with the first chunk;
+        ``start`` is the chunk's first row in the output, if known."""
         lengths = {len(np.asarray(v)) for v in rows.values()}
         if len(lengths) > 1:
             raise ValueError(f"rows of different lengths {sorted(lengths)}")
@@ -84,25 +89,44 @@ class PartWriter:
         if meta and META not in self._file:
             for name, values in meta.items():
                 self._file.create_dataset(f"{META}/{name}", data=np.asarray(values))
+        if start is not None and n:
+            self._starts.append((int(start), self.n_rows, n))
         self.n_rows += n
 
-    def append_ensemble(self, ensemble) -> None:
+    def append_ensemble(self, ensemble, start: int | None = None) -> None:
         """Append a qp ensemble's rows (``data`` and ``ancil``) and its ``meta``."""
         tables = ensemble.build_tables()
         rows = {f"data/{k}": v for k, v in tables["data"].items()}
         rows.update({f"ancil/{k}": v for k, v in (tables.get("ancil") or {}).items()})
-        self.append(rows, meta=tables["meta"])
+        self.append(rows, meta=tables["meta"], start=start)
 
     def close(self) -> None:
         """Close the part file (it keeps its rows)."""
         if self._file:
             self._file.attrs["n_rows"] = self.n_rows
+            self._file.attrs["chunks"] = np.array(self._starts, np.int64).reshape(-1, 3)
             self._file.close()
+
+
+def _copy_plan(handles: Sequence[h5py.File]) -> list[tuple[int, int, int]]:
+    """``(part, part row, rows)`` runs in output order: chunks placed by their recorded
+    output rows, the rest in rank order."""
+    placed, plan = [], []
+    for i, h in enumerate(handles):
+        n = int(h.attrs.get("n_rows", 0))
+        chunks = np.asarray(h.attrs.get("chunks", np.zeros((0, 3))), np.int64).reshape(-1, 3)
+        if chunks.size and chunks[:, 2].sum() == n:
+            placed += [(int(start), i, int(local), int(rows)) for start, local, rows in chunks]
+        elif n:
+            plan.append((i, 0, n))
+    if placed and plan:
+        raise ValueError("parts mix placed and unplaced chunks")
+    return [(i, local, rows) for _, i, local, rows in sorted(placed)] or plan
 
 
 def join_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike,
                remove: bool = True) -> int:
-    """Join part files, in order, into ``output``; returns the number of rows.
+    """Join part files into ``output`` in output order; returns the number of rows.
 
     Every part must have the same datasets (a part without rows may have none). At most
     :data:`JOIN_ROWS` rows per dataset are held in memory at a time.
@@ -111,11 +135,11 @@ def join_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike,
     try:
         with_rows = [h for h in handles if _dataset_names(h)] or handles[:1]
         names = _dataset_names(with_rows[0])
-        lengths = [int(h.attrs.get("n_rows", 0)) for h in handles]
-        total = sum(lengths)
+        plan = _copy_plan(handles)
+        total = sum(rows for _, _, rows in plan)
         with h5py.File(output, "w") as out:
             for key, value in with_rows[0].attrs.items():
-                if key != "n_rows":
+                if key not in ("n_rows", "chunks"):
                     out.attrs[key] = value
             for name in names:
                 first = with_rows[0][name]
@@ -124,12 +148,12 @@ def join_parts(parts: Sequence[str | os.PathLike], output: str | os.PathLike,
                     continue
                 dset = out.create_dataset(name, shape=(total, *first.shape[1:]),
                                           dtype=first.dtype)
-                start = 0
-                for h, n in zip(handles, lengths, strict=True):
-                    for s in range(0, n, JOIN_ROWS):
-                        e = min(s + JOIN_ROWS, n)
-                        dset[start + s:start + e] = h[name][s:e]
-                    start += n
+                at = 0
+                for i, local, rows in plan:
+                    for s in range(0, rows, JOIN_ROWS):
+                        e = min(s + JOIN_ROWS, rows)
+                        dset[at + s:at + e] = handles[i][name][local + s:local + e]
+                    at += rows
     finally:
         for h in handles:
             h.close()

@@ -17,13 +17,13 @@ from __future__ import annotations
 import os
 from typing import Any
 
-import numpy as np
 from rail.core.data import Hdf5Handle, ModelHandle, QPHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
+from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle, RankParts
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.handle import SceneHandle
@@ -81,7 +81,7 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
     run resumes. The options are those of :class:`rail.deepdisc.net.config.TrainConfig`.
     """
 
-    path_options = ("init_model",)
+    path_options = TrainConfig.path_options()
     name = "DeepDiscInformer"
     entrypoint_function = "inform"
     interactive_function = "deep_disc_informer"
@@ -122,7 +122,7 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
         self.add_data("model", model_state(result.model, result.meta, result.extras))
 
 
-class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
+class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     """Photo-z PDFs (Gaussian mixtures) from the pixels of a scene store.
 
     ``mode='forced'``: one row per object of the input, in order, from the store's boxes.
@@ -149,12 +149,11 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
     config_options = CatEstimator.config_options.copy()
     config_options.update(EstimateConfig.stage_params())
     inputs = [("model", DeepDiscModelHandle), ("input", SceneHandle)]
-    outputs = [("output", QPHandle), ("detections", Hdf5Handle)]
+    outputs = [("output", PartedQPHandle), ("detections", Hdf5Handle)]
 
     def __init__(self, args: Any, **kwargs: Any) -> None:
         super().__init__(args, **kwargs)
         self.net = None
-        self._rows: list[dict[str, np.ndarray]] = []
 
     def estimate(self, input_data: Any, **kwargs: Any) -> QPHandle:
         """Estimate photo-z PDFs for a scene store.
@@ -193,10 +192,9 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
         return model
 
     def run(self) -> None:
-        from rail.deepdisc.net.estimate import check_bands, detect_rows, field_selector, merge_rows
+        from rail.deepdisc.net.estimate import check_bands, field_selector
 
         self.est = EstimateConfig.from_mapping(self.config)
-        self._rows = []  # a stage run twice must not keep the first run's rows
         self.check_output_paths()
         self.open_model(**self.config)
         if self.net is None:
@@ -208,34 +206,33 @@ class DeepDiscEstimator(StrictConfigMixin, CatEstimator):
             check_bands(self.model, store.bands, store.path)
             if not forced:
                 select = field_selector(store, self.est) if self.est.deduplicate else None
-                rows = [detect_rows(self.net, chunk, self.est, self.device, self.density)
-                        for chunk in store.iter_chunks(self.est.chunk_size, rank=self.rank,
-                                                       size=self.size)]
-        if forced:
-            CatEstimator.run(self)
-            self._write_detections(merge_rows(self._gather(self._rows)))
-            return
-        merged = merge_rows(self._gather(rows), select)
-        if self.rank == 0:
-            self._write_detections(merged)
-            ens = merged.pop("_ensemble")
-            self.add_data("output", ens)
+                self._detect(store, select)
+                return
+        # rows go to this run's parts, never kept in memory between chunks or runs
+        self._detection_parts = RankParts(self, "detections")
+        CatEstimator.run(self)
+        self._detection_parts.join()
 
     def _process_chunk(self, start: int, end: int, data, first: bool) -> None:
         from rail.deepdisc.net.estimate import forced_rows
 
         ens, table = forced_rows(self.net, data, self.est, self.device, self.density)
-        self._rows.append(table)
+        self._detection_parts.append(table, start=start)
         self._do_chunk_output(ens, start, end, first)
 
-    def _gather(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        if self.comm is None or self.size == 1:
-            return rows
-        gathered = self.comm.gather(rows, root=0)
-        return [r for part in gathered for r in part] if self.rank == 0 else []
+    def _detect(self, store: SceneStore, select) -> None:
+        """Detect mode: each rank writes its detections to a part; rank 0 keeps one row per
+        source (``select``) and writes the ensemble and the table, part by part."""
+        from rail.deepdisc.net.estimate import detect_rows, write_detect_outputs
 
-    def _write_detections(self, table: dict[str, Any]) -> None:
+        rows = RankParts(self, "output")
+        for chunk in store.iter_chunks(self.est.chunk_size, rank=self.rank, size=self.size):
+            rows.append(detect_rows(self.net, chunk, self.est, self.device, self.density))
+        rows.close()
         if self.rank != 0:
             return
-        table = {k: v for k, v in table.items() if not k.startswith("_")}
-        self.add_data("detections", table)
+        table = self.get_output(self.get_aliased_tag("detections"))
+        write_detect_outputs(rows.parts(), select, rows.output, table,
+                             self.net.arch["num_components"])
+        self.publish_written("output", rows.output)
+        self.publish_written("detections", table)

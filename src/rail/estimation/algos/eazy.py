@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import qp
 from rail.core.common_params import SharedParams
-from rail.core.data import ModelHandle, QPHandle, TableHandle
+from rail.core.data import ModelHandle, TableHandle
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
@@ -35,6 +35,7 @@ from rail.deepdisc.fit.eazy_options import EazyFitOptions, EazyModelOptions
 from rail.deepdisc.fit.eazyfit import fit
 from rail.deepdisc.fit.templates import BUILTIN_SETS
 from rail.deepdisc.magnitudes import flux_to_mag, mag_to_flux
+from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
 
@@ -68,10 +69,6 @@ def _options(stage: Any, cls: type) -> Any:
         raise OptionError(f"{stage.name}: {err}") from None
 
 
-def _path_options(cls: type) -> tuple[str, ...]:
-    return tuple(n for n, (spec, _, _) in cls.option_specs().items() if spec.path)
-
-
 def _check_columns(stage: Any, columns: list[str]) -> None:
     """Raise InputError naming input columns the stage needs but the input lacks."""
     handle = stage.get_handle("input", allow_missing=True)
@@ -98,7 +95,7 @@ class EazyInformer(StrictConfigMixin, CatInformer):
     ``filter_list`` (one filter curve name per band) and ``redshift_col``.
     """
 
-    path_options = _path_options(EazyModelOptions)
+    path_options = EazyModelOptions.path_options()
     path_keywords = BUILTIN_SETS
     name = "EazyInformer"
     entrypoint_function = "inform"
@@ -152,7 +149,7 @@ class EazyInformer(StrictConfigMixin, CatInformer):
         model.meta.update(prior="training", prior_band=opts.prior_band)
 
 
-class EazyEstimator(StrictConfigMixin, CatEstimator):
+class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     """Fit photometry with an EAZY model; p(z) as ``qp.interp`` on EAZY's redshift grid.
 
     ``input_type`` says whether ``bands``/``err_bands`` are AB magnitudes and their errors
@@ -173,7 +170,7 @@ class EazyEstimator(StrictConfigMixin, CatEstimator):
         "bands", "err_bands", "nondetect_val", "nonobserved_val", "mag_limits")})
     config_options.update(EazyFitOptions.stage_params())
     inputs = [("model", EazyModelHandle), ("input", TableHandle)]
-    outputs = [("output", QPHandle)]
+    outputs = [("output", PartedQPHandle)]
 
     def __init__(self, args: Any, **kwargs: Any) -> None:
         super().__init__(args, **kwargs)
