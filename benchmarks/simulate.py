@@ -19,7 +19,7 @@ import time
 from rail.deepdisc.sim.field import FieldSpec
 from rail.deepdisc.sim.population import sample_population
 from rail.deepdisc.sim.render import plan_scenes, render_catalog
-from rail.deepdisc.sim.workers import default_workers
+from rail.deepdisc.workers import usable_cores
 
 
 def _peak_mb(who: int) -> float:
@@ -39,7 +39,7 @@ def main() -> None:
     spec = FieldSpec(survey=args.survey, n_scenes=args.scenes, scene_size=args.size,
                      seed=args.seed, objects_per_scene=args.objects_per_scene)
     spec.validate()
-    workers = args.workers or default_workers()
+    workers = args.workers or usable_cores()
     n_gal = plan_scenes(spec).n_needed
 
     t0 = time.perf_counter()

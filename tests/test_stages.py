@@ -55,7 +55,7 @@ def test_interactive_creator_and_renderer(tmp_path):
 @pytest.mark.parametrize(("stage", "options"), [
     (GalaxyPopulationCreator, "rail.deepdisc.sim.population.PopulationConfig"),
     (SceneRenderer, "rail.deepdisc.sim.render.RenderConfig"),
-    (SceneRenderer, "rail.deepdisc.sim.workers.WorkerOptions"),
+    (SceneRenderer, "rail.deepdisc.workers.WorkerOptions"),
     (MosaicTiler, "rail.deepdisc.store.mosaic.TilerConfig"),
 ])
 def test_stage_options_are_the_option_dataclasses(stage, options):

@@ -69,7 +69,7 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
         return self.get_handle("output")
 
     def run(self) -> None:
-        from rail.deepdisc.sim.render import default_workers
+        from rail.deepdisc.workers import usable_cores
 
         try:
             opts = BPZDataOptions.from_mapping(self.config)
@@ -82,7 +82,7 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
                         source=_source(self.get_handle("input", allow_missing=True)))
         setup = prepare_bpz_data(os.path.expandvars(opts.data_path), opts.templates,
                                  opts.filters, madau=opts.madau, make_ab=True,
-                                 n_workers=opts.n_workers or default_workers())
+                                 n_workers=opts.n_workers or usable_cores())
         data = table[opts.hdf5_groupname] if opts.hdf5_groupname else table
         handle = self.add_handle("output", data={k: v for k, v in data.items()})
         handle.provenance = provenance_json(

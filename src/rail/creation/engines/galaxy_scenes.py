@@ -18,10 +18,10 @@ from rail.creation.engine import Creator
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.render import RenderConfig, render_catalog
-from rail.deepdisc.sim.workers import WorkerOptions
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
 from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.workers import WorkerOptions
 
 
 class GalaxyPopulationCreator(StrictConfigMixin, Creator):

@@ -24,7 +24,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     stage.set_data("input", None, path=args.input, do_read=False)
     stage.run()
     stage.finalize()
-    print(f"wrote {args.model}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes the model
+        print(f"wrote {args.model}")
     return 0
 
 

@@ -1,7 +1,7 @@
 """``rail-deepdisc simulate`` and ``show``: simulated fields and pictures of scenes.
 
 The simulation flags are derived from :class:`~rail.deepdisc.sim.field.FieldSpec` (every
-population and rendering option) and :class:`~rail.deepdisc.sim.workers.WorkerOptions`.
+population and rendering option) and :class:`~rail.deepdisc.workers.WorkerOptions`.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 
 from rail.deepdisc.sim.field import FieldSpec
-from rail.deepdisc.sim.workers import WorkerOptions
+from rail.deepdisc.workers import WorkerOptions
 
 
 def _cmd_simulate(args: argparse.Namespace) -> int:

@@ -23,9 +23,7 @@ import io
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
-from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.filters import resolve_filters, write_res
 from rail.deepdisc.fit.templates import BUILTIN_SETS, TemplateSet, builtin_templates
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.workers import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +116,7 @@ def make_ab_files(data_path: str, seds: Sequence[str], filters: Sequence[str], m
         for task in todo:
             _ab_worker(task)
     else:
-        with ProcessPoolExecutor(n_workers, mp_context=get_context("spawn")) as pool:
+        with process_pool(n_workers) as pool:
             list(pool.map(_ab_worker, todo, chunksize=max(1, len(todo) // (4 * n_workers))))
     missing = [f"{s}.{f}" for _, s, f, _ in todo
                if not os.path.isfile(os.path.join(data_path, "AB", f"{s}.{f}.{mflag}.AB"))]

@@ -270,10 +270,9 @@ def template_grid(templates: Sequence[Any], zgrid: np.ndarray, fdefs: Sequence[A
     """
     tasks = [(t, np.asarray(zgrid, float), list(fdefs), add_igm) for t in templates]
     if n_proc > 0 and len(tasks) > 1:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from rail.deepdisc.workers import process_pool
 
-        with ProcessPoolExecutor(n_proc, mp_context=get_context("spawn")) as pool:
+        with process_pool(n_proc) as pool:
             parts = list(pool.map(_integrate_template, tasks))
     else:
         parts = [_integrate_template(t) for t in tasks]

@@ -158,10 +158,9 @@ def _chi2_grid(model: EazyModel, f: np.ndarray, e: np.ndarray, n_proc: int) -> n
     tasks = [(b, model.tempfilt, f32, e32, model.tef, model.zgrid, True)
              for b in blocks if b.size]
     if n_proc > 0 and f.shape[0] > 0:
-        from concurrent.futures import ProcessPoolExecutor
-        from multiprocessing import get_context
+        from rail.deepdisc.workers import process_pool
 
-        with ProcessPoolExecutor(n_proc, mp_context=get_context("spawn")) as pool:
+        with process_pool(n_proc) as pool:
             results = list(pool.map(_fit_redshifts, tasks))
     else:
         results = [_fit_redshifts(t) for t in tasks]

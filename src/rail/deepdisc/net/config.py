@@ -63,6 +63,11 @@ class TrainConfig(Options):
     arch_overrides: dict[str, Any] = option({}, "architecture entries to change, e.g. "
                                             "stem=fine photometry_pool=12", flag="arch",
                                             metavar="KEY=VALUE")
+    nproc: int = option(1, "training processes on this machine (distributed data parallel: "
+                        "gloo on CPU, NCCL on CUDA; under torchrun, its processes)", ge=1)
+    loader_workers: int = option(-1, "data-loading processes per training process (-1: 4 "
+                                 "on a GPU, none on a CPU)", ge=-1)
+    mixed_precision: bool = option(True, "bf16 autocast on CUDA")
     compute: ComputeOptions = field(default_factory=ComputeOptions)
 
     def _check(self) -> None:

@@ -95,8 +95,13 @@ def augment_scene(image: np.ndarray, target: dict[str, np.ndarray], rng: np.rand
     return image, {**target, "boxes": boxes, "masks": np.ascontiguousarray(masks)}
 
 
-class SceneTrainingData:
+class SceneTrainingData(torch.utils.data.Dataset):
     """Scenes of a store with their training targets, read scene by scene (bounded memory).
+
+    Items are ``(i, epoch)`` pairs (see :class:`EpochSampler`): with ``augment`` the i-th
+    scene is flipped and rotated with a generator seeded by ``(seed, epoch, scene)``, so the
+    augmentation of a scene does not depend on which process or batch loads it. The store is
+    opened on first use, so every data-loading process opens its own.
 
     Parameters
     ----------
@@ -104,15 +109,34 @@ class SceneTrainingData:
         Scene store.
     scenes
         Indices of the scenes to use.
+    augment
+        Random flips and 90-degree rotations.
+    band_dropout
+        Probability of zeroing one random band of a scene.
+    seed
+        Seed of the augmentation.
     """
 
-    def __init__(self, path: str | os.PathLike, scenes: Sequence[int]):
+    def __init__(self, path: str | os.PathLike, scenes: Sequence[int], augment: bool = False,
+                 band_dropout: float = 0.0, seed: int = 0):
         self.path = os.fspath(path)
         self.scenes = np.asarray(scenes, dtype=np.int64)
+        self.augment, self.band_dropout, self.seed = augment, band_dropout, seed
         self._store: SceneStore | None = None
 
     def __len__(self) -> int:
         return self.scenes.size
+
+    def __getitem__(self, item: tuple[int, int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        i, epoch = item
+        image, target = self.load(i)
+        if self.augment:
+            rng = np.random.default_rng([self.seed, 2, epoch, int(self.scenes[i])])
+            image, target = augment_scene(image, target, rng, self.band_dropout)
+        return image, target
+
+    def __getstate__(self) -> dict:
+        return {**self.__dict__, "_store": None}  # a loading process opens its own
 
     @property
     def store(self) -> SceneStore:
@@ -121,7 +145,7 @@ class SceneTrainingData:
         return self._store
 
     def load(self, i: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-        """Image (C, H, W) and targets of the i-th scene of this set."""
+        """Image (C, H, W) and targets of the i-th scene of this set (no augmentation)."""
         k = int(self.scenes[i])
         chunk = self.store.read_chunk(k, k + 1)
         seg = chunk.segmap[0] if chunk.segmap is not None else None
@@ -132,6 +156,31 @@ class SceneTrainingData:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+
+class EpochSampler(torch.utils.data.DistributedSampler):
+    """torch's ``DistributedSampler`` (a seeded shuffle, each process its share, padded to
+    equal shares) yielding ``(index, epoch)`` pairs for :class:`SceneTrainingData`."""
+
+    def __iter__(self):
+        epoch = self.epoch
+        return ((int(i), epoch) for i in super().__iter__())
+
+
+def loader(data: SceneTrainingData, batch_size: int, sampler: EpochSampler, workers: int
+           ) -> torch.utils.data.DataLoader:
+    """Batches (lists of ``(image, target)``) of a sampler's scenes, loaded by ``workers``
+    processes of one thread each (in this process for 0)."""
+    return torch.utils.data.DataLoader(
+        data, batch_size=batch_size, sampler=sampler, num_workers=workers,
+        collate_fn=list, persistent_workers=workers > 0,
+        worker_init_fn=_init_loader_worker if workers > 0 else None)
+
+
+def _init_loader_worker(worker_id: int) -> None:
+    from rail.deepdisc.workers import one_thread
+
+    one_thread()
 
 
 def to_torch(batch: list[tuple[np.ndarray, dict[str, np.ndarray]]], device: torch.device

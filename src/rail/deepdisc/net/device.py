@@ -16,6 +16,7 @@ import sys
 import torch
 
 from rail.deepdisc.errors import OptionError
+from rail.deepdisc.workers import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -41,14 +42,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (mps and mps.is_available()):
         raise OptionError("device 'mps' was asked for but is not available")
     return torch.device(name)
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # pragma: no cover - not on Linux
-        return os.cpu_count() or 1
 
 
 def processes_on_node() -> int:

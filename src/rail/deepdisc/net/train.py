@@ -7,6 +7,13 @@ and the validation pass does not touch the training random stream. With a
 random state, history); a run started again with the same configuration resumes from it and
 ends with the same weights as an uninterrupted run. A loss that becomes non-finite stops the
 run with a :class:`~rail.deepdisc.errors.TrainingError`; nothing is written.
+
+Scenes are loaded (and augmented) by a ``DataLoader``, in worker processes of one thread
+each where that helps (``loader_workers``; on a GPU by default). With ``nproc`` > 1, or
+under ``torchrun``, training is distributed data parallel (:mod:`rail.deepdisc.net.
+distributed`): each process takes its share of every epoch's scenes (torch's
+``DistributedSampler``), gradients are averaged, rank 0 writes the checkpoints and returns
+the model. On CUDA the forward pass runs in bf16 autocast (``mixed_precision``).
 """
 
 from __future__ import annotations
@@ -24,18 +31,21 @@ import numpy as np
 import torch
 
 from rail.deepdisc.errors import InputError, ModelFileError, TrainingError
+from rail.deepdisc.net import distributed
 from rail.deepdisc.net.architectures import architecture
 from rail.deepdisc.net.calibrate import calibrate_widths, training_density
 from rail.deepdisc.net.config import TrainConfig
 from rail.deepdisc.net.data import (
+    EpochSampler,
     SceneTrainingData,
-    augment_scene,
     check_training_store,
+    loader,
     noise_scales,
     split_scenes,
     to_torch,
 )
 from rail.deepdisc.net.device import resolve_device, set_threads
+from rail.deepdisc.net.distributed import DistContext
 from rail.deepdisc.net.model_file import build_from_state, model_meta, read_model_file
 from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.store.atomic import atomic_output
@@ -125,19 +135,32 @@ def _prepare(store_path: str, config: TrainConfig) -> _Setup:
 
 
 class _Loop:
-    """Optimiser, schedule, checkpoints and epochs of one run."""
+    """Optimiser, schedule, data, checkpoints and epochs of one run (one process of it)."""
 
     def __init__(self, model: DeepDiscNet, data: SceneTrainingData, val: SceneTrainingData,
-                 config: TrainConfig, device: torch.device, run_id: str, progress: bool):
-        self.model, self.data, self.val = model, data, val
-        self.config, self.device, self.run_id, self.progress = config, device, run_id, progress
-        self.steps_per_epoch = math.ceil(len(data) / config.batch_size)
+                 config: TrainConfig, device: torch.device, run_id: str, progress: bool,
+                 ctx: DistContext):
+        self.model, self.data, self.val, self.ctx = model, data, val, ctx
+        self.config, self.device, self.run_id = config, device, run_id
+        self.progress = progress and ctx.is_main
+        self.net = model
+        if ctx.active:
+            self.net = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=config.freeze_backbone_epochs > 0)
+        self.sampler = EpochSampler(data, num_replicas=ctx.world, rank=ctx.rank, shuffle=True,
+                                    seed=config.seed)
+        workers = config.loader_workers if config.loader_workers >= 0 else \
+            (4 if device.type == "cuda" else 0)
+        self.batches = loader(data, config.batch_size, self.sampler, workers)
+        self.steps_per_epoch = len(self.batches)
         total = self.steps_per_epoch * config.epochs
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.learning_rate,
                                      weight_decay=config.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda s: _lr_factor(s, total, config.warmup_steps))
+        self.autocast = device.type == "cuda" and config.mixed_precision
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
         self.ckpt = os.path.join(config.checkpoint_dir, "last.pt") \
@@ -147,7 +170,9 @@ class _Loop:
         """Continue from this run's checkpoint, if there is one."""
         if self.ckpt is None:
             return
-        os.makedirs(self.config.checkpoint_dir, exist_ok=True)
+        if self.ctx.is_main:
+            os.makedirs(self.config.checkpoint_dir, exist_ok=True)
+        self.ctx.barrier()
         if not os.path.exists(self.ckpt):
             return
         state = torch.load(self.ckpt, map_location="cpu", weights_only=True)
@@ -157,56 +182,54 @@ class _Loop:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
+        torch.set_rng_state(state["torch_rng"][self.ctx.rank])
         self.history = json.loads(state["history"])
         self.start_epoch = int(state["epoch"])
         log.info("resuming from %s after epoch %d", self.ckpt, self.start_epoch)
 
-    def _batch(self, epoch: int, step: int, order: np.ndarray):
-        c = self.config
-        batch = []
-        for j, i in enumerate(order[step * c.batch_size:(step + 1) * c.batch_size]):
-            image, target = self.data.load(int(i))
-            if c.augment:
-                rng = np.random.default_rng([c.seed, 2, epoch, step, j])
-                image, target = augment_scene(image, target, rng, c.band_dropout)
-            batch.append((image, target))
-        return to_torch(batch, self.device)
+    def _losses(self, batch: list) -> dict[str, torch.Tensor]:
+        images, targets = to_torch(batch, self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            loss = self.net(images, targets)
+        return {k: v.float() for k, v in loss.items()}
 
     def epoch(self, epoch: int) -> dict[str, float]:
         """One pass over the training scenes; returns the mean losses."""
         from tqdm.auto import tqdm
 
-        c, model = self.config, self.model
-        for p in model.backbone.parameters():
+        c = self.config
+        for p in self.model.backbone.parameters():
             p.requires_grad_(epoch >= c.freeze_backbone_epochs)
-        model.train()
-        order = np.random.default_rng([c.seed, 1, epoch]).permutation(len(self.data))
+        self.net.train()
+        self.sampler.set_epoch(epoch)
         sums: dict[str, float] = {}
-        bar = tqdm(range(self.steps_per_epoch), desc=f"epoch {epoch + 1}/{c.epochs}",
-                   unit="batch", disable=not self.progress, leave=False)
-        for step in bar:
-            loss = model(*self._batch(epoch, step, order))
+        bar = tqdm(self.batches, desc=f"epoch {epoch + 1}/{c.epochs}", unit="batch",
+                   disable=not self.progress, leave=False)
+        for step, batch in enumerate(bar):
+            loss = self._losses(batch)
             total = sum(loss.values())
             if not torch.isfinite(total):
                 raise TrainingError(
-                    f"the training loss became {float(total.detach())} at epoch {epoch + 1}, batch "
-                    f"{step + 1} ({_fmt(_summarise(loss))}); no model was written. Check the "
-                    "input scenes, or lower learning_rate")
+                    f"the training loss became {float(total.detach())} at epoch {epoch + 1}, "
+                    f"batch {step + 1} ({_fmt(_summarise(loss))}); no model was written. "
+                    "Check the input scenes, or lower learning_rate")
             self.opt.zero_grad(set_to_none=True)
             total.backward()
             if c.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), c.grad_clip)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.opt.step()
             self.sched.step()
             for key, value in _summarise(loss).items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{float(total.detach()):.3f}")
-        return {k: v / max(self.steps_per_epoch, 1) for k, v in sums.items()}
+        sums = self.ctx.sum({**sums, "_n": float(self.steps_per_epoch)})
+        n = sums.pop("_n")
+        return {k: v / max(n, 1) for k, v in sums.items()}
 
     @torch.no_grad()
     def validate(self, epoch: int) -> dict[str, float] | None:
-        """Mean losses on the validation scenes, without disturbing the training RNG."""
+        """Mean losses on the validation scenes (each process its share), without
+        disturbing the training random stream."""
         if len(self.val) == 0:
             return None
         rng_state = torch.get_rng_state()
@@ -215,23 +238,36 @@ class _Loop:
         sums: dict[str, float] = {}
         n = 0
         size = self.config.batch_size
-        for start in range(0, len(self.val), size):
+        mine = range(self.ctx.rank * size, len(self.val), size * self.ctx.world)
+        for start in mine:
             batch = [self.val.load(i) for i in range(start, min(start + size, len(self.val)))]
-            for key, value in _summarise(self.model(*to_torch(batch, self.device))).items():
+            for key, value in _summarise(self._losses_of(batch)).items():
                 sums[key] = sums.get(key, 0.0) + value
             n += 1
         torch.set_rng_state(rng_state)
-        return {k: v / max(n, 1) for k, v in sums.items()}
+        sums = self.ctx.sum({**{k: sums.get(k, 0.0) for k in ("total", "detection",
+                                                              "redshift")}, "_n": float(n)})
+        n_all = sums.pop("_n")
+        return {k: v / max(n_all, 1) for k, v in sums.items()}
+
+    def _losses_of(self, batch: list) -> dict[str, torch.Tensor]:
+        images, targets = to_torch(batch, self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.autocast):
+            return {k: v.float() for k, v in self.model(images, targets).items()}
 
     def save_checkpoint(self, epoch: int) -> None:
-        """Write this run's checkpoint after ``epoch`` epochs (atomically)."""
+        """Write this run's checkpoint after ``epoch`` epochs (rank 0, atomically)."""
         if self.ckpt is None:
             return
-        state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                 "scheduler": self.sched.state_dict(), "torch_rng": torch.get_rng_state(),
-                 "epoch": epoch, "history": json.dumps(self.history), "run_id": self.run_id}
-        with atomic_output(self.ckpt, "checkpoint") as tmp:
-            torch.save(state, tmp)
+        rng = self.ctx.gather(torch.get_rng_state())
+        if self.ctx.is_main:
+            state = {"model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                     "scheduler": self.sched.state_dict(), "torch_rng": rng,
+                     "epoch": epoch, "history": json.dumps(self.history),
+                     "run_id": self.run_id}
+            with atomic_output(self.ckpt, "checkpoint") as tmp:
+                torch.save(state, tmp)
+        self.ctx.barrier()
 
     def run(self) -> None:
         """All remaining epochs, logging the losses."""
@@ -242,8 +278,10 @@ class _Loop:
             self.history.append({"epoch": epoch + 1, "train": train_loss, "val": val_loss,
                                  "seconds": time.perf_counter() - t0,
                                  "lr": float(self.sched.get_last_lr()[0])})
-            log.info("epoch %d/%d: train %s | val %s | %.0f s", epoch + 1, self.config.epochs,
-                     _fmt(train_loss), _fmt(val_loss), self.history[-1]["seconds"])
+            if self.ctx.is_main:
+                log.info("epoch %d/%d: train %s | val %s | %.0f s", epoch + 1,
+                         self.config.epochs, _fmt(train_loss), _fmt(val_loss),
+                         self.history[-1]["seconds"])
             self.save_checkpoint(epoch + 1)
 
 
@@ -257,9 +295,15 @@ def train(store_path: str | os.PathLike, config: TrainConfig,
         Training scenes (objects without a redshift only train detection and masks).
     config
         Options (:class:`~rail.deepdisc.net.config.TrainConfig`), including the model to
-        start from (``init_model``) and the checkpoint directory.
+        start from (``init_model``), the checkpoint directory and the number of processes.
     progress
         Show tqdm progress bars.
+
+    Returns
+    -------
+    TrainResult
+        The trained network (on the CPU), its metadata and extra tensors; in a distributed
+        run, rank 0's (the other ranks return None).
 
     Raises
     ------
@@ -270,30 +314,51 @@ def train(store_path: str | os.PathLike, config: TrainConfig,
     """
     config.validate()
     store_path = os.fspath(store_path)
+    if config.nproc > 1 and distributed.environment_world() == 1:
+        return distributed.launch(_train_process, config.nproc, store_path, config, progress)
+    return _train_process(store_path, config, progress)
+
+
+def _train_process(store_path: str, config: TrainConfig, progress: bool
+                   ) -> TrainResult | None:
+    """One process of a (possibly distributed) training run."""
     device = resolve_device(config.compute.device)
-    threads = set_threads(config.compute.num_threads)
-    setup = _prepare(store_path, config)
-    model = setup.model.to(device)
-    data = SceneTrainingData(store_path, setup.train_idx)
-    val = SceneTrainingData(store_path, setup.val_idx)
-    loop = _Loop(model, data, val, config, device, _config_hash(config, store_path), progress)
-    loop.resume()
-    log.info("training %s on %d scenes (%d for validation), %d objects with redshift, "
-             "%d epochs, device %s, %d threads", model.arch["backbone"], len(data), len(val),
-             setup.n_redshifts, config.epochs, device, threads)
-    t_start = time.perf_counter()
+    ctx = distributed.setup(device.type)
     try:
+        if device.type == "cuda" and ctx.active:
+            device = torch.device("cuda", ctx.local_rank)
+            torch.cuda.set_device(device)
+        threads = set_threads(config.compute.num_threads)
+        setup = _prepare(store_path, config)
+        model = setup.model.to(device)
+        data = SceneTrainingData(store_path, setup.train_idx, augment=config.augment,
+                                 band_dropout=config.band_dropout, seed=config.seed)
+        val = SceneTrainingData(store_path, setup.val_idx)
+        loop = _Loop(model, data, val, config, device, _config_hash(config, store_path),
+                     progress, ctx)
+        loop.resume()
+        if ctx.is_main:
+            log.info("training %s on %d scenes (%d for validation), %d objects with redshift, "
+                     "%d epochs, %d process(es), device %s, %d threads each",
+                     model.arch["backbone"], len(data), len(val), setup.n_redshifts,
+                     config.epochs, ctx.world, device, threads)
+        t_start = time.perf_counter()
         loop.run()
-        density = training_density(model, data, config.batch_size, device)
-        calibration = _calibrate(model, val, config, device)
+        if not ctx.is_main:
+            return None
+        try:
+            density = training_density(model, data, config.batch_size, device)
+            calibration = _calibrate(model, val, config, device)
+        finally:
+            data.close()
+            val.close()
+        meta = _metadata(setup, config, store_path, loop.history, calibration, density,
+                         time.perf_counter() - t_start, device, threads, ctx.world)
+        model.eval()
+        return TrainResult(model=model.cpu(), meta=meta,
+                           extras={"feature_density": density.to_state()})
     finally:
-        data.close()
-        val.close()
-    meta = _metadata(setup, config, store_path, loop.history, calibration, density,
-                     time.perf_counter() - t_start, device, threads)
-    model.eval()
-    return TrainResult(model=model.cpu(), meta=meta,
-                       extras={"feature_density": density.to_state()})
+        distributed.teardown(ctx)
 
 
 def _calibrate(model: DeepDiscNet, val: SceneTrainingData, config: TrainConfig,
@@ -313,7 +378,7 @@ def _calibrate(model: DeepDiscNet, val: SceneTrainingData, config: TrainConfig,
 
 def _metadata(setup: _Setup, config: TrainConfig, store_path: str, history: list,
               calibration: dict[str, Any] | None, density, seconds: float,
-              device: torch.device, threads: int) -> dict[str, Any]:
+              device: torch.device, threads: int, processes: int) -> dict[str, Any]:
     model = setup.model
     return {
         "bands": setup.bands,
@@ -327,7 +392,7 @@ def _metadata(setup: _Setup, config: TrainConfig, store_path: str, history: list
             "n_train_scenes": len(setup.train_idx), "n_val_scenes": len(setup.val_idx),
             "n_train_redshifts": setup.n_redshifts, "config": config.as_dict(),
             "history": history, "seconds": seconds, "device": str(device),
-            "threads": threads,
+            "threads": threads, "processes": processes,
             "initial_model": os.path.abspath(config.init_model) if config.init_model else None,
         },
         "versions": package_versions(),

@@ -16,7 +16,7 @@ the distance (pixels) from the centre to the nearest scene edge. Per band,
 ``flux_<band>`` is the catalog (noiseless total) flux and ``snr_<band>`` the object's own
 noiseless flux in a 0.2"-radius aperture over the noise in that aperture.
 
-Scenes are rendered in parallel processes (:mod:`rail.deepdisc.sim.workers`, which exit
+Scenes are rendered in parallel processes (:mod:`rail.deepdisc.workers`, which exit
 with their parent); scene ``k`` only depends on ``seed`` and ``k``, so results do not depend
 on the number of workers.
 """
@@ -39,12 +39,12 @@ from rail.deepdisc.options import option
 from rail.deepdisc.sim.population import MAX_GALAXIES
 from rail.deepdisc.sim.psf import PSF_KINDS, make_psf, psf_description
 from rail.deepdisc.sim.surveys import SurveyChoice, SurveyPreset, get_survey
-from rail.deepdisc.sim.workers import default_workers, ordered_parallel_map
 from rail.deepdisc.store.scenes import SceneWriter
+from rail.deepdisc.workers import ordered_parallel_map, usable_cores
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RenderConfig", "ScenePlan", "check_catalog", "default_workers", "plan_scenes",
+__all__ = ["RenderConfig", "ScenePlan", "check_catalog", "plan_scenes",
            "render_catalog", "render_scene"]
 
 #: catalog columns the renderer needs (plus ``<band>_fnu`` for every band)
@@ -458,7 +458,7 @@ def render_catalog(catalog: Mapping[str, np.ndarray], config: RenderConfig,
             f"catalog has {n_rows} galaxies but {config.n_scenes} scenes of "
             f"{config.scene_size}^2 pixels at {config.objects_per_scene} objects per scene "
             f"need {plan.n_needed} (margins included); give a larger catalog or fewer scenes")
-    n_workers = default_workers() if not n_workers else int(n_workers)
+    n_workers = usable_cores() if not n_workers else int(n_workers)
     psf = psf_description(config.preset, config.psf)
     log.info("rendering %d %s scenes of %dx%dx%d on %d process(es)", config.n_scenes,
              config.survey, config.scene_size, config.scene_size, len(bands), n_workers)

@@ -78,7 +78,9 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
     Objects with a finite ``redshift`` train the redshift head; all objects train detection
     and masks. ``init_model`` starts from an earlier model (in-domain pre-training, then
     fine-tuning); ``checkpoint_dir`` keeps a per-epoch checkpoint from which an interrupted
-    run resumes. The options are those of :class:`rail.deepdisc.net.config.TrainConfig`.
+    run resumes; ``nproc`` trains with that many processes (distributed data parallel), and
+    under ``torchrun`` every process runs the stage and rank 0 writes the model. The
+    options are those of :class:`rail.deepdisc.net.config.TrainConfig`.
     """
 
     path_options = TrainConfig.path_options()
@@ -119,7 +121,13 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
         path = _store_path(self.get_handle("input", allow_missing=True))
         self.check_output_paths()
         result = train(path, cfg)
-        self.add_data("model", model_state(result.model, result.meta, result.extras))
+        self._writes_model = result is not None  # under torchrun only rank 0 returns it
+        if self._writes_model:
+            self.add_data("model", model_state(result.model, result.meta, result.extras))
+
+    def finalize(self) -> None:
+        if getattr(self, "_writes_model", True):
+            super().finalize()
 
 
 class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):

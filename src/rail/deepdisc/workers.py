@@ -1,12 +1,15 @@
-"""Rendering processes that never outlive the run that started them.
+"""Worker processes that never outlive the run that started them, one thread each.
 
-The simulator renders scenes in a pool of spawned processes. A worker whose parent is killed
-(SIGKILL, the out-of-memory killer) must not live on, rendering for no one: every worker
-exits as soon as its parent is gone. On Linux the kernel kills it at once
+The simulator renders scenes, BPZ writes its AB files and EAZY integrates templates and fits
+redshift blocks in pools of spawned processes (:func:`process_pool`). A worker whose parent
+is killed (SIGKILL, the out-of-memory killer) must not live on, working for no one: every
+worker exits as soon as its parent is gone. On Linux the kernel kills it at once
 (``prctl(PR_SET_PDEATHSIG)``); everywhere a watchdog thread polls ``os.getppid()`` and exits
 when the parent changes. When the consumer of the results stops (an error, Ctrl-C) the
-queued tasks are cancelled rather than rendered.
+queued tasks are cancelled rather than run.
 
+A pool of N workers is the parallelism, so each worker uses one thread (OpenMP, BLAS,
+torch): N processes each taking every core would oversubscribe the machine many times over.
 Workers import only what their task needs (no torch, no ceci): spawned processes pay every
 import again.
 """
@@ -41,22 +44,43 @@ class WorkerOptions(Options):
     @property
     def count(self) -> int:
         """The number of processes (all cores for 0)."""
-        return self.n_workers or default_workers()
+        return self.n_workers or usable_cores()
 
 
-def default_workers() -> int:
-    """All cores this process may use."""
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
 
 
-def exit_with_parent(parent: int) -> None:
-    """Make this process exit when process ``parent`` (its parent) dies.
+#: environment variables that set the threads of OpenMP and BLAS libraries
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+_limits = None
 
-    Runs as the pool's initializer in every worker.
-    """
+
+def one_thread() -> None:
+    """Limit this process to one thread: libraries loaded already (threadpoolctl, torch) and
+    those loaded later (the environment variables they read)."""
+    global _limits
+    for name in THREAD_VARIABLES:
+        os.environ[name] = "1"
+    from threadpoolctl import threadpool_limits
+
+    _limits = threadpool_limits(1)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
+
+
+def init_worker(parent: int) -> None:
+    """A pool worker's initializer: one thread, and exit with the parent."""
+    one_thread()
+    exit_with_parent(parent)
+
+
+def exit_with_parent(parent: int) -> None:
+    """Make this process exit when process ``parent`` (its parent) dies."""
     if sys.platform.startswith("linux"):
         try:
             libc = ctypes.CDLL(None, use_errno=True)
@@ -74,6 +98,12 @@ def exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
 
 
+def process_pool(n_workers: int) -> ProcessPoolExecutor:
+    """A pool of ``n_workers`` spawned processes, one thread each, that exit with this one."""
+    return ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
+                               initializer=init_worker, initargs=(os.getpid(),))
+
+
 def ordered_parallel_map(func: Callable, tasks: Iterable, n_workers: int,
                          window: int) -> Iterator:
     """``map(func, tasks)`` over spawned processes, in order, at most ``window`` in flight.
@@ -83,8 +113,7 @@ def ordered_parallel_map(func: Callable, tasks: Iterable, n_workers: int,
     if n_workers <= 1:
         yield from map(func, tasks)
         return
-    pool = ProcessPoolExecutor(n_workers, mp_context=get_context("spawn"),
-                               initializer=exit_with_parent, initargs=(os.getpid(),))
+    pool = process_pool(n_workers)
     try:
         pending: deque = deque()
         for task in tasks:
