@@ -126,6 +126,17 @@ class PartedEstimatorMixin:
     those of a one-process run.
     """
 
+    def input_iterator(self, tag: str, **kwargs: Any):
+        # with fewer chunks than ranks RAIL shrinks the chunks, but its warning about it
+        # raises a TypeError (rail-base 2.0): shrink them here, so every rank gets some
+        if self.size > 1:
+            handle = self.get_handle(tag, allow_missing=True)
+            n = handle.size(groupname=self.config.hdf5_groupname or None) if handle.path \
+                not in (None, "None", "none") else 0
+            if 0 < n < self.config.chunk_size * self.size:
+                self.config.chunk_size = max(1, -(-n // self.size))
+        return super().input_iterator(tag, **kwargs)
+
     def _finalize_run(self) -> None:
         if self.size == 1 or parallel_hdf5():
             super()._finalize_run()

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from scipy.spatial import cKDTree
 
 from rail.deepdisc.errors import InputError
@@ -71,6 +70,8 @@ class FeatureDensity:
 
     def to_state(self) -> dict[str, Any]:
         """Tensors and numbers only (loadable with ``torch.load(weights_only=True)``)."""
+        import torch
+
         return {"bank": torch.from_numpy(self.bank), "mean": torch.from_numpy(self.mean),
                 "std": torch.from_numpy(self.std), "threshold": float(self.threshold),
                 "k": int(self.k), "quantile": float(self.quantile),

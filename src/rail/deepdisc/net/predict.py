@@ -95,21 +95,44 @@ def object_boxes(objects: dict[str, np.ndarray]) -> np.ndarray:
     return boxes
 
 
+#: most boxes described in one network pass, and masks pasted at full size at once: bounds
+#: the memory of dense scenes (hundreds of objects per tile) whatever the batch size
+MAX_BOXES = 256
+PASTE_BOXES = 64
+
+
+def scene_batches(boxes_per_scene: np.ndarray, batch_size: int,
+                  max_boxes: int = MAX_BOXES) -> list[range]:
+    """Consecutive scenes in groups of at most ``batch_size`` scenes and ``max_boxes`` boxes
+    (a scene with more boxes than that is a group of its own)."""
+    groups: list[range] = []
+    start, boxes = 0, 0
+    for i, n in enumerate(np.asarray(boxes_per_scene, int)):
+        if i > start and (i - start >= batch_size or boxes + n > max_boxes):
+            groups.append(range(start, i))
+            start, boxes = i, 0
+        boxes += n
+    if len(boxes_per_scene):
+        groups.append(range(start, len(boxes_per_scene)))
+    return groups
+
+
 def _mask_stats(masks: torch.Tensor, boxes: torch.Tensor, height: int, width: int
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Area (pixels with p > 0.5) and probability-weighted centroid of each mask."""
-    if len(boxes) == 0:
-        z = np.zeros(0)
-        return z, z.copy(), z.copy()
-    full = paste_masks_in_image(masks, boxes, (height, width), padding=1)[:, 0]
-    area = (full > 0.5).sum(dim=(1, 2)).cpu().numpy()
-    weight = full.clamp(min=0)
-    norm = weight.sum(dim=(1, 2)).clamp(min=1e-6)
-    ys = torch.arange(height, dtype=weight.dtype, device=weight.device)
-    xs = torch.arange(width, dtype=weight.dtype, device=weight.device)
-    cx = (weight.sum(dim=1) * xs).sum(dim=1) / norm
-    cy = (weight.sum(dim=2) * ys).sum(dim=1) / norm
-    return area, cx.cpu().numpy(), cy.cpu().numpy()
+    """Area (pixels with p > 0.5) and probability-weighted centroid of each mask (pasted at
+    full size :data:`PASTE_BOXES` at a time)."""
+    area, cx, cy = [np.zeros(0)], [np.zeros(0)], [np.zeros(0)]
+    ys = torch.arange(height, dtype=torch.float32, device=boxes.device)
+    xs = torch.arange(width, dtype=torch.float32, device=boxes.device)
+    for s in range(0, len(boxes), PASTE_BOXES):
+        full = paste_masks_in_image(masks[s:s + PASTE_BOXES], boxes[s:s + PASTE_BOXES],
+                                    (height, width), padding=1)[:, 0]
+        area.append((full > 0.5).sum(dim=(1, 2)).cpu().numpy())
+        weight = full.clamp(min=0).float()
+        norm = weight.sum(dim=(1, 2)).clamp(min=1e-6)
+        cx.append(((weight.sum(dim=1) * xs).sum(dim=1) / norm).cpu().numpy())
+        cy.append(((weight.sum(dim=2) * ys).sum(dim=1) / norm).cpu().numpy())
+    return np.concatenate(area), np.concatenate(cx), np.concatenate(cy)
 
 
 @torch.no_grad()
@@ -120,9 +143,9 @@ def predict_forced(model: DeepDiscNet, chunk: SceneChunk, batch_size: int,
     k = model.arch["num_components"]
     h, w = chunk.images.shape[-2:]
     parts, scores, areas, feats = [], [], [], []
-    for s in range(0, len(chunk), batch_size):
-        idx = range(s, min(s + batch_size, len(chunk)))
-        images = torch.from_numpy(chunk.images[s:s + len(idx)]).to(device)
+    for idx in scene_batches(np.diff(np.searchsorted(chunk.objects["scene"], np.arange(
+            chunk.scene_start, chunk.scene_end + 1))), batch_size):
+        images = torch.from_numpy(chunk.images[idx.start:idx.stop]).to(device)
         boxes = [torch.from_numpy(object_boxes(chunk.scene_objects(i))).to(device) for i in idx]
         outs = model.forced(images, boxes)
         feats.append(model.photometric_features(images, boxes).cpu().numpy())

@@ -15,6 +15,7 @@ matches the detections to the objects over the whole field (``deduplicate``).
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 
 from rail.core.data import Hdf5Handle, ModelHandle, QPHandle
@@ -176,14 +177,17 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         Returns
         -------
         QPHandle
-            The handle of the written ensemble (the detections are the ``detections``
-            output).
+            The handle of the written ensemble, read back (the detections are the
+            ``detections`` output).
         """
         self.config.update(**kwargs)
         _attach_scenes(self, input_data)
         self.run()
         self.finalize()
-        return self.get_handle("output")
+        handle = self.get_handle("output")
+        if handle.data is None or handle.partial:
+            handle.read(force=True)  # the whole ensemble, as written
+        return handle
 
     def open_model(self, **kwargs: Any):
         model = CatEstimator.open_model(self, **kwargs)
@@ -209,17 +213,25 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
             raise InputError(f"{self.name}: no model given")
         path = _store_path(self.get_handle("input", allow_missing=True))
         forced = self.est.mode == "forced"
+        start = time.perf_counter()
         with SceneStore(path) as store:
             store.require(f"{self.est.mode} estimation", objects=forced)
             check_bands(self.model, store.bands, store.path)
+            n_objects, n_scenes = store.n_objects, store.n_scenes
             if not forced:
                 select = field_selector(store, self.est) if self.est.deduplicate else None
-                self._detect(store, select)
-                return
-        # rows go to this run's parts, never kept in memory between chunks or runs
-        self._detection_parts = RankParts(self, "detections")
-        CatEstimator.run(self)
-        self._detection_parts.join()
+                n_rows = self._detect(store, select)
+        if forced:
+            # rows go to this run's parts, never kept in memory between chunks or runs
+            self._detection_parts = RankParts(self, "detections")
+            CatEstimator.run(self)
+            n_rows = self._detection_parts.join()
+        if self.rank == 0:
+            seconds = time.perf_counter() - start
+            self.log.info(f"{self.est.mode} estimation: {n_rows} rows for {n_objects} objects "
+                          f"in {n_scenes} scenes, {seconds:.1f} s, "
+                          f"{n_objects / max(seconds, 1e-9):.1f} objects/s, "
+                          f"{self.size} process(es)")
 
     def _process_chunk(self, start: int, end: int, data, first: bool) -> None:
         from rail.deepdisc.net.estimate import forced_rows
@@ -228,7 +240,7 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         self._detection_parts.append(table, start=start)
         self._do_chunk_output(ens, start, end, first)
 
-    def _detect(self, store: SceneStore, select) -> None:
+    def _detect(self, store: SceneStore, select) -> int | None:
         """Detect mode: each rank writes its detections to a part; rank 0 keeps one row per
         source (``select``) and writes the ensemble and the table, part by part."""
         from rail.deepdisc.net.estimate import detect_rows, write_detect_outputs
@@ -238,9 +250,10 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
             rows.append(detect_rows(self.net, chunk, self.est, self.device, self.density))
         rows.close()
         if self.rank != 0:
-            return
+            return None
         table = self.get_output(self.get_aliased_tag("detections"))
-        write_detect_outputs(rows.parts(), select, rows.output, table,
-                             self.net.arch["num_components"])
+        n = write_detect_outputs(rows.parts(), select, rows.output, table,
+                                 self.net.arch["num_components"])
         self.publish_written("output", rows.output)
         self.publish_written("detections", table)
+        return n
