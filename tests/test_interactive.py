@@ -28,6 +28,7 @@ FUNCTIONS = {
     "rail.interactive.tools.scene_tools": ("mosaic_tiler", "scene_photometry"),
     "rail.interactive.tools.bpz_tools": ("bpz_data_preparer",),
     "rail.interactive.tools.report_tools": ("photo_z_comparison_report",),
+    "rail.interactive.tools.catalog_tools": ("photo_z_catalog",),
 }
 
 
@@ -127,5 +128,10 @@ def test_report_function_runs(interactive, jades_store, tiny_model, tmp_path, mo
         eazy=str(tmp_path / "pz.hdf5"), detections=str(tmp_path / "det.hdf5"),
         method_names=["DeepDISC", "again", "and again"])["report"]
     assert "σ_IQR" in text
+    catalog = interactive["rail.interactive.tools.catalog_tools"]
+    table = catalog.photo_z_catalog(input_data=str(tmp_path / "pz.hdf5"), scenes=jades_store,
+                                    method="DeepDISC")["output"]
+    with SceneStore(jades_store) as store:
+        assert len(table) == store.n_objects
     assert tables_io.read(str(tmp_path / "det.hdf5"))["object_id"].size > 0
     assert qp.read(str(tmp_path / "pz.hdf5")).npdf > 0

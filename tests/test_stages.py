@@ -16,7 +16,8 @@ from rail.deepdisc.store.tables import read_provenance
 from rail.tools.scene_tools import MosaicTiler
 
 STAGES = ("GalaxyPopulationCreator", "SceneRenderer", "DeepDiscInformer", "DeepDiscEstimator",
-          "ScenePhotometry", "MosaicTiler", "EazyInformer", "EazyEstimator")
+          "ScenePhotometry", "MosaicTiler", "EazyInformer", "EazyEstimator",
+          "BPZDataPreparer", "PhotoZComparisonReport", "PhotoZCatalog")
 
 
 def test_import_and_attach_all_lists_every_stage():

@@ -17,6 +17,7 @@ STAGE_MODULES = (
     "rail.tools.scene_tools",
     "rail.tools.bpz_tools",
     "rail.tools.report_tools",
+    "rail.tools.catalog_tools",
 )
 
 

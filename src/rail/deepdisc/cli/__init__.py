@@ -13,10 +13,10 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rail.deepdisc.cli import deepdisc, demo, mosaic, photometry, simulate
+from rail.deepdisc.cli import catalog, deepdisc, demo, mosaic, photometry, simulate
 from rail.deepdisc.errors import DeepDiscError
 
-_GROUPS = (simulate, demo, deepdisc, photometry, mosaic)
+_GROUPS = (simulate, demo, deepdisc, photometry, mosaic, catalog)
 
 
 def build_parser() -> argparse.ArgumentParser:
