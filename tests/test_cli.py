@@ -28,7 +28,7 @@ def test_simulate_and_show(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--survey", "hst", "--scenes", "2"], "unknown survey 'hst'"),
+    (["--survey", "euclid", "--scenes", "2"], "unknown survey 'euclid'"),
     (["--scenes", "2", "--limit-band", "lsst_i"], "limit band 'lsst_i'"),
 ])
 def test_simulate_errors_before_work(tmp_path, capsys, args, message):
@@ -42,7 +42,7 @@ def test_simulate_errors_before_work(tmp_path, capsys, args, message):
     (["--scenes", "0"], "--scenes: must be > 0, got 0"),
     (["--scenes", "2", "--size", "-5"], "--size: must be in [8, 4096], got -5"),
     (["--scenes", "2", "--objects-per-scene", "0"],
-     "--objects-per-scene: must be in (0, 1000], got 0"),
+     "--objects-per-scene: must be in (0, 100000], got 0"),
     (["--scenes", "2", "--mag-limit", "55"], "--mag-limit: must be in (10, 40), got 55"),
 ])
 def test_flags_out_of_bounds_are_refused_while_parsing(tmp_path, capsys, args, message):

@@ -3,7 +3,8 @@
 A filter name is resolved, in this order, as
 
 1. a project band name (``jwst_f200w``, ``lsst_i``; see :mod:`rail.deepdisc.bands`), whose
-   curve comes from astro-sedpy;
+   curve comes from astro-sedpy, or a band of a survey file or scene store seen in this
+   process (its astro-sedpy filter or curve file);
 2. the path of a two-column text file (wavelength in Angstrom, throughput), e.g. a BPZ
    ``.res`` file;
 3. ``<name>.res`` in one of the search directories, which always end with pz-rail-base's
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rail.deepdisc.bands import SEDPY_FILTER_NAMES, load_filter
+from rail.deepdisc.bands import SEDPY_FILTER_NAMES, load_filter, project_filter
 from rail.deepdisc.errors import DeepDiscError, InputError, OptionError
 
 
@@ -117,7 +118,7 @@ def read_filter_file(path: str | os.PathLike, name: str | None = None) -> Filter
 def _sedpy_curve(name: str, sedpy_name: str) -> FilterCurve:
     from sedpy.observate import Filter
 
-    filt = load_filter(name) if name in SEDPY_FILTER_NAMES else Filter(sedpy_name)
+    filt = load_filter(name) if project_filter(name) is not None else Filter(sedpy_name)
     wave, thr = _check_curve(filt.wavelength, filt.transmission, f"astro-sedpy:{sedpy_name}")
     # astro-sedpy trims zeros; give the curve zero wings so every integrator sees its edges
     step = np.diff(wave)
@@ -138,8 +139,11 @@ def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> 
     """
     if not isinstance(name, str) or not name:
         raise OptionError(f"filter name must be a non-empty string, got {name!r}")
-    if name in SEDPY_FILTER_NAMES:
-        return _sedpy_curve(name, SEDPY_FILTER_NAMES[name])
+    band = project_filter(name)
+    if band is not None:
+        return _sedpy_curve(name, band.sedpy_name) if band.sedpy_name else \
+            FilterCurve(name, *_check_curve(band.wave, band.transmission, band.source),
+                        band.source)
     if os.path.isfile(name):
         return read_filter_file(name)
     dirs = [os.fspath(d) for d in search_dirs] + [rail_filter_dir()]
@@ -180,7 +184,7 @@ def unknown_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLik
     """The names for which :func:`resolve_filter` finds no usable curve, in order."""
     unknown = []
     for name in names:
-        if name in SEDPY_FILTER_NAMES:
+        if project_filter(name) is not None:
             continue
         try:
             resolve_filter(name, search_dirs)

@@ -12,8 +12,11 @@ linearly in redshift between literature-like nodes:
 
 Galaxies are drawn exactly from ``phi(M, z) dV/dz`` down to an apparent-magnitude limit in
 one band: the selection is done per SED entry with its colour term, so no galaxy fainter
-than the limit is drawn and no brighter one is missed. Each galaxy then gets an SED entry
-(template + Calzetti dust), a size from van der Wel et al. (2014) (z < 3, by stellar mass)
+than the limit is drawn and no brighter one is missed (also when emission lines lift a
+galaxy above the limit: :mod:`rail.deepdisc.sim.sed_choice`). Each galaxy then gets an SED
+entry of the ``sed_library`` (template + Calzetti dust, or a stellar-population-synthesis
+SED; :mod:`rail.deepdisc.sim.sed`), optionally nebular emission lines
+(:mod:`rail.deepdisc.sim.nebular`), a size from van der Wel et al. (2014) (z < 3, by stellar mass)
 or Shibuya et al. (2015) (z >= 3, by UV luminosity) with log-normal scatter, a Sersic index,
 axis ratio and position angle, and, for massive star-forming galaxies, a bulge + disk mix.
 """
@@ -21,7 +24,8 @@ axis ratio and position angle, and, for massive star-forming galaxies, a bulge +
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -29,13 +33,19 @@ from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
+from rail.deepdisc.sim import nebular
+from rail.deepdisc.sim.morphology import MorphologyOptions, add_components
 from rail.deepdisc.sim.sed import (
     OPTICAL_WINDOW,
     UV_WINDOW,
     Photometer,
     SEDLibrary,
+    SEDOptions,
     cosmos_library,
+    get_library,
 )
+from rail.deepdisc.sim.sed_choice import LineDraw, entry_prior, galaxy_lines
+from rail.deepdisc.sim.stars import StarOptions, add_stars
 from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
 
 log = logging.getLogger(__name__)
@@ -72,13 +82,6 @@ _M_FAINT = {"sf": -12.0, "q": -14.0}
 _M_BRIGHT = -26.0
 _M_STEP = 0.02
 
-#: star-forming COSMOS templates, oldest/reddest to youngest/bluest
-SF_TEMPLATE_SEQUENCE = (
-    "Sa_A_0", "Sa_A_1", "Sb_A_0", "Sb_A_1", "Sc_A_0", "Sc_A_1", "Sc_A_2", "Sd_A_0",
-    "Sd_A_1", "Sd_A_2", "Sdm_A_0", "SB0_A_0", "SB1_A_0", "SB2_A_0", "SB3_A_0", "SB4_A_0",
-    "SB5_A_0", "SB6_A_0", "SB7_A_0", "SB8_A_0", "SB9_A_0", "SB10_A_0", "SB11_A_0",
-)
-
 #: most galaxies one run draws (and renders): their columns are held in memory
 MAX_GALAXIES = 20_000_000
 
@@ -91,8 +94,11 @@ BASE_COLUMNS = (
 
 
 @dataclass(frozen=True, kw_only=True)
-class PopulationConfig(SurveyChoice):
-    """Which galaxies a mock population holds: bands, a magnitude limit, a redshift range.
+class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice):
+    """Which galaxies a mock population holds: bands, a magnitude limit, a redshift range,
+    the SEDs and emission lines (:class:`rail.deepdisc.sim.sed.SEDOptions`) and the
+    morphology and star options (:mod:`rail.deepdisc.sim.morphology`,
+    :mod:`rail.deepdisc.sim.stars`).
 
     Limits left at None are the survey preset's (:meth:`resolved` fills them in).
     """
@@ -126,6 +132,7 @@ class PopulationConfig(SurveyChoice):
             raise OptionError(f"limit band {r.limit_band!r} is not among bands {r.bands}")
         if not r.zmin < r.zmax:
             raise OptionError(f"need zmin < zmax, got zmin={r.zmin}, zmax={r.zmax}")
+        SEDOptions._check(self)
 
 
 def _interp_nodes(nodes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -154,27 +161,36 @@ class _Cosmology:
         return np.interp(z, self.z, getattr(self, what))
 
 
-def _sf_entry_prior(lib: SEDLibrary, z: np.ndarray) -> np.ndarray:
-    """P(entry | z) for star-forming galaxies, shape (nz, n_entries)."""
-    pos = {name: i / (len(SF_TEMPLATE_SEQUENCE) - 1) for i, name in enumerate(SF_TEMPLATE_SEQUENCE)}
-    tpos = np.array([pos.get(t, np.nan) for t in lib.template])
-    mean = np.clip(0.35 + 0.12 * z, 0.35, 0.92)[:, None]
-    w = np.exp(-0.5 * ((tpos[None, :] - mean) / 0.25) ** 2)
-    # dust: more at low z and intermediate z, little above z~6
-    ebv_low = {0.0: 0.25, 0.1: 0.30, 0.2: 0.25, 0.3: 0.12, 0.4: 0.08}
-    ebv_high = {0.0: 0.60, 0.1: 0.30, 0.2: 0.10, 0.3: 0.0, 0.4: 0.0}
-    f = np.clip((z - 2.0) / 4.0, 0.0, 1.0)[:, None]
-    p_low = np.array([ebv_low.get(round(e, 2), 0.0) for e in lib.ebv])
-    p_high = np.array([ebv_high.get(round(e, 2), 0.0) for e in lib.ebv])
-    w = w * ((1 - f) * p_low[None, :] + f * p_high[None, :])
-    w[:, lib.quiescent | np.isnan(tpos)] = 0.0
-    return w / w.sum(axis=1, keepdims=True)
+@dataclass
+class _Sampler:
+    """What the draw of one population needs, computed once."""
 
+    config: PopulationConfig
+    lib: SEDLibrary
+    cosmo: _Cosmology
+    lines: LineDraw
+    limit_phot: Photometer
+    zcoarse: np.ndarray
+    kcoarse: np.ndarray  # (n_entries, n_zcoarse) UV colour term in the limit band
+    mgrid: np.ndarray = field(default_factory=lambda: np.arange(_M_BRIGHT, -8.0 + 1e-9,
+                                                                 _M_STEP))
+    cum_tables: dict[str, np.ndarray] = field(default_factory=dict)
 
-def _q_entry_prior(lib: SEDLibrary, z: np.ndarray) -> np.ndarray:
-    """P(entry | z) for quiescent galaxies: uniform over quiescent templates."""
-    w = np.tile(lib.quiescent.astype(float), (z.size, 1))
-    return w / w.sum(axis=1, keepdims=True)
+    @classmethod
+    def make(cls, config: PopulationConfig, lib: SEDLibrary) -> _Sampler:
+        limit_phot = Photometer(lib, [config.limit_band])
+        zcoarse = np.arange(config.zmin, config.zmax + 0.05, 0.05)
+        ne = len(lib)
+        # colour term of every entry in the limit band on a coarse z grid
+        ee, zz = np.meshgrid(np.arange(ne), zcoarse, indexing="ij")
+        kcoarse = limit_phot.colour_terms(ee.ravel(), zz.ravel(), UV_WINDOW)[:, 0]
+        return cls(config, lib, _Cosmology(config.zmax),
+                   LineDraw(lib, config.lines_on(), config.line_ew_scale), limit_phot,
+                   zcoarse, kcoarse.reshape(ne, -1))
+
+    def continuum(self, entry: np.ndarray, kc_uv: np.ndarray) -> np.ndarray:
+        """Continuum maggies in the limit band from UV colour terms (4 pi d_L^2 = 1)."""
+        return self.lib.luminosity_nu(UV_WINDOW)[entry] * 10.0 ** (-0.4 * (kc_uv - 48.6))
 
 
 def sample_population(n: int, config: PopulationConfig, seed: int,
@@ -186,17 +202,18 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     n
         Number of galaxies.
     config
-        Bands and limits (None: the survey's).
+        Bands and limits (None: the survey's), SED library and emission lines.
     seed
         Seed of the random generator; the same seed gives the same catalog.
     library
-        SED library (default: :func:`cosmos_library`).
+        SED library (default: the one ``config.sed_library`` names).
 
     Returns
     -------
     dict
         Column name -> array (see ``BASE_COLUMNS``; plus ``<band>_fnu`` in nJy and
-        ``mag_<band>``). Attribute-like scalars are under the key ``"_meta"``.
+        ``mag_<band>``; with emission lines ``ew_oiii_hb`` and ``oh_abundance``, see
+        :mod:`rail.deepdisc.sim.nebular`). Attribute-like scalars are under ``"_meta"``.
     """
     if int(n) != n or not 0 < n <= MAX_GALAXIES:
         raise OptionError(f"n_samples must be a positive integer up to {MAX_GALAXIES:,}, "
@@ -205,70 +222,98 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     config.validate()
     config = config.resolved()
     rng = np.random.default_rng(seed)
-    lib = cosmos_library() if library is None else library
-    cosmo = _Cosmology(config.zmax)
-    limit_phot = Photometer(lib, [config.limit_band])
-
+    lib = get_library(config.sed_library) if library is None else library
+    smp = _Sampler.make(config, lib)
     dz = 0.01
     zgrid = np.arange(config.zmin + dz / 2, config.zmax, dz)
-    zcoarse = np.arange(config.zmin, config.zmax + 0.05, 0.05)
-    ne = len(lib)
-    # colour term of every entry in the limit band on a coarse z grid
-    ee, zz = np.meshgrid(np.arange(ne), zcoarse, indexing="ij")
-    kcoarse = limit_phot.colour_terms(ee.ravel(), zz.ravel(), UV_WINDOW)[:, 0].reshape(ne, -1)
-    kcoarse_v = kcoarse + _window_offset(lib)[:, None]
-    mgrid = np.arange(_M_BRIGHT, -8.0 + 1e-9, _M_STEP)
-    pops = {
-        "sf": (_SF_LF_NODES, _sf_entry_prior(lib, zgrid), kcoarse),
-        "q": (_Q_LF_NODES, _q_entry_prior(lib, zgrid), kcoarse_v),
-    }
-    dm = cosmo("distmod", zgrid)
-    rate_blocks, cum_tables = [], {}
-    for key, (nodes, prior, kc) in pops.items():
-        mstar, lphi, alpha = _interp_nodes(nodes, zgrid)
-        phi = schechter_mag(mgrid[None, :], mstar[:, None], lphi[:, None], alpha[:, None])
-        phi[:, mgrid > _M_FAINT[key]] = 0.0
-        cum = np.concatenate([np.zeros((zgrid.size, 1)),
-                              np.cumsum(0.5 * (phi[:, 1:] + phi[:, :-1]) * _M_STEP, axis=1)],
-                             axis=1)
-        cum_tables[key] = cum
-        kfine = np.array([np.interp(zgrid, zcoarse, kc[e]) for e in range(ne)]).T  # (nz, ne)
-        mlim = config.mag_limit - dm[:, None] - kfine
-        ncum = _row_interp(mlim, mgrid, cum)
-        rate_blocks.append(prior * ncum * cosmo("dvdz", zgrid)[:, None] * dz)
-    rates = np.stack(rate_blocks)  # (2, nz, ne) per steradian
+    rates = _rates(smp, zgrid, dz)  # (2, nz, n_entries, n_strata) per steradian
     total = rates.sum()
     if not total > 0:
         raise OptionError(f"no galaxies brighter than {config.mag_limit} in {config.limit_band}")
-    arcmin2_per_sr = (180.0 * 60.0 / np.pi) ** 2
-    log.info("population: %.1f galaxies/arcmin^2 brighter than %s=%.2f at %.2f<z<%.2f",
-             total / arcmin2_per_sr, config.limit_band, config.mag_limit, config.zmin,
-             config.zmax)
-
     cols: dict[str, list[np.ndarray]] = {}
-    have = 0
+    have = drawn = 0
     pflat = (rates / total).ravel()
     while have < n:
         need = int((n - have) * 1.05) + 16
         cell = rng.choice(pflat.size, size=need, p=pflat)
-        ipop, iz, ient = np.unravel_index(cell, rates.shape)
+        ipop, iz, ient, istr = np.unravel_index(cell, rates.shape)
         z = zgrid[iz] + rng.uniform(-dz / 2, dz / 2, need)
         z = np.clip(z, config.zmin, config.zmax)
-        batch = _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid,
-                               cum_tables, kcoarse, zcoarse)
+        batch = _draw_galaxies(rng, smp, ipop, iz, ient, istr, z)
         ok = batch[f"mag_{config.limit_band}"] <= config.mag_limit
         for k, v in batch.items():
             cols.setdefault(k, []).append(v[ok])
         have += int(ok.sum())
+        drawn += need
+    if smp.lines.on:  # the rates are an envelope: count only the galaxies kept
+        total *= have / drawn
+    arcmin2_per_sr = (180.0 * 60.0 / np.pi) ** 2
+    log.info("population: %.1f galaxies/arcmin^2 brighter than %s=%.2f at %.2f<z<%.2f",
+             total / arcmin2_per_sr, config.limit_band, config.mag_limit, config.zmin,
+             config.zmax)
     out = {k: np.concatenate(v)[:n] for k, v in cols.items()}
     out["id"] = np.arange(1, n + 1, dtype=np.int64)  # 0 means background in segmaps
+    add_components(out, config, seed, lib, config.bands, config.limit_band,
+                   get_survey(config.survey).pixel_scale)
+    add_stars(out, config, seed, config.bands, config.limit_band, config.mag_limit)
     ordered = {k: out[k] for k in BASE_COLUMNS}
     for b in config.bands:
         ordered[f"{b}_fnu"] = out[f"{b}_fnu"]
     for b in config.bands:
         ordered[f"mag_{b}"] = out[f"mag_{b}"]
-    ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr)}
+    ordered.update({k: v for k, v in out.items() if k not in ordered})  # realism columns
+    ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr),
+                        "sed_library": lib.name}
     return ordered
+
+
+def _rates(smp: _Sampler, zgrid: np.ndarray, dz: float) -> np.ndarray:
+    """Galaxies per steradian in each (population, z, entry, EW stratum) cell.
+
+    A cell's count is the luminosity function integrated to the limit relaxed by the
+    largest brightening that lines of its EW stratum can give; the exact magnitudes
+    with lines then select (:mod:`rail.deepdisc.sim.sed_choice`).
+    """
+    lib, cosmo = smp.lib, smp.cosmo
+    ne = len(lib)
+    kfine_uv = np.array([np.interp(zgrid, smp.zcoarse, smp.kcoarse[e]) for e in range(ne)]).T
+    dm = cosmo("distmod", zgrid)
+    blocks = []
+    for key, nodes in (("sf", _SF_LF_NODES), ("q", _Q_LF_NODES)):
+        quiescent = key == "q"
+        mstar, lphi, alpha = _interp_nodes(nodes, zgrid)
+        phi = schechter_mag(smp.mgrid[None, :], mstar[:, None], lphi[:, None], alpha[:, None])
+        phi[:, smp.mgrid > _M_FAINT[key]] = 0.0
+        cum = np.concatenate([np.zeros((zgrid.size, 1)),
+                              np.cumsum(0.5 * (phi[:, 1:] + phi[:, :-1]) * _M_STEP, axis=1)],
+                             axis=1)
+        smp.cum_tables[key] = cum
+        kc = smp.kcoarse + _window_offset(lib)[:, None] if quiescent else smp.kcoarse
+        kfine = np.array([np.interp(zgrid, smp.zcoarse, kc[e]) for e in range(ne)]).T
+        mlim = smp.config.mag_limit - dm[:, None] - kfine  # (nz, ne)
+        delta = _grid_brightening(smp, zgrid, kfine_uv, quiescent)  # (nz, ne, n_strata)
+        ncum = _row_interp((mlim[..., None] + delta).reshape(zgrid.size, -1), smp.mgrid,
+                           cum).reshape(delta.shape)
+        probs = smp.lines.stratum_probabilities(quiescent)
+        prior = entry_prior(lib, zgrid, quiescent)[..., None] * probs
+        blocks.append(prior * ncum * cosmo("dvdz", zgrid)[:, None, None] * dz)
+    return np.stack(blocks)
+
+
+def _grid_brightening(smp: _Sampler, zgrid: np.ndarray, kfine_uv: np.ndarray,
+                      quiescent: bool, chunk: int = 20000) -> np.ndarray:
+    """Largest brightening by lines per (z, entry, stratum) on the z grid (mag)."""
+    nz, ne = kfine_uv.shape
+    out = np.zeros((nz * ne, smp.lines.n_strata))
+    if not smp.lines.on:
+        return out.reshape(nz, ne, -1)
+    zz = np.repeat(zgrid, ne)
+    ee = np.tile(np.arange(ne), nz)
+    cont = smp.continuum(ee, kfine_uv.ravel())
+    for start in range(0, zz.size, chunk):
+        sl = slice(start, start + chunk)
+        out[sl] = smp.lines.brightening(smp.limit_phot, zz[sl], ee[sl], cont[sl], quiescent)
+    return out.reshape(nz, ne, -1)
 
 
 def _row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarray:
@@ -287,12 +332,16 @@ def _row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarra
 
 def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
                      is_quiescent: np.ndarray, bands, library: SEDLibrary | None = None,
-                     distmod: np.ndarray | None = None) -> np.ndarray:
+                     distmod: np.ndarray | None = None, ew_oiii_hb: np.ndarray | None = None,
+                     oh_abundance: np.ndarray | None = None) -> np.ndarray:
     """Noiseless apparent AB magnitudes of catalog galaxies in any known bands.
 
     ``abs_mag`` is the normalising absolute magnitude (rest 1500 A for star-forming, 5500 A
-    for quiescent galaxies), as the population stores it; so fluxes in bands the scenes were
-    not rendered in (e.g. HST for a JWST field) follow from the catalog columns.
+    for quiescent galaxies, of the continuum), as the population stores it; so fluxes in
+    bands the scenes were not rendered in (e.g. HST for a JWST field) follow from the
+    catalog columns. ``ew_oiii_hb`` and ``oh_abundance`` (catalog columns when the
+    population has emission lines) add the lines; None: the continuum alone. ``library``
+    must be the catalog's (its ``_meta["sed_library"]``; default COSMOS).
 
     Returns
     -------
@@ -306,9 +355,26 @@ def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
         from astropy.cosmology import Planck18
 
         distmod = Planck18.distmod(z).value
+    lines = None
+    if ew_oiii_hb is not None:
+        oh = nebular.oh_mean(z) if oh_abundance is None else np.asarray(oh_abundance, float)
+        lines = galaxy_lines(lib, entry, z, ew_oiii_hb, oh)
     offset = np.where(np.asarray(is_quiescent, bool), _window_offset(lib)[entry], 0.0)
-    colour = Photometer(lib, bands).colour_terms(entry, z, UV_WINDOW) + offset[:, None]
+    colour = Photometer(lib, bands).colour_terms(entry, z, UV_WINDOW, lines) + offset[:, None]
     return np.asarray(abs_mag, float)[:, None] + np.asarray(distmod)[:, None] + colour
+
+
+def catalog_magnitudes(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
+                       library: SEDLibrary | None = None) -> np.ndarray:
+    """:func:`model_magnitudes` of a population catalog (or scene-store objects).
+
+    Reads ``sed_index``, ``redshift``, ``abs_mag``, ``is_quiescent`` and, when present,
+    the emission-line columns ``ew_oiii_hb`` and ``oh_abundance``.
+    """
+    return model_magnitudes(catalog["sed_index"], catalog["redshift"], catalog["abs_mag"],
+                            catalog["is_quiescent"], bands, library,
+                            ew_oiii_hb=catalog.get("ew_oiii_hb"),
+                            oh_abundance=catalog.get("oh_abundance"))
 
 
 def _window_offset(lib: SEDLibrary) -> np.ndarray:
@@ -316,32 +382,28 @@ def _window_offset(lib: SEDLibrary) -> np.ndarray:
     return 2.5 * np.log10(lib.luminosity_nu(OPTICAL_WINDOW) / lib.luminosity_nu(UV_WINDOW))
 
 
-def _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid, cum_tables, kcoarse,
-                   zcoarse) -> dict[str, np.ndarray]:
+def _draw_galaxies(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray,
+                   iz: np.ndarray, ient: np.ndarray, istr: np.ndarray, z: np.ndarray
+                   ) -> dict[str, np.ndarray]:
+    lib, config = smp.lib, smp.config
     n = z.size
     quiescent = ipop == 1
     # magnitude limit at the exact redshift, per galaxy
-    kc = np.empty(n)
+    kc_uv = np.empty(n)
     for e in np.unique(ient):
         sel = ient == e
-        kc[sel] = np.interp(z[sel], zcoarse, kcoarse[e])
-    kc = np.where(quiescent, kc + _window_offset(lib)[ient], kc)
-    dm = cosmo("distmod", z)
+        kc_uv[sel] = np.interp(z[sel], smp.zcoarse, smp.kcoarse[e])
+    kc = np.where(quiescent, kc_uv + _window_offset(lib)[ient], kc_uv)
+    dm = smp.cosmo("distmod", z)
     mlim = config.mag_limit - dm - kc
-    # inverse-CDF draw of M from the Schechter table at the galaxy's z node
-    absmag = np.empty(n)
-    for p, key in ((0, "sf"), (1, "q")):
-        sel = ipop == p
-        if not sel.any():
-            continue
-        cum = cum_tables[key][iz[sel]]
-        cmax = _row_interp(mlim[sel], mgrid, cum)
-        u = rng.uniform(0.0, 1.0, sel.sum()) * cmax
-        j = np.clip((cum < u[:, None]).sum(axis=1), 1, mgrid.size - 1)
-        c0, c1 = cum[np.arange(j.size), j - 1], cum[np.arange(j.size), j]
-        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
-        absmag[sel] = mgrid[j - 1] + frac * _M_STEP
-    mags = model_magnitudes(ient, z, absmag, quiescent, config.bands, lib, distmod=dm)
+    if smp.lines.on:  # relaxed by the most the lines of the galaxy's EW stratum can add
+        cont = smp.continuum(ient, kc_uv)
+        for p in (0, 1):
+            sel = np.flatnonzero(ipop == p)
+            bright = smp.lines.brightening(smp.limit_phot, z[sel], ient[sel], cont[sel],
+                                           quiescent=p == 1)
+            mlim[sel] += bright[np.arange(sel.size), istr[sel]]
+    absmag = _draw_absmag(rng, smp, ipop, iz, mlim)
     out: dict[str, np.ndarray] = {
         "redshift": z,
         "is_quiescent": quiescent.astype(np.int8),
@@ -350,11 +412,37 @@ def _draw_galaxies(rng, lib, cosmo, config, ipop, iz, ient, z, mgrid, cum_tables
         "ebv": lib.ebv[ient],
         "abs_mag": absmag,
     }
+    line_cols = {}
+    if smp.lines.on:
+        ew, oh = smp.lines.draw(rng, z, ient, istr, quiescent)
+        line_cols = {"ew_oiii_hb": ew, "oh_abundance": oh}
+    mags = model_magnitudes(ient, z, absmag, quiescent, config.bands, lib, distmod=dm,
+                            **line_cols)
     for j, b in enumerate(config.bands):
         out[f"mag_{b}"] = mags[:, j]
         out[f"{b}_fnu"] = mag_to_flux(mags[:, j])
-    out.update(_morphology(rng, cosmo, z, absmag, quiescent))
+    out.update(line_cols)
+    out.update(_morphology(rng, smp.cosmo, z, absmag, quiescent))
     return out
+
+
+def _draw_absmag(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray, iz: np.ndarray,
+                 mlim: np.ndarray) -> np.ndarray:
+    """Inverse-CDF draw of M from the Schechter table at each galaxy's z node, to mlim."""
+    mgrid = smp.mgrid
+    absmag = np.empty(ipop.size)
+    for p, key in ((0, "sf"), (1, "q")):
+        sel = ipop == p
+        if not sel.any():
+            continue
+        cum = smp.cum_tables[key][iz[sel]]
+        cmax = _row_interp(mlim[sel], mgrid, cum)
+        u = rng.uniform(0.0, 1.0, sel.sum()) * cmax
+        j = np.clip((cum < u[:, None]).sum(axis=1), 1, mgrid.size - 1)
+        c0, c1 = cum[np.arange(j.size), j - 1], cum[np.arange(j.size), j]
+        frac = np.where(c1 > c0, (u - c0) / np.where(c1 > c0, c1 - c0, 1.0), 0.5)
+        absmag[sel] = mgrid[j - 1] + frac * _M_STEP
+    return absmag
 
 
 def _morphology(rng, cosmo, z, absmag, quiescent) -> dict[str, np.ndarray]:

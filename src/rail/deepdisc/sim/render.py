@@ -3,7 +3,8 @@
 Each galaxy is a Sersic disk (plus an optional de Vaucouleurs bulge) drawn in every band
 from its per-band flux, convolved with that band's PSF (monochromatic drawing: GalSim's
 chromatic drawing is ~40x slower). Stamps are sized by GalSim to the galaxy so nothing is
-clipped; sources overlap freely. White Gaussian noise gives the survey depths.
+clipped; sources overlap freely. Gaussian noise gives the survey depths: white, or
+correlated where the survey gives a noise-correlation kernel (:mod:`rail.deepdisc.sim.noise`).
 
 Truth: every pixel is owned by the object whose noiseless light, in units of the noise of a
 chi-mean detection image (``sum_b (m_b / sigma_b) / sqrt(C)``), is largest there, if that
@@ -33,11 +34,21 @@ from typing import Any
 
 import numpy as np
 
+from rail.deepdisc.bands import filters_attr
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, flux_to_mag
 from rail.deepdisc.options import option
+from rail.deepdisc.sim import morphology, stars
+from rail.deepdisc.sim.morphology import band_profiles, galaxy_profile
+from rail.deepdisc.sim.noise import draw_noise
 from rail.deepdisc.sim.population import MAX_GALAXIES
 from rail.deepdisc.sim.psf import PSF_KINDS, make_psf, psf_description
+from rail.deepdisc.sim.randomise import (
+    ImageRandomisation,
+    SceneConditions,
+    finish_scene,
+    scene_conditions,
+)
 from rail.deepdisc.sim.surveys import SurveyChoice, SurveyPreset, get_survey
 from rail.deepdisc.store.scenes import SceneWriter
 from rail.deepdisc.workers import ordered_parallel_map, usable_cores
@@ -54,21 +65,24 @@ REQUIRED_CATALOG_COLUMNS = ("id", "redshift", "Re_maj", "sersic_n", "axis_ratio"
 BULGE_COLUMNS = ("bulge_fraction", "Re_bulge", "bulge_axis_ratio")
 #: catalog columns copied into /objects when present
 PASSTHROUGH_COLUMNS = ("sed_index", "is_quiescent", "ebv", "abs_mag", "log_mass", "Re_maj",
-                       "sersic_n", "axis_ratio", "position_angle", "bulge_fraction")
+                       "sersic_n", "axis_ratio", "position_angle", "bulge_fraction",
+                       *morphology.STORE_COLUMNS, *stars.STORE_COLUMNS)
 _MAG_ERR_COEFF = 2.5 / np.log(10.0)
 
 
 @dataclass(frozen=True, kw_only=True)
-class RenderConfig(SurveyChoice):
+class RenderConfig(ImageRandomisation, SurveyChoice):
     """How scenes are rendered; :attr:`preset` is the survey preset with ``depths`` and
-    ``pixel_scale`` in place of its own."""
+    ``pixel_scale`` in place of its own. PSF jitter, depth variation and masks:
+    :mod:`rail.deepdisc.sim.randomise`."""
 
     n_scenes: int = option(help="number of scenes", gt=0, flag="scenes", metavar="N")
     scene_size: int = option(128, "scene side in pixels", ge=8, le=4096, flag="size",
                              metavar="PIXELS")
     objects_per_scene: float = option(
-        10.0, "mean number of galaxies centred in a scene (Poisson)", gt=0, le=1000)
-    psf: str = option("airy", "PSF model", choices=PSF_KINDS)
+        10.0, "mean number of galaxies centred in a scene (Poisson)", gt=0, le=100_000)
+    psf: str | None = option(None, "PSF model of every band, from the telescope (default: "
+                             "the survey's PSFs)", choices=PSF_KINDS)
     seed: int = option(0, "random seed (population, placement and noise)", ge=0)
     depths: dict[str, float] = option(
         {}, "5-sigma AB depth of a band, instead of the survey's", flag="depth",
@@ -97,6 +111,9 @@ class RenderConfig(SurveyChoice):
 
     def _check(self) -> None:
         self.preset  # noqa: B018  (unknown depth bands)
+        if self.psf is not None and not self.preset.diameter_m > 0:
+            raise OptionError(f"psf={self.psf} needs a telescope, and survey "
+                              f"{self.survey} gives none (telescope.diameter_m)")
         expected = self.n_scenes * self.objects_per_scene * self.area_ratio
         if expected > MAX_GALAXIES:
             raise OptionError(
@@ -117,6 +134,11 @@ class RenderConfig(SurveyChoice):
     def noise_sigma(self) -> np.ndarray:
         """Pixel noise (nJy) per band."""
         return self.preset.pixel_noise_njy()
+
+    @cached_property
+    def noise_kernels(self) -> list[np.ndarray | None]:
+        """Per band, the noise-correlation kernel (None: white noise)."""
+        return self.preset.noise_kernels()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-able form (for provenance), with the resolved survey preset."""
@@ -210,32 +232,6 @@ def _psf(description: dict[str, Any], band: str):
     return _PSF_CACHE[key]
 
 
-def galaxy_profile(re_maj: float, sersic_n: float, q: float, pa_deg: float,
-                   bulge_fraction: float = 0.0, re_bulge: float = 0.0,
-                   q_bulge: float = 1.0):
-    """Unit-flux GalSim profile: Sersic disk (+ de Vaucouleurs bulge).
-
-    Half-light radii are along the major axis (arcsec); profiles are truncated at 8
-    half-light radii and renormalised, so the drawn flux is the catalog flux.
-    """
-    import galsim
-
-    beta = float(pa_deg) * galsim.degrees
-    q = float(np.clip(q, 0.05, 1.0))
-    hlr = max(float(re_maj) * np.sqrt(q), 1.0e-4)
-    n = float(np.clip(sersic_n, 0.3, 6.2))
-    disk = galsim.Sersic(n=n, half_light_radius=hlr, trunc=8.0 * hlr, flux_untruncated=True)
-    disk = disk.withFlux(1.0).shear(q=q, beta=beta)
-    if bulge_fraction > 0 and re_bulge > 0:
-        qb = float(np.clip(q_bulge, 0.05, 1.0))
-        hlr_b = max(float(re_bulge) * np.sqrt(qb), 1.0e-4)
-        bulge = galsim.DeVaucouleurs(half_light_radius=hlr_b, trunc=8.0 * hlr_b,
-                                     flux_untruncated=True)
-        bulge = bulge.withFlux(1.0).shear(q=qb, beta=beta)
-        return galsim.Add([disk * (1.0 - bulge_fraction), bulge * bulge_fraction])
-    return disk
-
-
 @dataclass
 class _Drawn:
     """The noiseless light of one scene: the image and, per galaxy, what truth needs."""
@@ -261,42 +257,52 @@ def render_scene(task: dict[str, Any]) -> dict[str, Any]:
     cfg: RenderConfig = task["config"]
     cat = task["catalog"]
     xs, ys = np.asarray(task["x"], float), np.asarray(task["y"], float)
-    sigma = cfg.noise_sigma
-    drawn = _draw_scene(cfg, task["psf"], cat, xs, ys, sigma)
+    scene = int(task["scene"])
+    cond = scene_conditions(cfg, cfg.noise_sigma, scene, cfg.seed) \
+        if cfg.randomises_images else None
+    sigma = cfg.noise_sigma if cond is None else cond.sigma
+    drawn = _draw_scene(cfg, task["psf"], cat, xs, ys, sigma, cond)
     owner, area, keep = _segment(cfg, drawn.det_maps, xs, ys)
     ids = np.asarray(cat["id"], dtype=np.int64)
-    segmap = np.where(owner >= 0, ids[np.maximum(owner, 0)], 0).astype(np.int32)
+    segmap = np.append(ids, 0)[owner].astype(np.int32)  # owner -1 (background) -> 0
     blend = _blendedness(drawn.det_maps, keep, cfg.scene_size)
-    scene = int(task["scene"])
     rng = np.random.default_rng([cfg.seed, 1, scene])
-    noisy = drawn.image + rng.standard_normal(drawn.image.shape) * sigma[:, None, None]
+    noisy = drawn.image + draw_noise(rng, drawn.image.shape, sigma, cfg.noise_kernels)
     ivar = np.broadcast_to((1.0 / sigma**2)[:, None, None], noisy.shape).astype(np.float32)
     header, x0, y0 = scene_wcs_header(cfg, scene)
     ap_noise = sigma * np.sqrt(np.pi * (cfg.snr_aperture_arcsec / cfg.preset.pixel_scale) ** 2)
     objects = _object_table(cfg, cat, keep, owner, xs, ys, drawn.ap_flux / ap_noise, area,
                             blend, header)
+    row = {"wcs": header, "x0": x0, "y0": y0, "tile": scene}
+    if cond is not None:  # masks (ivar 0) and what the scene drew
+        row.update(finish_scene(cfg, cond, noisy, ivar, scene, cfg.seed, task["psf"],
+                                cfg.preset.bands, cfg.preset.pixel_scale))
     out = {"images": noisy.astype(np.float32), "ivar": ivar, "segmap": segmap,
-           "objects": objects, "scene": {"wcs": header, "x0": x0, "y0": y0, "tile": scene}}
+           "objects": objects, "scene": row}
     if task.get("keep_noiseless"):
         out["noiseless"] = drawn.image
     return out
 
 
 def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.ndarray],
-                xs: np.ndarray, ys: np.ndarray, sigma: np.ndarray) -> _Drawn:
-    """Draw every galaxy in every band (PSF-convolved), with its detection map."""
+                xs: np.ndarray, ys: np.ndarray, sigma: np.ndarray,
+                cond: SceneConditions | None = None) -> _Drawn:
+    """Draw every object in every band (PSF-convolved), with its detection map."""
     import galsim
     from photutils.aperture import CircularAperture
 
     bands, size, scale = cfg.preset.bands, cfg.scene_size, cfg.preset.pixel_scale
     psfs = [_psf(psf, b) for b in bands]
+    psfs = psfs if cond is None else cond.apply(psfs)
     drawn = _Drawn(np.zeros((len(bands), size, size)), [], np.zeros((xs.size, len(bands))))
     scene_bounds = galsim.BoundsI(0, size - 1, 0, size - 1)
     has_bulge = all(c in cat for c in BULGE_COLUMNS)
     for j in range(xs.size):
-        prof = galaxy_profile(
-            cat["Re_maj"][j], cat["sersic_n"][j], cat["axis_ratio"][j],
-            cat["position_angle"][j], *(cat[c][j] for c in BULGE_COLUMNS) if has_bulge else ())
+        profs = [galsim.DeltaFunction()] * len(bands) if stars.is_star(cat, j) else \
+            band_profiles(cat, j, bands) or [galaxy_profile(
+                cat["Re_maj"][j], cat["sersic_n"][j], cat["axis_ratio"][j],
+                cat["position_angle"][j],
+                *(cat[c][j] for c in BULGE_COLUMNS) if has_bulge else ())] * len(bands)
         center = galsim.PositionD(xs[j], ys[j])
         aperture = CircularAperture((xs[j], ys[j]), cfg.snr_aperture_arcsec / scale)
         mask = aperture.to_mask(method="exact")
@@ -305,8 +311,8 @@ def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.nda
             flux = float(cat[f"{band}_fnu"][j])
             if not flux > 0:
                 continue
-            st = galsim.Convolve(prof, psfs[b]).withFlux(flux).drawImage(scale=scale,
-                                                                          center=center)
+            st = galsim.Convolve(profs[b], psfs[b]).withFlux(flux).drawImage(scale=scale,
+                                                                              center=center)
             ov = st.bounds & scene_bounds
             if ov.isDefined():
                 drawn.image[b, ov.ymin:ov.ymax + 1, ov.xmin:ov.xmax + 1] += st[ov].array
@@ -413,7 +419,7 @@ def _object_table(cfg, cat, keep, owner, xs, ys, snr, area, blend, header):
         "bbox_x0": bbox[:, 0], "bbox_y0": bbox[:, 1], "bbox_x1": bbox[:, 2],
         "bbox_y1": bbox[:, 3], "ra": np.asarray(ra, float), "dec": np.asarray(dec, float),
         "redshift": np.asarray(cat["redshift"], float)[keep],
-        "redshift_kind": np.full(n, b"true", dtype="S4"),
+        "redshift_kind": stars.redshift_kinds(cat, keep),
         "footprint_area": area[keep].astype(np.int32),
         "blendedness": blend[keep].astype(np.float32),
         "edge_distance": edge.astype(np.float32),
@@ -464,9 +470,8 @@ def render_catalog(catalog: Mapping[str, np.ndarray], config: RenderConfig,
              config.survey, config.scene_size, config.scene_size, len(bands), n_workers)
     with SceneWriter(output, bands, config.scene_size, config.scene_size,
                      pixel_scale_arcsec=config.preset.pixel_scale, zeropoint_ab=NJY_ZEROPOINT,
-                     flux_unit="nJy", survey=config.survey, provenance=provenance,
-                     attrs={"psf": json.dumps(psf, sort_keys=True),
-                            "noise_sigma": config.noise_sigma.tolist()},
+                     flux_unit="nJy", survey=config.preset.name, provenance=provenance,
+                     attrs=_store_attrs(config, psf),
                      inputs=inputs) as writer:
         tasks = _tasks(catalog, config, plan, psf)
         results = ordered_parallel_map(render_scene, tasks, n_workers, 4 * n_workers)
@@ -477,10 +482,24 @@ def render_catalog(catalog: Mapping[str, np.ndarray], config: RenderConfig,
     return os.fspath(output)
 
 
+def _store_attrs(config: RenderConfig, psf: dict[str, Any]) -> dict[str, Any]:
+    """Root attributes of a simulated store: PSF model, noise, filters, detection band."""
+    kernels = {b: k.tolist() for b, k in zip(config.preset.bands, config.noise_kernels,
+                                               strict=True) if k is not None}
+    attrs = {"psf": json.dumps(psf, sort_keys=True),
+             "noise_sigma": config.noise_sigma.tolist(),
+             "filters": filters_attr(config.preset.bands),
+             "detection_band": config.preset.detection_band}
+    if kernels:
+        attrs["noise_correlation"] = json.dumps(kernels)
+    return attrs
+
+
 def _tasks(catalog: Mapping[str, np.ndarray], config: RenderConfig, plan: ScenePlan,
            psf: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """One task per scene: its galaxies' catalog rows and positions."""
     cols = [c for c in (*REQUIRED_CATALOG_COLUMNS, *BULGE_COLUMNS, *PASSTHROUGH_COLUMNS,
+                        *morphology.catalog_columns(config.preset.bands),
                         *(f"{b}_fnu" for b in config.preset.bands)) if c in catalog]
     columns = {c: np.asarray(catalog[c]) for c in dict.fromkeys(cols)}
     for k in range(config.n_scenes):

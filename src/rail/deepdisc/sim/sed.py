@@ -1,29 +1,55 @@
 """Galaxy spectral energy distributions and fast synthetic photometry.
 
-The simulator's SEDs are the 31 COSMOS templates (Polletta et al. 2007 + BC03 blue
-templates; Ilbert et al. 2009) that pz-rail-base ships, reddened by Calzetti et al. (2000)
-dust (astro-sedpy's implementation) on a small grid of E(B-V). Each (template, E(B-V)) pair
-is one *library entry*; a galaxy's SED is one entry, so a template fitter given the
-library (:meth:`SEDLibrary.write_sed_files`) is an exact "oracle".
+The simulator's SEDs are *library entries*: rest-frame continua on a common log-wavelength
+grid. A library is chosen by name (:func:`get_library`):
+
+``cosmos`` (default)
+    The 31 COSMOS templates (Polletta et al. 2007 + BC03 blue templates; Ilbert et al.
+    2009) that pz-rail-base ships, reddened by Calzetti et al. (2000) dust (astro-sedpy's
+    implementation) on a small grid of E(B-V).
+``cww``
+    BPZ's CWW+SB4 set shipped with pz-rail-base (:func:`rail.deepdisc.fit.templates.
+    cww_templates`, extended redward), on the same dust grid.
+a path
+    A user's template list: one two-column SED file (Angstrom, f_lambda) per line, paths
+    relative to the list's folder; templates redder than rest (M_1500 - M_5500) = 5 mag are
+    the quiescent population.
+``sps``
+    Stellar population synthesis with nebular emission (BC03 + CLOUDY, through the optional
+    ``bagpipes`` package: :mod:`rail.deepdisc.sim.sps`), whose entries carry their own lines.
+
+Each (template, E(B-V)) pair is one entry; a galaxy's continuum is one entry, so a template
+fitter given the library (:meth:`SEDLibrary.write_sed_files`) is an exact "oracle" for
+galaxies without emission lines. Template continua get nebular emission lines per galaxy
+(:mod:`rail.deepdisc.sim.nebular`); templates that already show lines (the Kinney
+starbursts of CWW+SB) get none added.
 
 Synthetic photometry follows astro-sedpy's photon-counting definition,
 ``<f_nu> = int f_lambda T lambda dlambda / int (c / lambda) T dlambda``, with the
-Madau (1995) IGM, and is vectorised over galaxies.
+Madau (1995) IGM, and is vectorised over galaxies. Emission lines are integrated exactly
+(a line of flux F at observed wavelength l adds ``F T(l) l`` to the numerator), so no line
+is lost between wavelength samples, whatever its width.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
-from functools import lru_cache
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rail.deepdisc.bands import filter_curve, validate_bands
-from rail.deepdisc.errors import InputError
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.options import option
 from rail.deepdisc.sim.igm import madau_transmission
+from rail.deepdisc.sim.randomise import RealismChoice
 from rail.deepdisc.store.atomic import atomic_output
+
+if TYPE_CHECKING:
+    from rail.deepdisc.sim.nebular import Lines
 
 #: speed of light in Angstrom / s (astro-sedpy's value)
 LIGHTSPEED_AA = 2.998e18
@@ -38,8 +64,57 @@ OPTICAL_WINDOW = (5400.0, 5600.0)
 QUIESCENT_TEMPLATES = ("Ell1_A_0", "Ell2_A_0", "Ell3_A_0", "Ell4_A_0", "Ell5_A_0",
                        "Ell6_A_0", "Ell7_A_0", "S0_A_0")
 
-#: default E(B-V) grid applied to the star-forming COSMOS templates
+#: star-forming COSMOS templates, oldest/reddest to youngest/bluest
+SF_TEMPLATE_SEQUENCE = (
+    "Sa_A_0", "Sa_A_1", "Sb_A_0", "Sb_A_1", "Sc_A_0", "Sc_A_1", "Sc_A_2", "Sd_A_0",
+    "Sd_A_1", "Sd_A_2", "Sdm_A_0", "SB0_A_0", "SB1_A_0", "SB2_A_0", "SB3_A_0", "SB4_A_0",
+    "SB5_A_0", "SB6_A_0", "SB7_A_0", "SB8_A_0", "SB9_A_0", "SB10_A_0", "SB11_A_0",
+)
+
+#: default E(B-V) grid applied to the star-forming templates
 DEFAULT_EBV_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
+
+#: templates of a user's list redder than this rest M_1500 - M_5500 (AB) are quiescent
+#: (COSMOS: S0 5.1, ellipticals 6.8-9.1; the reddest spiral, Sa, 4.7)
+QUIESCENT_COLOUR = 5.0
+
+#: built-in SED libraries (``sed_library`` also takes a template-list path)
+BUILTIN_LIBRARIES = ("cosmos", "cww", "sps")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SEDOptions(RealismChoice):
+    """Which SEDs galaxies get: the library and nebular emission lines."""
+
+    sed_library: str = option(
+        "cosmos", "SED library: 'cosmos' (COSMOS templates x dust), 'cww' (CWW+SB), 'sps' "
+        "(BC03 + CLOUDY stellar population synthesis, needs the sps extra: bagpipes) or a "
+        "template-list file (one SED file per line)", metavar="NAME|FILE")
+    emission_lines: bool | None = option(
+        None, "add nebular emission lines to template SEDs (rest EW([OIII]+Hb) ~100 A at "
+        "z~2 to ~760 A at z>=7; None: the realism preset's value; sps SEDs always have "
+        "theirs unless this is False)")
+    line_ew_scale: float = option(
+        1.0, "factor on every emission-line equivalent width", ge=0, le=10)
+
+    def lines_on(self) -> bool:
+        """Whether galaxies get emission lines."""
+        if self.emission_lines is not None:
+            return self.emission_lines
+        return self.sed_library == "sps" or bool(self.setting("emission_lines"))
+
+    def _check(self) -> None:
+        if self.sed_library in BUILTIN_LIBRARIES:
+            if self.sed_library == "sps":
+                from rail.deepdisc.sim.sps import bagpipes_available
+
+                if not bagpipes_available():
+                    raise OptionError("sed_library 'sps' needs the bagpipes package: "
+                                      "pip install 'pz-rail-deepdisc[sps]'")
+            return
+        if not os.path.isfile(self.sed_library):
+            raise OptionError(f"sed_library must be one of {list(BUILTIN_LIBRARIES)} or a "
+                              f"template list file; {self.sed_library!r} is neither")
 
 
 def rail_sed_dir() -> str:
@@ -102,7 +177,19 @@ class SEDLibrary:
         Rest-frame wavelength grid in Angstrom, uniform in ln(lambda).
     flux
         f_lambda per entry, shape (n_entries, n_wave), arbitrary units, zero below the
-        Lyman limit (no escaping ionising photons).
+        Lyman limit (no escaping ionising photons). Continuum only: emission lines are
+        added per galaxy (:mod:`rail.deepdisc.sim.nebular`) or held in ``lines``.
+    name
+        What the library is (``cosmos``, ``cww``, ``sps`` or a template-list path).
+    sf_position
+        Place of each star-forming entry's template on the sequence from old/red (0) to
+        young/blue (1); NaN for quiescent entries.
+    has_lines
+        True for entries whose template already shows nebular lines (none are added).
+    lines
+        Each entry's own emission lines (``sps`` libraries), else None.
+    params
+        Physical parameters per entry (``sps``: age, tau, metallicity, Av, logU, ssfr).
     """
 
     names: np.ndarray
@@ -111,6 +198,11 @@ class SEDLibrary:
     quiescent: np.ndarray
     wave: np.ndarray
     flux: np.ndarray
+    name: str = "cosmos"
+    sf_position: np.ndarray | None = None
+    has_lines: np.ndarray | None = None
+    lines: Lines | None = None
+    params: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.names)
@@ -125,6 +217,27 @@ class SEDLibrary:
         sel = (self.wave >= window[0]) & (self.wave <= window[1])
         fnu = self.flux[:, sel] * self.wave[sel] ** 2 / LIGHTSPEED_AA
         return fnu.mean(axis=1)
+
+    @cached_property
+    def uv_optical_colour(self) -> np.ndarray:
+        """Rest-frame M_1500 - M_5500 (AB) of each entry: negative is blue."""
+        return 2.5 * np.log10(self.luminosity_nu(OPTICAL_WINDOW)
+                              / self.luminosity_nu(UV_WINDOW))
+
+    @cached_property
+    def line_continuum(self) -> np.ndarray:
+        """Continuum f_lambda of each entry at the nebular lines, shape (n_entries, n_lines).
+
+        The mean within +-0.5% of each line's wavelength (about +-25 A at H-beta), so narrow
+        absorption features of the template do not set a line's equivalent width.
+        """
+        from rail.deepdisc.sim.nebular import LINE_WAVE
+
+        lnw = np.log(self.wave)
+        lo = np.searchsorted(lnw, np.log(LINE_WAVE) - 0.005)
+        hi = np.searchsorted(lnw, np.log(LINE_WAVE) + 0.005)
+        cum = np.concatenate([np.zeros((len(self), 1)), np.cumsum(self.flux, axis=1)], axis=1)
+        return (cum[:, hi] - cum[:, lo]) / np.maximum(hi - lo, 1)
 
     def write_sed_files(self, directory: str, entries: Sequence[int] | None = None) -> list[str]:
         """Write entries as two-column ``.sed`` files (BPZ/EAZY format).
@@ -147,9 +260,44 @@ def _log_grid(wmin: float = 300.0, wmax: float = 200000.0, dlnw: float = 1.0e-3)
     return wmin * np.exp(np.arange(n) * dlnw)
 
 
+def shows_lines(wave: np.ndarray, flux: np.ndarray) -> bool:
+    """Whether a template already has nebular emission lines ([OII], [OIII] or H-alpha).
+
+    A line is there if the peak within +-30 A exceeds the median within +-100 A by 30%.
+    """
+    for lam in (3728.5, 5008.2, 6564.6):
+        near = (wave > lam - 100.0) & (wave < lam + 100.0)
+        peak = near & (np.abs(wave - lam) < 30.0)
+        if peak.sum() and np.median(flux[near]) > 0 and \
+                flux[peak].max() > 1.3 * np.median(flux[near]):
+            return True
+    return False
+
+
+def _entries(name: str, templates: Sequence[tuple[str, np.ndarray, np.ndarray]],
+             quiescent: Sequence[bool], sf_position: Sequence[float],
+             ebv_grid: tuple[float, ...]) -> SEDLibrary:
+    """Library of templates x E(B-V) grid (quiescent templates get no extra dust)."""
+    wave = _log_grid()
+    cols: dict[str, list] = {k: [] for k in ("names", "template", "ebv", "quiescent",
+                                             "flux", "sf_position", "has_lines")}
+    for (base, w, f), is_q, pos in zip(templates, quiescent, sf_position, strict=True):
+        rest = np.interp(wave, w, f, left=0.0, right=0.0)
+        rest[wave < 912.0] = 0.0
+        lines = shows_lines(w, f)
+        for ebv in (0.0,) if is_q else ebv_grid:
+            for key, value in (("names", f"{base}_ebv{ebv:.2f}"), ("template", base),
+                               ("ebv", ebv), ("quiescent", is_q), ("sf_position", pos),
+                               ("has_lines", lines),
+                               ("flux", rest * calzetti_transmission(wave, ebv))):
+                cols[key].append(value)
+    arrays = {k: np.array(v) for k, v in cols.items()}
+    return SEDLibrary(wave=wave, name=name, **arrays)
+
+
 @lru_cache(maxsize=4)
 def cosmos_library(ebv_grid: tuple[float, ...] = DEFAULT_EBV_GRID) -> SEDLibrary:
-    """The simulator's SED library: COSMOS templates x Calzetti E(B-V) grid.
+    """The simulator's default SED library: COSMOS templates x Calzetti E(B-V) grid.
 
     Quiescent templates (ellipticals, S0) get no extra dust; star-forming ones get
     every E(B-V) of ``ebv_grid``.
@@ -157,35 +305,109 @@ def cosmos_library(ebv_grid: tuple[float, ...] = DEFAULT_EBV_GRID) -> SEDLibrary
     sed_dir = rail_sed_dir()
     with open(os.path.join(sed_dir, "COSMOS_seds.list"), encoding="ascii") as fin:
         files = [line.strip() for line in fin if line.strip() and not line.startswith("#")]
+    templates = [(f.removesuffix(".sed"), *read_sed_file(os.path.join(sed_dir, f)))
+                 for f in files]
+    seq = {t: i / (len(SF_TEMPLATE_SEQUENCE) - 1) for i, t in enumerate(SF_TEMPLATE_SEQUENCE)}
+    return _entries("cosmos", templates, [t[0] in QUIESCENT_TEMPLATES for t in templates],
+                    [seq.get(t[0], np.nan) for t in templates], ebv_grid)
+
+
+def _by_colour(name: str, templates: list[tuple[str, np.ndarray, np.ndarray]],
+               quiescent: list[bool] | None = None) -> SEDLibrary:
+    """Library whose star-forming templates are ordered by rest UV - optical colour."""
     wave = _log_grid()
-    names, template, ebvs, quiescent, fluxes = [], [], [], [], []
+    flux = np.array([np.interp(wave, w, f, left=0.0, right=0.0) for _, w, f in templates])
+    probe = SEDLibrary(np.array([t[0] for t in templates]), np.array([t[0] for t in templates]),
+                       np.zeros(len(templates)), np.zeros(len(templates), bool), wave, flux)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        colour = probe.uv_optical_colour
+    if not np.all(np.isfinite(colour)):
+        bad = [t[0] for t, c in zip(templates, colour, strict=True) if not np.isfinite(c)]
+        raise InputError(f"templates {bad} of {name} have no flux at rest 1500 A or 5500 A")
+    if quiescent is None:
+        quiescent = list(colour > QUIESCENT_COLOUR)
+    sf = [i for i, q in enumerate(quiescent) if not q]
+    if not sf:
+        raise InputError(f"{name} has no star-forming template (all redder than rest "
+                         f"M_1500 - M_5500 = {QUIESCENT_COLOUR} mag)")
+    rank = {i: r for r, i in enumerate(sorted(sf, key=lambda i: -colour[i]))}
+    pos = [rank[i] / max(len(sf) - 1, 1) if i in rank else np.nan
+           for i in range(len(templates))]
+    return _entries(name, templates, quiescent, pos, DEFAULT_EBV_GRID)
+
+
+@lru_cache(maxsize=2)
+def cww_library() -> SEDLibrary:
+    """BPZ's CWW+SB4 templates (extended redward) x the Calzetti E(B-V) grid."""
+    from rail.deepdisc.fit.templates import EARLY, cww_templates
+
+    tset = cww_templates()
+    return _by_colour("cww", [(t.name, t.wave, t.flux) for t in tset.templates],
+                      [t.broad_type == EARLY for t in tset.templates])
+
+
+@lru_cache(maxsize=8)
+def user_library(list_file: str) -> SEDLibrary:
+    """A user's template list (one SED file per line, relative to the list) x E(B-V) grid.
+
+    Raises
+    ------
+    InputError
+        Naming the list or template file that cannot be read.
+    """
+    try:
+        with open(list_file, encoding="utf-8") as fin:
+            files = [ln.split()[0] for ln in fin
+                     if ln.strip() and not ln.lstrip().startswith("#")]
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read template list {list_file}: {err}") from err
+    if not files:
+        raise InputError(f"template list {list_file} names no SED file")
+    folder = os.path.dirname(os.path.abspath(list_file))
+    templates = []
     for fname in files:
-        base = fname.removesuffix(".sed")
-        w, f = read_sed_file(os.path.join(sed_dir, fname))
-        rest = np.interp(wave, w, f, left=0.0, right=0.0)
-        rest[wave < 912.0] = 0.0
-        is_q = base in QUIESCENT_TEMPLATES
-        for ebv in (0.0,) if is_q else ebv_grid:
-            names.append(f"{base}_ebv{ebv:.2f}")
-            template.append(base)
-            ebvs.append(ebv)
-            quiescent.append(is_q)
-            fluxes.append(rest * calzetti_transmission(wave, ebv))
-    return SEDLibrary(
-        names=np.array(names),
-        template=np.array(template),
-        ebv=np.array(ebvs),
-        quiescent=np.array(quiescent),
-        wave=wave,
-        flux=np.array(fluxes),
-    )
+        wave, flux = read_sed_file(os.path.join(folder, fname))
+        keep = wave > 0
+        templates.append((os.path.basename(fname).removesuffix(".sed"), wave[keep], flux[keep]))
+    return _by_colour(list_file, templates)
 
 
-def _resampled_filter(band: str, dlnwave: float) -> tuple[np.ndarray, np.ndarray]:
+def get_library(source: str = "cosmos") -> SEDLibrary:
+    """The SED library named by the ``sed_library`` option.
+
+    Parameters
+    ----------
+    source
+        ``cosmos``, ``cww``, ``sps`` (needs the ``sps`` extra: bagpipes) or the path of a
+        template list.
+
+    Raises
+    ------
+    OptionError
+        If ``source`` is neither a built-in name nor an existing file.
+    """
+    if source == "cosmos":
+        return cosmos_library()
+    if source == "cww":
+        return cww_library()
+    if source == "sps":
+        from rail.deepdisc.sim.sps import sps_library
+
+        return sps_library()
+    if not os.path.isfile(source):
+        raise OptionError(f"sed_library must be one of {list(BUILTIN_LIBRARIES)} or a template "
+                          f"list file; {source!r} is neither")
+    return user_library(os.path.abspath(source))
+
+
+def _resampled_filter(band: str, dlnwave: float
+                      ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Filter on a uniform ln(lambda) grid with normalised photon-counting weights.
 
     Returns wavelengths and weights ``w`` such that ``sum(w * f_lambda(lam))`` is the
-    flux in maggies of a spectrum f_lambda (erg/s/cm^2/A).
+    flux in maggies of a spectrum f_lambda (erg/s/cm^2/A), and the filter curve
+    (wavelength, transmission / normalisation) for lines: a line of flux F (erg/s/cm^2)
+    at wavelength l has ``F l T(l) / normalisation`` maggies.
     """
     lam, trans = filter_curve(band)
     keep = np.flatnonzero(trans > 1.0e-4 * trans.max())
@@ -198,7 +420,7 @@ def _resampled_filter(band: str, dlnwave: float) -> tuple[np.ndarray, np.ndarray
     dln[[0, -1]] *= 0.5
     weight = t * grid**2 * dln
     zero = np.sum(weight * AB_FNU0 * LIGHTSPEED_AA / grid**2)
-    return grid, weight / zero
+    return grid, weight / zero, (lam, trans / zero)
 
 
 class Photometer:
@@ -219,13 +441,16 @@ class Photometer:
         self.library = library
         self.bands = validate_bands(bands)
         self.igm = igm
-        self._filters = [_resampled_filter(band, dlnwave) for band in self.bands]
+        resampled = [_resampled_filter(band, dlnwave) for band in self.bands]
+        self._filters = [(lam, weight) for lam, weight, _ in resampled]
+        self._curves = [curve for _, _, curve in resampled]
 
-    def maggies(self, entry: np.ndarray, z: np.ndarray, chunk: int = 2048) -> np.ndarray:
+    def maggies(self, entry: np.ndarray, z: np.ndarray, lines: Lines | None = None,
+                chunk: int = 2048) -> np.ndarray:
         """Band fluxes in maggies of a unit-normalised library entry placed at z.
 
         The template's f_lambda is taken as L_lambda with 4 pi d_L^2 = 1, so the result
-        is ``<f_nu>/3631 Jy`` up to the luminosity scale (see :meth:`magnitudes`).
+        is ``<f_nu>/3631 Jy`` up to the luminosity scale (see :meth:`colour_terms`).
 
         Parameters
         ----------
@@ -233,6 +458,9 @@ class Photometer:
             Library entry index per galaxy.
         z
             Redshift per galaxy.
+        lines
+            Emission lines per galaxy (same units as the library), added exactly
+            (:meth:`line_maggies`); None for the continuum alone.
 
         Returns
         -------
@@ -261,17 +489,45 @@ class Photometer:
                 if self.igm:
                     f = f * madau_transmission(lam[None, :], zp1 - 1.0)
                 out[sl, j] = f @ weight
+        if lines is not None:
+            out += self.line_maggies(lines, z)
         return out
 
-    def colour_terms(self, entry: np.ndarray, z: np.ndarray, window: tuple[float, float]
-                     ) -> np.ndarray:
+    def line_maggies(self, lines: Lines, z: np.ndarray) -> np.ndarray:
+        """Band fluxes in maggies of emission lines, integrated exactly.
+
+        A line of rest wavelength l0 and luminosity L (library f_lambda units x Angstrom)
+        at redshift z has observed flux L (4 pi d_L^2 = 1, as for the continuum) at
+        ``l = l0 (1 + z)``, and adds ``L l T(l) / (AB c int T dln(lambda))`` maggies: the
+        photon-counting integral of a line narrower than any feature of the filter curve.
+        Lines blueward of Ly-alpha get the IGM; Ly-alpha's losses are in its luminosity.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (n_galaxies, n_bands).
+        """
+        z = np.atleast_1d(np.asarray(z, dtype=float))
+        lam_obs = lines.wave[None, :] * (1.0 + z[:, None])
+        absorbed = lines.wave < 1215.0
+        out = np.empty((z.size, len(self.bands)))
+        for j, (lam, trans) in enumerate(self._curves):
+            weight = np.interp(lam_obs, lam, trans, left=0.0, right=0.0) * lam_obs
+            if self.igm and absorbed.any():
+                weight[:, absorbed] *= madau_transmission(lam_obs[:, absorbed], z[:, None])
+            out[:, j] = np.sum(lines.lum * weight, axis=1)
+        return out
+
+    def colour_terms(self, entry: np.ndarray, z: np.ndarray, window: tuple[float, float],
+                     lines: Lines | None = None) -> np.ndarray:
         """``m_band - M_window - DM(z)`` for each galaxy and band.
 
-        ``M_window`` is the absolute AB magnitude of the rest-frame L_nu in ``window``;
-        ``DM`` the distance modulus. Adding ``M + DM`` gives apparent magnitudes.
+        ``M_window`` is the absolute AB magnitude of the rest-frame L_nu in ``window`` (of
+        the continuum); ``DM`` the distance modulus. Adding ``M + DM`` gives apparent
+        magnitudes. ``lines`` as for :meth:`maggies`.
         """
         entry = np.atleast_1d(np.asarray(entry, dtype=np.int64))
         lnu = self.library.luminosity_nu(window)[entry]
-        mag = self.maggies(entry, z)
+        mag = self.maggies(entry, z, lines)
         with np.errstate(divide="ignore"):
             return 48.6 + 2.5 * np.log10(lnu)[:, None] - 2.5 * np.log10(mag)

@@ -36,7 +36,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rail.deepdisc.errors import OptionError, SceneStoreError
+from rail.deepdisc.bands import register_detection_band, register_filters_attr
+from rail.deepdisc.errors import DeepDiscError, OptionError, SceneStoreError
 from rail.deepdisc.store.atomic import (
     check_output_path,
     remove_stale_temporaries,
@@ -168,6 +169,17 @@ def _as_object_columns(objects: Mapping[str, Any], scene: int) -> dict[str, np.n
     return cols
 
 
+def _register_bands(attrs: Mapping[str, Any], path: str) -> None:
+    """Make the filters and detection band of a simulated store's bands known by name
+    (:mod:`rail.deepdisc.bands`), so photometry and template fitters find their curves."""
+    if "filters" in attrs:
+        try:
+            register_filters_attr(attrs["filters"], f"scene store {path}")
+        except DeepDiscError as err:
+            raise SceneStoreError(str(err)) from None
+    register_detection_band(str(attrs.get("survey", "")), str(attrs.get("detection_band", "")))
+
+
 class SceneWriter:
     """Write a scene store scene by scene, atomically.
 
@@ -259,7 +271,9 @@ class SceneWriter:
         objects
             One column mapping per scene (``scene`` is filled in).
         scenes
-            One mapping per scene with ``wcs``, ``x0``, ``y0``, ``tile`` (``scene`` filled in).
+            One mapping per scene with ``wcs``, ``x0``, ``y0``, ``tile`` (``scene`` filled in)
+            and optionally further numeric columns (the same in every scene, e.g. the
+            conditions a simulated scene drew).
         ivar, segmap
             (n, C, H, W) and (n, H, W) arrays when the store has them.
         """
@@ -294,6 +308,9 @@ class SceneWriter:
             if missing:
                 raise SceneStoreError(f"scene {start + i} lacks columns {missing}")
             row["scene"] = start + i
+            if self._scenes and set(row) != set(self._scenes[0]):
+                diff = set(row) ^ set(self._scenes[0])
+                raise SceneStoreError(f"scene {start + i} has different scene columns: {diff}")
             self._scenes.append(row)
         self.n_scenes += n
 
@@ -319,13 +336,14 @@ class SceneWriter:
         for name in sorted(cols):
             grp.create_dataset(name, data=cols[name], track_times=False)
         sgrp = f.create_group("scenes", track_order=False)
-        for name in SCENE_COLUMNS:
+        extra = sorted(set(self._scenes[0]) - set(SCENE_COLUMNS)) if self._scenes else []
+        for name in (*SCENE_COLUMNS, *extra):
             values = [r[name] for r in self._scenes]
             if name == "wcs":
                 data = np.array([str(v).encode() for v in values], dtype="S") if values \
                     else np.zeros(0, "S1")
             else:
-                data = np.asarray(values, dtype=np.int64)
+                data = np.asarray(values, dtype=np.int64 if name in SCENE_COLUMNS else None)
             sgrp.create_dataset(name, data=data, track_times=False)
         for key, value in self._attrs.items():
             f.attrs[key] = value
@@ -406,6 +424,7 @@ class SceneStore:
         if len(bands) != c:
             raise SceneStoreError(f"{self.path}: {len(bands)} band names but {c} image channels")
         extra = {k: _decode(a[k]) for k in a if k not in {"format", "version", "bands"}}
+        _register_bands(extra, self.path)
         return StoreInfo(bands=bands, pixel_scale_arcsec=float(a["pixel_scale_arcsec"]),
                          zeropoint_ab=float(a["zeropoint_ab"]),
                          flux_unit=str(_decode(a.get("flux_unit", ""))),
