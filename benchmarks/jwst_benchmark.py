@@ -41,7 +41,7 @@ from rail.deepdisc.evaluate.matching import completeness_purity
 from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
-from rail.deepdisc.net.estimate import detect_rows, forced_rows, merge_rows
+from rail.deepdisc.net.estimate import detect_rows, forced_rows
 from rail.deepdisc.net.model_file import build_from_state, read_model_file, save_model
 from rail.deepdisc.net.train import train
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
@@ -97,7 +97,8 @@ def _deepdisc(model_obj, test: str, device, batch: int):
 
     ens = qp.concatenate([p[0] for p in parts])
     t0 = time.perf_counter()
-    det = merge_rows([detect_rows(net, c, cfg, device, density) for c in chunks])
+    parts = [detect_rows(net, c, cfg, device, density) for c in chunks]
+    det = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
     t_detect = time.perf_counter() - t0
     return ens, det, t_forced, t_detect
 

@@ -22,12 +22,17 @@ from rail.deepdisc.store.scenes import SceneStore
 FUNCTIONS = {
     "rail.interactive.creation.engines.galaxy_scenes": ("galaxy_population_creator",
                                                         "scene_renderer"),
+    "rail.interactive.creation.engines.survey_field": ("mosaic_survey_measurer",
+                                                       "survey_field_simulator"),
     "rail.interactive.estimation.algos.deepdisc": ("deep_disc_informer",
                                                    "deep_disc_estimator"),
+    "rail.interactive.estimation.algos.deepdisc_cv": ("deep_disc_fine_tuner",
+                                                      "deep_disc_cross_validator"),
     "rail.interactive.estimation.algos.eazy": ("eazy_informer", "eazy_estimator"),
     "rail.interactive.tools.scene_tools": ("mosaic_tiler", "scene_photometry"),
     "rail.interactive.tools.bpz_tools": ("bpz_data_preparer",),
-    "rail.interactive.tools.report_tools": ("photo_z_comparison_report",),
+    "rail.interactive.tools.report_tools": ("photo_z_comparison_report",
+                                            "field_validation_report"),
     "rail.interactive.tools.catalog_tools": ("photo_z_catalog",),
 }
 
@@ -66,6 +71,22 @@ def test_creation_functions_run(interactive, tmp_path, monkeypatch):
     scenes = engines.scene_renderer(input_data=catalog, n_scenes=2, scene_size=32, survey="lsst",
                                     n_workers=1, seed=3)["output"]
     assert isinstance(scenes, SceneStore) and scenes.n_scenes == 2
+
+
+def test_survey_functions_run(interactive, fits_field, tmp_path, monkeypatch):
+    from rail.deepdisc.sim.fits_field import write_psf_images
+
+    monkeypatch.chdir(tmp_path)
+    truth, field = fits_field
+    psfs = write_psf_images(truth, tmp_path)
+    engines = interactive["rail.interactive.creation.engines.survey_field"]
+    survey = engines.mosaic_survey_measurer(images=field.images, errors=field.errors,
+                                            psfs=psfs, zmax=4.0)["output"]
+    assert survey.bands == tuple(field.images) and survey.zmax == 4.0
+    scenes = engines.survey_field_simulator(survey=survey, n_scenes=2,
+                                            scene_size=32, n_workers=1, seed=3)["output"]
+    assert isinstance(scenes, SceneStore) and scenes.n_scenes == 2
+    assert list(scenes.bands) == list(field.images)
 
 
 def test_deepdisc_functions_run(interactive, tiny_train_store, tiny_model, tmp_path,

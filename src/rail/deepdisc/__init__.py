@@ -12,7 +12,9 @@ from rail.deepdisc._version import __version__
 #: the modules that define this package's RAIL stages
 STAGE_MODULES = (
     "rail.creation.engines.galaxy_scenes",
+    "rail.creation.engines.survey_field",
     "rail.estimation.algos.deepdisc",
+    "rail.estimation.algos.deepdisc_cv",
     "rail.estimation.algos.eazy",
     "rail.tools.scene_tools",
     "rail.tools.bpz_tools",

@@ -359,15 +359,16 @@ class Options:
 
     @classmethod
     def add_arguments(cls, parser: argparse.ArgumentParser, *, skip: Sequence[str] = (),
-                      required: Sequence[str] = ()) -> None:
-        """Add a command-line flag for every CLI option (unset flags keep the defaults)."""
+                      required: Sequence[str] = (), optional: Sequence[str] = ()) -> None:
+        """Add a command-line flag for every CLI option (unset flags keep the defaults;
+        options without a default are required flags, unless named in ``optional``)."""
         for name, (spec, kind, default) in cls.option_specs().items():
             if not spec.cli or name in skip:
                 continue
             flag = "--" + (spec.flag or name).replace("_", "-")
             shown = MISSING if name in required else default  # no default for required flags
             kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, shown)}
-            if name in required or default is MISSING:
+            if name in required or (default is MISSING and name not in optional):
                 kwargs["required"] = True
             else:
                 kwargs["default"] = argparse.SUPPRESS

@@ -22,6 +22,7 @@ from rail.deepdisc.evaluate.report import Detections, MethodResult, write_report
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.handle import SceneHandle
+from rail.deepdisc.store.mosaic import TilerConfig
 from rail.deepdisc.store.scenes import SceneStore
 
 _TOOK = re.compile(r"Stage complete: \S+ @ .* took ([0-9.]+) minutes")
@@ -170,3 +171,83 @@ def _detections(table: dict[str, np.ndarray], object_ids: np.ndarray) -> Detecti
     found = (matched >= 0) & (ids.size > 0) & (ids[order][pos] == matched)
     rows = np.where(found, order[pos], -1)
     return Detections(object_row=rows, score=np.asarray(table["score"], float))
+
+
+class FieldValidationReport(StrictConfigMixin, RailStage):
+    """The validation report of a survey field (the field recipe's last stage).
+
+    Inputs: ``oof``, the out-of-fold ensemble of the spectroscopic objects
+    (``DeepDiscCrossValidator``: each PDF from a model that never saw that object's label;
+    ancil ``redshift`` holds the spec-z); ``field``, the forced ensemble of every catalog
+    object; ``detections``, the detect-mode ensemble of the field. Output: ``report.md``
+    with the comparison report's tables (bright and all, by quality flag) and figures for
+    the out-of-fold objects, the field map (RGB of the ``images`` mosaics with detections
+    coloured by photo-z, flagged ones marked) and N(z) of the field by flag.
+    """
+
+    name = "FieldValidationReport"
+    entrypoint_function = "write"
+    interactive_function = "field_validation_report"
+    config_options = RailStage.config_options.copy()
+    config_options.update({k: v for k, v in TilerConfig.stage_params().items()
+                           if k == "images"})
+    config_options.update(
+        title=Param(str, "Photo-z validation", msg="title of the report"),
+        survey=Param(str, "", msg="survey name (chooses the band of the bright cut)"),
+    )
+    inputs = [("oof", QPHandle), ("field", QPHandle), ("detections", QPHandle)]
+    outputs = [("report", MarkdownHandle)]
+
+    def write(self, oof: Any, field: Any, detections: Any, **kwargs: Any) -> MarkdownHandle:
+        """Write the validation report of a field.
+
+        Parameters
+        ----------
+        oof : str | qp.Ensemble | QPHandle
+            Out-of-fold ensemble of the spectroscopic objects.
+        field : str | qp.Ensemble | QPHandle
+            Forced ensemble of the field's catalog objects.
+        detections : str | qp.Ensemble | QPHandle
+            Detect-mode ensemble of the field.
+        **kwargs : Any
+            Options to change (``images``, ``title``, ``survey``).
+
+        Returns
+        -------
+        MarkdownHandle
+            The handle of the report text.
+        """
+        self.config.update(**kwargs)
+        for key, value in {"oof": oof, "field": field, "detections": detections}.items():
+            if isinstance(value, (str, os.PathLike)):
+                self.set_data(key, None, path=os.fspath(value), do_read=False)
+            else:
+                self.set_data(key, value)
+        self.run()
+        self.finalize()
+        return self.get_handle("report")
+
+    def _ensemble(self, tag: str) -> Any:
+        handle = self.get_handle(tag, allow_missing=True)
+        if handle.data is not None:
+            return handle.data
+        if handle.path in (None, "", "None", "none") or not os.path.exists(handle.path):
+            raise FileNotFoundError(f"{self.name}: input '{tag}' has no file ({handle.path})")
+        return qp.read(handle.path)
+
+    def run(self) -> None:
+        from rail.deepdisc.evaluate.field_report import write_field_report
+
+        images = dict(self.config.images or {})
+        if not images:
+            raise OptionError(f"{self.name}: images (band -> mosaic) is needed for the map")
+        out_dir = os.path.dirname(os.path.abspath(self.get_output(
+            self.get_aliased_tag("report"))))
+        paths = write_field_report(
+            os.path.join(out_dir, "report_files"), self._ensemble("oof"),
+            self._ensemble("field"), self._ensemble("detections"), images, list(images),
+            survey=self.config.survey, title=self.config.title,
+            provenance={"stage": self.options_dict()})
+        with open(paths["report"], encoding="utf-8") as fin:
+            text = fin.read().replace("](", "](report_files/")
+        self.add_data("report", text)

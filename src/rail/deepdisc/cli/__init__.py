@@ -1,9 +1,10 @@
 """The ``rail-deepdisc`` command.
 
-Each group of commands lives in its own module (``simulate``, ``deepdisc``, ``photometry``,
-``mosaic``, ``demo``) with a ``register`` function that adds its sub-commands; option flags
-are derived from the library's option dataclasses (:mod:`rail.deepdisc.options`). Building
-the parser imports nothing heavy, so ``--help`` and ``--version`` answer at once.
+Each group of commands lives in its own module (``simulate``, ``survey``, ``deepdisc``,
+``photometry``, ``mosaic``, ``demo``) with a ``register`` function that adds its
+sub-commands; option flags are derived from the library's option dataclasses
+(:mod:`rail.deepdisc.options`). Building the parser imports nothing heavy, so ``--help`` and
+``--version`` answer at once.
 """
 
 from __future__ import annotations
@@ -13,10 +14,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from rail.deepdisc.cli import catalog, deepdisc, demo, mosaic, photometry, simulate
+from rail.deepdisc.cli import (
+    catalog,
+    deepdisc,
+    demo,
+    field,
+    mosaic,
+    photometry,
+    simulate,
+    survey,
+)
 from rail.deepdisc.errors import DeepDiscError
 
-_GROUPS = (simulate, demo, deepdisc, photometry, mosaic, catalog)
+_GROUPS = (simulate, survey, demo, deepdisc, photometry, mosaic, catalog, field)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -304,11 +304,14 @@ def write_report(output_dir: str | os.PathLike, results: Sequence[MethodResult],
     plot_zphot_ztrue(results, z, masks["bright"], out["zphot_vs_ztrue"],
                      f"{title}: {bright_label}")
     plot_pit(results, z, masks["bright"], out["pit"], f"PIT, {bright_label}")
-    mag = np.asarray(truth[f"mag_{band}"], float)
-    finite = np.isfinite(mag)
-    mbins = np.arange(np.floor(mag[finite].min()), np.ceil(mag[finite].max()) + 0.5, 0.5)
-    plot_metrics_vs(results, z, mag, masks["all"] & finite, mbins, f"mag_{band}",
-                    out["metrics_vs_magnitude"], "all objects, by magnitude")
+    mag = np.asarray(truth.get(f"mag_{band}", np.full(z.size, np.nan)), float)
+    finite = np.isfinite(mag) & masks["all"]
+    if finite.any():  # real data may have no magnitudes
+        mbins = np.arange(np.floor(mag[finite].min()), np.ceil(mag[finite].max()) + 0.5, 0.5)
+        plot_metrics_vs(results, z, mag, finite, mbins, f"mag_{band}",
+                        out["metrics_vs_magnitude"], "all objects, by magnitude")
+    else:
+        del out["metrics_vs_magnitude"]
     zbins = np.array([0, 0.5, 1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 10, 13])
     plot_metrics_vs(results, z, z, masks["bright"], zbins, "true z",
                     out["metrics_vs_redshift"], f"{bright_label}, by redshift")

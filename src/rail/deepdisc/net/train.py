@@ -95,6 +95,10 @@ def _summarise(loss: dict[str, torch.Tensor]) -> dict[str, float]:
     return {"total": det + z, "detection": det, "redshift": z}
 
 
+#: fewest training objects with a redshift: the feature density's k-NN (k = 10) needs 12
+MIN_TRAINING_LABELS = 12
+
+
 def _fmt(losses: dict[str, float] | None) -> str:
     return " ".join(f"{k} {v:.3f}" for k, v in losses.items()) if losses else "-"
 
@@ -110,8 +114,10 @@ def _prepare(store_path: str, config: TrainConfig) -> _Setup:
             raise InputError(f"{store_path}: no scenes left for training")
         z_train = objects["redshift"][np.isin(objects["scene"], train_idx)]
         z_known = z_train[np.isfinite(z_train)]
-        if z_known.size == 0:
-            raise InputError(f"{store_path}: no training object has a known redshift")
+        if z_known.size < MIN_TRAINING_LABELS:
+            raise InputError(f"{store_path}: {z_known.size} objects of the training scenes "
+                             f"have a known redshift; at least {MIN_TRAINING_LABELS} are "
+                             "needed")
         scales = None if config.init_model else noise_scales(store, train_idx)
     torch.manual_seed(config.seed)
     if config.init_model:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.render import RenderConfig, plan_scenes, render_catalog
@@ -29,7 +31,9 @@ class FieldSpec(PopulationConfig, RenderConfig):
 
 def simulate_field(spec: FieldSpec, output: str | os.PathLike, *,
                    catalog_output: str | os.PathLike | None = None,
-                   n_workers: int | None = None, progress: bool = True) -> str:
+                   n_workers: int | None = None, progress: bool = True,
+                   stage: Mapping[str, Any] | None = None,
+                   inputs: Sequence[str | os.PathLike] = ()) -> str:
     """Draw a population and render it into a scene store at ``output``.
 
     Exactly as many galaxies are drawn as the scenes need. The population catalog is
@@ -46,12 +50,13 @@ def simulate_field(spec: FieldSpec, output: str | os.PathLike, *,
     log.info("drawing %d galaxies (%s, %s < %.2f, z < %.1f)", plan.n_needed, spec.survey,
              population.limit_band, population.mag_limit, population.zmax)
     catalog = sample_population(max(plan.n_needed, 1), spec, seed=spec.seed)
-    config = {"field": spec.as_dict(), "population_meta": catalog.pop("_meta")}
+    config = {"field": spec.as_dict(), "population_meta": catalog.pop("_meta"),
+              **({"stage": dict(stage)} if stage else {})}
     prov = provenance_json(config, "rail.deepdisc.sim.simulate_field")
     if catalog_output is not None:
         write_table(catalog, catalog_output, prov)
     return render_catalog(catalog, spec, output, n_workers=n_workers, provenance=prov,
-                          progress=progress)
+                          progress=progress, inputs=inputs)
 
 
 def expected_galaxies(spec: FieldSpec) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.errors import OptionError
+from rail.deepdisc.sim.labels import SpecSelection, spectroscopic_subset
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.scenes import SceneStore
 
@@ -63,6 +64,8 @@ class FitsField:
         The mosaic's ``astropy.wcs.WCS``.
     pixel_scale_arcsec
         Pixel side.
+    spectra
+        Path of the spectroscopic catalog (``ra``, ``dec``, ``z_spec``), if one was written.
     """
 
     images: dict[str, str]
@@ -75,6 +78,7 @@ class FitsField:
     outside_ids: np.ndarray
     wcs: object
     pixel_scale_arcsec: float
+    spectra: str | None = None
 
 
 def mosaic_wcs(shape: tuple[int, int], center: tuple[float, float], scale_arcsec: float,
@@ -107,6 +111,7 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
                      nan_border: int = 8, rotation_deg: float = 30.0,
                      sip_coefficient: float = 2.0e-6, spec_fraction: float = 0.5,
                      n_outside: int = 5, catalog_format: str = "fits",
+                     spec_selection: SpecSelection | None = None,
                      seed: int = 0) -> FitsField:
     """Write scene ``scene`` of a simulated store as FITS mosaics, segmap and catalog.
 
@@ -129,6 +134,11 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
         Extra catalog objects placed off the mosaic (they must be left out by the tiler).
     catalog_format
         ``fits``, ``csv`` or ``parquet``.
+    spec_selection
+        When given, also write ``spectra.<format>``: the redshifts of the objects on the
+        mosaic's data that this selection picks (as a spectroscopic survey would, brighter
+        objects more often, fewer in the redshift desert), at their RA/Dec with a 0.03"
+        astrometric scatter, for the tiler's position matching.
     seed
         For the choice of redshifts given and of the outside positions.
     """
@@ -196,15 +206,40 @@ def write_fits_field(store: str | os.PathLike, out_dir: str | os.PathLike, *, sc
     table["ra"].unit = "deg"
     table["dec"].unit = "deg"
     cat_path = out / f"catalog.{catalog_format}"
-    with atomic_output(cat_path, "catalog") as tmp:
+    _write_table(table, cat_path, catalog_format)
+    spectra = None
+    if spec_selection is not None:
+        chosen = on_data & spectroscopic_subset(obj, spec_selection, seed)
+        spectra = str(out / f"spectra.{catalog_format}")
+        _write_table(_spec_table(ra[chosen], dec[chosen], obj["redshift"][chosen], rng),
+                     spectra, catalog_format)
+    return FitsField(images=paths, errors=err_paths, segmap=str(out / "segmap.fits"),
+                     catalog=str(cat_path), object_id=ids[on_data], x=x[on_data],
+                     y=y[on_data], outside_ids=np.concatenate([ids[~on_data], oid]),
+                     wcs=wcs, pixel_scale_arcsec=scale, spectra=spectra)
+
+
+def _spec_table(ra: np.ndarray, dec: np.ndarray, z: np.ndarray, rng: np.random.Generator,
+                scatter_arcsec: float = 0.03):
+    """A spectroscopic catalog: positions with astrometric scatter, redshifts, row order
+    shuffled (as a separate survey's catalog would be)."""
+    from astropy.table import Table
+
+    order = rng.permutation(ra.size)
+    dra = rng.normal(0, scatter_arcsec, ra.size) / 3600.0 / np.cos(np.radians(dec))
+    ddec = rng.normal(0, scatter_arcsec, ra.size) / 3600.0
+    table = Table({"spec_id": np.arange(1, ra.size + 1), "ra": (ra + dra)[order],
+                   "dec": (dec + ddec)[order], "z_spec": np.asarray(z, float)[order]})
+    table["ra"].unit = table["dec"].unit = "deg"
+    return table
+
+
+def _write_table(table, path: str | os.PathLike, catalog_format: str) -> None:
+    with atomic_output(path, "catalog") as tmp:
         if catalog_format == "parquet":
             table.to_pandas().to_parquet(tmp)
         else:
             table.write(tmp, format="fits" if catalog_format == "fits" else "ascii.csv")
-    return FitsField(images=paths, errors=err_paths, segmap=str(out / "segmap.fits"),
-                     catalog=str(cat_path), object_id=ids[on_data], x=x[on_data],
-                     y=y[on_data], outside_ids=np.concatenate([ids[~on_data], oid]),
-                     wcs=wcs, pixel_scale_arcsec=scale)
 
 
 def _scene_center(header_text: bytes | str) -> tuple[float, float]:
@@ -216,3 +251,36 @@ def _scene_center(header_text: bytes | str) -> tuple[float, float]:
     w = WCS(h)
     ra, dec = w.all_pix2world([(h["NAXIS1"] - 1) / 2.0], [(h["NAXIS2"] - 1) / 2.0], 0)
     return float(ra[0]), float(dec[0])
+
+
+def write_psf_images(store: str | os.PathLike, out_dir: str | os.PathLike, *,
+                     oversampling: int = 4, size: int = 129) -> dict[str, str]:
+    """Write the PSF of each band of a simulated store as a FITS image, as surveys deliver
+    model PSFs (e.g. STPSF/WebbPSF for JWST): ``psf_<band>.fits``, ``oversampling`` times
+    finer than the pixels, ``PIXELSCL`` (arcsec) and ``OVERSAMP`` in the header, without
+    the pixel response (as optical PSF models come). Returns band -> path.
+    """
+    import json
+
+    from astropy.io import fits
+
+    from rail.deepdisc.sim.psf import make_psf
+    from rail.deepdisc.store.atomic import atomic_output
+    from rail.deepdisc.store.scenes import SceneStore
+
+    with SceneStore(store) as st:
+        description, scale, bands = (json.loads(st.info.attrs["psf"]),
+                                     st.info.pixel_scale_arcsec, st.bands)
+    paths = {}
+    for band in bands:
+        fine = scale / oversampling
+        image = make_psf(description, band).drawImage(nx=size, ny=size, scale=fine,
+                                                      method="no_pixel").array
+        header = fits.Header()
+        header["PIXELSCL"] = (fine, "arcsec per PSF pixel")
+        header["OVERSAMP"] = (oversampling, "PSF pixels per mosaic pixel")
+        header["FILTER"] = band
+        paths[band] = os.path.join(os.fspath(out_dir), f"psf_{band}.fits")
+        with atomic_output(paths[band], "PSF image") as tmp:
+            fits.PrimaryHDU(image.astype(np.float32), header).writeto(tmp)
+    return paths

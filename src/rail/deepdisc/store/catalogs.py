@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -61,6 +61,21 @@ class CatalogColumns(Options):
         if clash:
             raise OptionError(f"copy_columns may not include the scene store's own columns "
                               f"{clash}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SpectraColumns(Options):
+    """A spectroscopic catalog whose redshifts the objects get (the tiler's spec options)."""
+
+    spec_catalog: str = option("", "spectroscopic catalog (FITS, CSV, ECSV, HDF5, Parquet) "
+                               "whose redshifts replace the catalog's ('' for none)",
+                               path=True)
+    spec_id_col: str = option("", "its column of the catalog's ids ('' to match by "
+                              "position)")
+    spec_ra_col: str = option("ra", "its RA column (degrees)")
+    spec_dec_col: str = option("dec", "its Dec column (degrees)")
+    spec_z_col: str = option("z_spec", "its redshift column (negative or non-finite: none)")
+    spec_match_radius: float = option(0.3, "arcsec; position matching radius", gt=0)
 
 
 @dataclass
@@ -221,3 +236,55 @@ def load_catalog(source: Any, columns: CatalogColumns) -> Catalog:
                    redshift=z[keep], size=None if size is None else size[keep],
                    extra={k: v[keep] for k, v in extra.items()}, source=name,
                    n_dropped=dropped)
+
+
+def attach_spectra(catalog: Catalog, spectra: SpectraColumns) -> Catalog:
+    """The catalog with the spectroscopic redshifts of the objects they match (by id, or
+    one to one by position within ``spec_match_radius``; unmatched objects: NaN).
+
+    Raises
+    ------
+    InputError
+        If the spectroscopic catalog lacks a column, or none of its redshifts matches an
+        object of the catalog (the file is named).
+    """
+    from rail.deepdisc.errors import InputError
+
+    table, name = read_table(spectra.spec_catalog)
+    z = np.asarray(_column(table, spectra.spec_z_col, "redshift", name, "spec_z_col"), float)
+    valid = np.isfinite(z) & (z >= _NO_REDSHIFT_BELOW)
+    redshift = np.full(catalog.ids.size, np.nan)
+    if spectra.spec_id_col:
+        ids = np.asarray(_column(table, spectra.spec_id_col, "id", name, "spec_id_col"))
+        order = np.argsort(catalog.ids)
+        pos = np.clip(np.searchsorted(catalog.ids, ids, sorter=order), 0, order.size - 1)
+        hit = valid & (catalog.ids[order[pos]] == ids)
+        redshift[order[pos[hit]]] = z[hit]
+        how = f"by id ({spectra.spec_id_col!r})"
+    else:
+        from astropy import units as u
+        from astropy.coordinates import SkyCoord
+
+        ra = _degrees(_column(table, spectra.spec_ra_col, "RA", name, "spec_ra_col"),
+                      spectra.spec_ra_col, name)[valid]
+        dec = _degrees(_column(table, spectra.spec_dec_col, "Dec", name, "spec_dec_col"),
+                       spectra.spec_dec_col, name)[valid]
+        zv = z[valid]
+        if zv.size:
+            nearest, sep, _ = SkyCoord(ra * u.deg, dec * u.deg).match_to_catalog_sky(
+                SkyCoord(catalog.ra * u.deg, catalog.dec * u.deg))
+            arcsec = np.asarray(sep.arcsec, float)
+            order = np.argsort(arcsec, kind="stable")
+            order = order[arcsec[order] <= spectra.spec_match_radius]
+            # one to one: each object takes its nearest spectrum
+            targets, first = np.unique(np.asarray(nearest)[order], return_index=True)
+            redshift[targets] = zv[order[first]]
+        how = f"within {spectra.spec_match_radius:g} arcsec"
+    n = int(np.isfinite(redshift).sum())
+    if n == 0:
+        raise InputError(f"spectroscopic catalog {name}: none of its {int(valid.sum())} "
+                         f"redshifts matches an object of {catalog.source} ({how})")
+    log.info("%s: %d of %d spectroscopic redshifts matched to %s (%s)", name, n,
+             int(valid.sum()), catalog.source, how)
+    return replace(catalog, redshift=redshift)
+

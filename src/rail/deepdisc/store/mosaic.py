@@ -50,7 +50,13 @@ from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.options import Options, option
 from rail.deepdisc.store.atomic import check_output_path
-from rail.deepdisc.store.catalogs import Catalog, CatalogColumns, load_catalog
+from rail.deepdisc.store.catalogs import (
+    Catalog,
+    CatalogColumns,
+    SpectraColumns,
+    attach_spectra,
+    load_catalog,
+)
 from rail.deepdisc.store.mosaic_io import (
     MosaicError,
     MosaicImage,
@@ -91,6 +97,7 @@ class TilerConfig(Options):
     units: dict[str, str] = option(
         {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
     columns: CatalogColumns = field(default_factory=CatalogColumns)
+    spectra: SpectraColumns = field(default_factory=SpectraColumns)
     tile_size: int = option(256, "tile side (pixels)", ge=8)
     overlap: int = option(32, "overlap of neighbouring tiles (pixels, <= tile_size / 2)",
                           ge=0)
@@ -114,7 +121,8 @@ class TilerConfig(Options):
         if both:
             raise OptionError(f"bands {both} have both an error and a weight map; give one")
         check_tiling(self.tile_size, self.overlap)
-        if self.require_redshift and not self.columns.redshift_col:
+        if self.require_redshift and not (self.columns.redshift_col
+                                          or self.spectra.spec_catalog):
             raise OptionError("require_redshift needs a redshift column (redshift_col)")
         others = [b for b in self.images if b not in SEDPY_FILTER_NAMES]  # project bands known
         if others:
@@ -424,6 +432,8 @@ def tile_mosaic(cfg: TilerConfig, catalog: Any, output: str | os.PathLike, *,
                                  inputs=[split_spec(s)[0] for s in sources if s])
     inputs = open_inputs(cfg)
     cat = load_catalog(catalog, cfg.columns)
+    if cfg.spectra.spec_catalog:
+        cat = attach_spectra(cat, cfg.spectra)
     if inputs.segmap is not None and cat.ids.max() > _INT32_MAX:
         raise MosaicError(f"{cat.source}: ids up to {cat.ids.max()} do not fit the scene "
                           "store's int32 segmentation map")

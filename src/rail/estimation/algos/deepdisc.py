@@ -118,13 +118,17 @@ class DeepDiscInformer(StrictConfigMixin, CatInformer):
         from rail.deepdisc.net.model_file import model_state
         from rail.deepdisc.net.train import train
 
-        cfg = TrainConfig.from_mapping(self.config)
+        cfg = self.train_config()
         path = _store_path(self.get_handle("input", allow_missing=True))
         self.check_output_paths()
         result = train(path, cfg)
         self._writes_model = result is not None  # under torchrun only rank 0 returns it
         if self._writes_model:
             self.add_data("model", model_state(result.model, result.meta, result.extras))
+
+    def train_config(self) -> TrainConfig:
+        """The library configuration of this stage (checked)."""
+        return TrainConfig.from_mapping(self.config)
 
     def finalize(self) -> None:
         if getattr(self, "_writes_model", True):

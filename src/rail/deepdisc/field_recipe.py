@@ -1,0 +1,131 @@
+"""Run the field recipe (:mod:`rail.pipelines.deepdisc.field`) on a survey's files.
+
+:func:`load_field_inputs` reads a field-inputs YAML (the catalog, and the tiler's options:
+mosaics, error maps, segmentation map, catalog columns, spectroscopic catalog; relative
+paths are relative to the file); :func:`run_field` checks every input, writes the pipeline
+YAML into the output directory, runs it with ceci (resumable: finished stages are skipped)
+and returns the paths of the catalog and the report.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from rail.deepdisc.errors import InputError, PipelineError
+from rail.deepdisc.options import Options, option
+
+#: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
+_PATH_MAPS = ("images", "errors", "weights", "psfs")
+_PATH_KEYS = ("segmap", "spec_catalog", "catalog")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FieldSettings(Options):
+    """How the field recipe pre-trains, fine-tunes, validates and writes (the options of
+    ``rail-deepdisc field``; the mosaics and catalogs are the tiler's options)."""
+
+    survey: str = option("", "survey of the simulated pre-training field: '' measures it "
+                         "from the mosaics (see the survey options), else a preset name or "
+                         "survey file whose bands are the mosaics'")
+    pretrained_model: str = option("", "a model to fine-tune instead of pre-training one "
+                                   "('' pre-trains on a simulated field)", path=True)
+    pretrain_scenes: int = option(240, "scenes of the simulated pre-training field", ge=4)
+    pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
+    finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
+    finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)
+    folds: int = option(3, "folds of the cross-validation of the fine-tuning", ge=2, le=50)
+    backbone: str = option("resnet18_fpn", "network backbone")
+    train_tile_size: int = option(128, "side of the training tiles (pixels)", ge=32)
+    train_overlap: int = option(16, "overlap of the training tiles (pixels)", ge=0)
+    num_threads: int = option(0, "torch CPU threads per stage (0: automatic)", ge=0)
+    seed: int = option(0, "random seed of the simulation, the training and the folds", ge=0)
+    title: str = option("Photo-z validation of the field", "title of the report")
+
+
+def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:
+    """The options of a field-inputs YAML, relative paths made relative to the file.
+
+    Raises
+    ------
+    InputError
+        If the file is not a YAML mapping.
+    """
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as fin:
+            data = yaml.safe_load(fin)
+    except yaml.YAMLError as err:
+        raise InputError(f"{path}: not a YAML file ({err})") from None
+    if not isinstance(data, Mapping):
+        raise InputError(f"{path}: expected a mapping of options (images, catalog, ...)")
+    base = os.path.dirname(os.path.abspath(path))
+    out = dict(data)
+    for key in _PATH_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {b: _resolve(base, str(p)) for b, p in out[key].items()}
+    for key in _PATH_KEYS:
+        if out.get(key):
+            out[key] = _resolve(base, str(out[key]))
+    return out
+
+
+def _resolve(base: str, spec: str) -> str:
+    return spec if os.path.isabs(spec) else os.path.join(base, spec)
+
+
+def relative_paths(options: Mapping[str, Any], start: str = os.curdir) -> dict[str, Any]:
+    """The options with their paths relative to ``start`` (for a pipeline file that is run
+    from that directory, e.g. the committed example)."""
+    out = dict(options)
+    for key in _PATH_MAPS:
+        if isinstance(out.get(key), Mapping):
+            out[key] = {b: os.path.relpath(str(p), start) for b, p in out[key].items()}
+    for key in _PATH_KEYS:
+        if out.get(key):
+            out[key] = os.path.relpath(str(out[key]), start)
+    return out
+
+
+def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
+              ) -> dict[str, str]:
+    """Check the inputs, write the pipeline and run it; returns ``catalog`` and ``report``.
+
+    Parameters
+    ----------
+    options
+        The catalog (``catalog``), the tiler's options and the recipe's
+        (:class:`~rail.pipelines.deepdisc.field.FieldSettings`).
+    output_dir
+        Directory for the pipeline YAML, its outputs (``data/``) and logs (``logs/``).
+    """
+    from rail.deepdisc.demo import run_pipeline_file
+    from rail.pipelines.deepdisc.field import (
+        CATALOG_NAME,
+        build_field_pipeline,
+        check_field_inputs,
+        write_field_pipeline,
+    )
+
+    pipe, catalog = build_field_pipeline(dict(options))
+    output_dir = os.path.abspath(output_dir)
+    summary = check_field_inputs(pipe.tiler, catalog, pipe.settings, output_dir,
+                                 pipe.survey_options)
+    if progress:
+        print(f"field: {summary['n_objects']} catalog objects, {summary['n_spec']} with a "
+              f"spectroscopic redshift, bands {summary['bands']}", flush=True)
+    data_dir, log_dir = os.path.join(output_dir, "data"), os.path.join(output_dir, "logs")
+    pipe.log_dir = log_dir
+    yml = write_field_pipeline(pipe, catalog, os.path.join(output_dir, "pipeline.yml"),
+                               data_dir, log_dir)
+    names = list(pipe.stage_names)
+    if progress:
+        print(f"pipeline: {yml} ({len(names)} stages); outputs in {data_dir}", flush=True)
+    rc = run_pipeline_file(yml, log_dir, names, progress=progress)
+    if rc != 0:
+        raise PipelineError(f"the field pipeline failed (exit {rc}); see the logs in {log_dir}")
+    return {"catalog": os.path.join(data_dir, f"{CATALOG_NAME}.fits"),
+            "report": os.path.join(data_dir, "report_validate.md")}

@@ -1,0 +1,108 @@
+"""A survey field delivered as surveys deliver theirs, for the field recipe: FITS mosaics
+(``SCI`` + ``ERR``), model PSF images, a segmentation map, a photometric catalog without
+redshifts and a
+separate spectroscopic catalog whose redshifts were chosen like a real spectroscopic
+selection (:class:`rail.deepdisc.sim.labels.SpecSelection`: bright objects more often, a dip
+in the redshift desert), plus ``field_inputs.yml`` naming them with the tiler's options.
+
+The field is one large simulated scene (:func:`rail.deepdisc.sim.field.simulate_field`)
+written by :func:`rail.deepdisc.sim.fits_field.write_fits_field`; the scene store is kept
+as ``truth.hdf5``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from rail.deepdisc.options import Options, option
+
+log = logging.getLogger(__name__)
+
+#: galaxies per 128 x 128 pixels of the pre-training fields (RenderConfig's default)
+_DENSITY_PER_SCENE = 10.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExampleFieldOptions(Options):
+    """What ``rail-deepdisc fits-field`` writes."""
+
+    survey: str = option("jades", "survey preset of the field")
+    mosaic_size: int = option(2816, "mosaic side in pixels (2816 at 0.03\"/pixel: 2.0 "
+                              "arcmin^2)", ge=256, le=4096)
+    density: float = option(_DENSITY_PER_SCENE, "galaxies per 128 x 128 pixels", gt=0,
+                            le=100)
+    spec_mag_50: float = option(26.5, "magnitude (survey's detection band) at which half of "
+                                "the spectroscopic targets get a redshift")
+    seed: int = option(0, "random seed", ge=0)
+
+
+@dataclass
+class ExampleField:
+    """Paths of a written example field."""
+
+    inputs: str
+    catalog: str
+    spectra: str
+    truth: str
+    n_objects: int
+    n_spec: int
+
+
+def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
+                        progress: bool = True) -> ExampleField:
+    """Simulate the field and write its mosaics, catalogs and ``field_inputs.yml``."""
+    import yaml
+    from astropy.table import Table
+
+    from rail.deepdisc.sim.field import FieldSpec, simulate_field
+    from rail.deepdisc.sim.fits_field import write_fits_field, write_psf_images
+    from rail.deepdisc.sim.labels import SpecSelection
+    from rail.deepdisc.sim.surveys import get_survey
+    from rail.deepdisc.store.atomic import atomic_output, check_output_path
+
+    opts.validate()
+    out = Path(out_dir)
+    truth = out / "truth.hdf5"
+    inputs_path = out / "field_inputs.yml"
+    preset = get_survey(opts.survey)
+    for path, what in ((truth, "scene store"), (inputs_path, "field inputs"),
+                       *((out / f"psf_{b}.fits", "PSF image") for b in preset.bands)):
+        check_output_path(path, what)
+    out.mkdir(parents=True, exist_ok=True)
+    spec = FieldSpec(survey=opts.survey, n_scenes=1, scene_size=opts.mosaic_size,
+                     objects_per_scene=opts.density * (opts.mosaic_size / 128.0) ** 2,
+                     seed=opts.seed)
+    log.info("simulating a %d x %d pixel %s field", opts.mosaic_size, opts.mosaic_size,
+             opts.survey)
+    simulate_field(spec, truth, n_workers=1, progress=progress)
+    selection = SpecSelection(band=preset.detection_band, mag_50=opts.spec_mag_50)
+    field = write_fits_field(truth, out, spec_fraction=0.0, spec_selection=selection,
+                             seed=opts.seed)
+    n_spec = len(Table.read(field.spectra))
+    psfs = write_psf_images(truth, out)
+
+    def rel(spec: str) -> str:
+        return os.path.relpath(spec, out)
+
+    inputs = {"catalog": rel(field.catalog),
+              "images": {b: rel(p) for b, p in field.images.items()},
+              "errors": {b: rel(p) for b, p in field.errors.items()},
+              "segmap": rel(field.segmap), "id_col": "id", "redshift_col": "",
+              "spec_catalog": rel(field.spectra),
+              # the survey of the pre-training field is measured from the mosaics, with
+              # the survey's model PSFs and the redshift range of the field
+              "psfs": {b: rel(p) for b, p in psfs.items()},
+              "zmax": preset.zmax, "detection_band": preset.detection_band}
+    with atomic_output(inputs_path, "field inputs") as tmp:
+        tmp.write_text("# the field's catalog, and its mosaics and spectra as options of the "
+                       "tiler (rail-deepdisc field --inputs);\n# relative paths are "
+                       "relative to this file\n"
+                       + yaml.safe_dump(inputs, sort_keys=False), encoding="utf-8")
+    log.info("wrote %s: %d catalog objects on the mosaic, %d spectroscopic redshifts",
+             inputs_path, field.object_id.size, n_spec)
+    return ExampleField(inputs=str(inputs_path), catalog=field.catalog,
+                        spectra=field.spectra, truth=str(truth),
+                        n_objects=int(field.object_id.size), n_spec=n_spec)

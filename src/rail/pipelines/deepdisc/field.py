@@ -1,0 +1,247 @@
+"""The field recipe as one ceci pipeline: from a survey's mosaics, photometric catalog and
+spectroscopic redshifts to a published photo-z catalog with an honest validation.
+
+tile the field (every catalog object) and the tiles that hold spectroscopic redshifts →
+a survey file measured from the mosaics (pixel scale, noise, depths, PSFs, noise
+correlation) and a pre-training field simulated for it (or a survey preset/file given by
+the user) → pre-train → fine-tune on the spectroscopic
+tiles, and k-fold cross-validate the fine-tuning (every spec-z object gets a photo-z from a
+model that never saw its label) → forced estimation of every catalog object and detect mode
+on the whole field with the fine-tuned model → the photo-z catalog → a validation report on
+the out-of-fold objects (the comparison report's tables by quality flag, photo-z vs spec-z,
+the field map, N(z) by flag).
+
+:func:`check_field_inputs` checks everything a user gives (mosaics, catalog, spectroscopic
+catalog, pre-trained model, output names) before any work; :func:`write_field_pipeline`
+writes the YAML for ``ceci`` (``initialize`` + ``save``, as ceci 2.7 needs).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from rail.core.stage import RailPipeline
+
+from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
+from rail.creation.engines.survey_field import MosaicSurveyMeasurer, SurveyFieldSimulator
+from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.field_recipe import FieldSettings
+from rail.deepdisc.net.train import MIN_TRAINING_LABELS
+from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
+from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
+from rail.deepdisc.store.atomic import check_output_path
+from rail.deepdisc.store.mosaic import TilerConfig
+from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
+from rail.estimation.algos.deepdisc_cv import DeepDiscCrossValidator, DeepDiscFineTuner
+from rail.tools.catalog_tools import PhotoZCatalog
+from rail.tools.report_tools import FieldValidationReport
+from rail.tools.scene_tools import MosaicTiler
+
+#: the catalog's file name (without ``.fits``) in the output directory: the output of the
+#: stage ``photoz_catalog`` (``rail-deepdisc catalog`` writes Parquet, ECSV or HDF5 too)
+CATALOG_NAME = "output_photoz_catalog"
+#: inputs of the committed example (``rail-deepdisc fits-field --output-dir field_data``),
+#: relative to the repository root, where ``ceci examples/field_pipeline.yml`` is run
+EXAMPLE_INPUTS = "field_data/field_inputs.yml"
+
+
+class DeepDiscFieldPipeline(RailPipeline):
+    """Mosaics + catalog + spec-z → pre-train, fine-tune, cross-validate → catalog + report.
+
+    Parameters
+    ----------
+    tiler
+        The mosaics, the catalog columns and the spectroscopic catalog (``spec_catalog``
+        required).
+    settings
+        How to train and validate.
+    survey_options
+        How the survey is measured from the mosaics (PSF files, filters, population
+        limits), when ``settings.survey`` is empty; the mosaics are the tiler's.
+    log_dir
+        ceci's log directory.
+    """
+
+    default_input_dict: dict[str, str] = {}
+
+    def __init__(self, tiler: TilerConfig, settings: FieldSettings | None = None,
+                 survey_options: MosaicSurveyOptions | None = None, log_dir: str = "") -> None:
+        RailPipeline.__init__(self)
+        s = settings or FieldSettings()
+        if not tiler.spectra.spec_catalog:
+            raise OptionError("the field recipe needs a spectroscopic catalog (spec_catalog)")
+        tiles = tiler.given(TilerConfig.option_specs())
+        tiles.pop("require_redshift", None)
+        threads = {"num_threads": s.num_threads}
+        self.tile_field = MosaicTiler.build(**tiles)
+        self.tile_train = MosaicTiler.build(**{
+            **tiles, "tile_size": s.train_tile_size, "overlap": s.train_overlap,
+            "require_redshift": True})
+        finetune = {"backbone": s.backbone, "epochs": s.finetune_epochs,
+                    "learning_rate": s.finetune_learning_rate, "warmup_steps": 20,
+                    "seed": s.seed, "val_fraction": 0.1, **threads}
+        init = {}
+        if not s.pretrained_model:
+            self._add_pretraining_field(tiler, s, survey_options)
+            self.pretrain = DeepDiscInformer.build(
+                connections={"input": self.scenes_pretrain.io.output}, backbone=s.backbone,
+                epochs=s.pretrain_epochs, seed=s.seed, **threads)
+            init = {"init_model": self.pretrain.io.model}
+        self.finetune = DeepDiscFineTuner.build(
+            connections={"input": self.tile_train.io.output, **init}, **finetune)
+        self.crossval = DeepDiscCrossValidator.build(
+            connections={"input": self.tile_train.io.output, **init}, folds=s.folds,
+            **finetune)
+        model = {"model": self.finetune.io.model}
+        self.estimate_field = DeepDiscEstimator.build(
+            connections={"input": self.tile_field.io.output, **model}, mode="forced",
+            **threads)
+        self.detect_field = DeepDiscEstimator.build(
+            connections={"input": self.tile_field.io.output, **model}, mode="detect",
+            **threads)
+        self.photoz_catalog = PhotoZCatalog.build(
+            connections={"input": self.estimate_field.io.output}, method="DeepDISC")
+        self.validate = FieldValidationReport.build(
+            connections={"oof": self.crossval.io.output,
+                         "field": self.estimate_field.io.output,
+                         "detections": self.detect_field.io.output},
+            images=dict(tiler.images), survey=s.survey, title=s.title)
+        self.settings = s
+        self.survey_options = survey_options
+        self.tiler = tiler
+        self.log_dir = log_dir
+
+    def _add_pretraining_field(self, tiler: TilerConfig, s: FieldSettings,
+                               survey_options: MosaicSurveyOptions | None) -> None:
+        """The simulated pre-training field: of the survey measured from the mosaics, or of
+        the survey preset/file the settings name (stage ``scenes_pretrain``)."""
+        if s.survey:
+            n_galaxies = expected_galaxies(FieldSpec(survey=s.survey, n_scenes=s.pretrain_scenes,
+                                                     seed=s.seed))
+            self.population_pretrain = GalaxyPopulationCreator.build(
+                n_samples=n_galaxies, seed=s.seed, survey=s.survey)
+            self.scenes_pretrain = SceneRenderer.build(
+                connections={"input": self.population_pretrain.io.output},
+                n_scenes=s.pretrain_scenes, seed=s.seed, survey=s.survey)
+            return
+        measured = survey_options or MosaicSurveyOptions.from_mapping(
+            {k: getattr(tiler, k) for k in ("images", "errors", "weights", "units")})
+        self.measure_survey = MosaicSurveyMeasurer.build(
+            **measured.given(MosaicSurveyOptions.option_specs()))
+        self.scenes_pretrain = SurveyFieldSimulator.build(
+            connections={"survey": self.measure_survey.io.output},
+            n_scenes=s.pretrain_scenes, seed=s.seed)
+
+    def external_inputs(self) -> dict[str, str]:
+        """The pipeline's inputs from outside: the catalog, and a pre-trained model if any."""
+        inputs = {"input": self.catalog_path}
+        if self.settings.pretrained_model:
+            inputs["init_model"] = self.settings.pretrained_model
+        return inputs
+
+    catalog_path: str = ""
+
+
+def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings,
+                       output_dir: str, survey_options: MosaicSurveyOptions | None = None
+                       ) -> dict[str, Any]:
+    """Check what the user gave before any work; returns a summary (bands, objects,
+    matched spectra).
+
+    Raises
+    ------
+    InputError, OptionError, OutputPathError
+        Naming the file or option: a mosaic whose band the pre-training survey (or the
+        pre-trained model) lacks, a spectroscopic catalog matching no catalog object, an
+        output that is an input.
+    """
+    from rail.deepdisc.store.catalogs import attach_spectra, load_catalog
+    from rail.deepdisc.store.mosaic import open_inputs
+
+    inputs = [*tiler.input_paths(), catalog]
+    if settings.pretrained_model:
+        inputs.append(settings.pretrained_model)
+    elif not settings.survey and survey_options is not None:
+        survey_options.validate()  # a filter curve for every band, PSF files named
+        inputs += survey_options.input_paths()
+    catalog_out = os.path.join(output_dir, "data", f"{CATALOG_NAME}.fits")
+    check_output_path(catalog_out, "photo-z catalog", inputs=inputs)
+    _check_bands(tiler, settings)
+    open_inputs(tiler)  # every mosaic readable, one pixel grid, units known
+    cat = attach_spectra(load_catalog(catalog, tiler.columns), tiler.spectra)
+    n_spec = int((cat.redshift == cat.redshift).sum())
+    # each fold trains on (folds - 1) / folds of them, less the validation scenes
+    need = math.ceil(MIN_TRAINING_LABELS / (0.8 * (settings.folds - 1) / settings.folds))
+    if n_spec < need:
+        raise InputError(f"spectroscopic catalog {tiler.spectra.spec_catalog}: {n_spec} "
+                         f"redshifts match catalog objects; {settings.folds}-fold "
+                         f"cross-validation needs at least {need}")
+    return {"bands": list(tiler.images), "n_objects": int(cat.ids.size),
+            "n_spec": n_spec, "catalog": catalog_out}
+
+
+def _check_bands(tiler: TilerConfig, settings: FieldSettings) -> None:
+    """The mosaics' bands must be the model's: the pre-training survey's or the given
+    model's, same names, same order (a survey measured from the mosaics has theirs)."""
+    if not settings.pretrained_model and not settings.survey:
+        return
+    if settings.pretrained_model:
+        from rail.deepdisc.net.model_file import model_meta, read_model_file
+
+        expected = list(model_meta(read_model_file(settings.pretrained_model))["bands"])
+        source = f"the model {settings.pretrained_model}"
+    else:
+        from rail.deepdisc.sim.surveys import get_survey
+
+        expected = list(get_survey(settings.survey).bands)
+        source = f"the pre-training survey {settings.survey!r}"
+    bands = list(tiler.images)
+    if bands != expected:
+        other = [b for b in bands if b not in expected]
+        first = tiler.images[other[0]] if other else next(iter(tiler.images.values()))
+        raise InputError(f"mosaic {first}: the mosaics have bands {bands} but {source} has "
+                         f"bands {expected} (same bands, same order)")
+
+
+def write_field_pipeline(pipeline: DeepDiscFieldPipeline, catalog: str, yml_path: str,
+                         output_dir: str, log_dir: str, resume: bool = True) -> str:
+    """Write the pipeline YAML (and its ``_config.yml``) for ``ceci``; returns the path."""
+    os.makedirs(os.path.dirname(os.path.abspath(yml_path)), exist_ok=True)
+    pipeline.catalog_path = catalog
+    outputs = {"output_dir": output_dir, "log_dir": log_dir, "resume": resume}
+    pipeline.initialize(pipeline.external_inputs(), outputs, None)
+    pipeline.save(yml_path)
+    return yml_path
+
+
+def build_field_pipeline(options: dict[str, Any], log_dir: str = ""
+                         ) -> tuple[DeepDiscFieldPipeline, str]:
+    """The pipeline of the field inputs and recipe options in ``options`` (as
+    :func:`~rail.deepdisc.field_recipe.load_field_inputs` reads them), and its catalog."""
+    settings = FieldSettings.from_mapping(options)
+    tiler = TilerConfig.from_mapping(options, survey=settings.survey)
+    survey_options = None if settings.survey or settings.pretrained_model else \
+        MosaicSurveyOptions.from_mapping(options)
+    catalog = options.get("catalog")
+    if not catalog:
+        raise InputError("no catalog given (catalog in the inputs file, or --catalog)")
+    return DeepDiscFieldPipeline(tiler, settings, survey_options, log_dir=log_dir), str(catalog)
+
+
+def write_field_example(directory: str = "examples", inputs: str = EXAMPLE_INPUTS) -> str:
+    """Write ``field_pipeline.yml`` (+ ``_config.yml``) for the field that ``rail-deepdisc
+    fits-field --output-dir field_data`` writes, with paths relative to the current
+    directory (the repository root): ``ceci examples/field_pipeline.yml``."""
+    from rail.deepdisc.field_recipe import load_field_inputs, relative_paths
+
+    work = os.path.join("output", "field")
+    options = relative_paths(load_field_inputs(inputs))
+    pipe, catalog = build_field_pipeline(options, os.path.join(work, "logs"))
+    return write_field_pipeline(pipe, catalog, os.path.join(directory, "field_pipeline.yml"),
+                                os.path.join(work, "data"), os.path.join(work, "logs"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(f"wrote {write_field_example()}")

@@ -1,0 +1,239 @@
+"""The field recipe: mosaics + catalog + spectroscopic catalog -> pre-train, fine-tune,
+k-fold cross-validation -> photo-z catalog and validation report (one ceci pipeline).
+
+The end-to-end run is tiny (a 512 x 512 field, one-epoch trainings): the numbers mean
+nothing, the contracts are checked: one catalog row per catalog object on the mosaic's
+footprint, percentiles in order, the bit mask agrees with the flags, the catalog reads back
+with astropy (units) and pandas, and no out-of-fold photo-z comes from a model whose
+training scenes held that object's label. Bad inputs fail at once, naming the file.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import qp
+from astropy.table import Table
+
+from rail.deepdisc.cli import main
+from rail.deepdisc.errors import InputError, OutputPathError
+from rail.deepdisc.evaluate.catalog import QUALITY_BITS
+from rail.deepdisc.field_recipe import load_field_inputs
+from rail.deepdisc.sim.example_field import ExampleFieldOptions, write_example_field
+from rail.deepdisc.store.catalogs import SpectraColumns, attach_spectra, load_catalog
+
+TINY = ["--pretrain-scenes", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1",
+        "--folds", "3", "--num-threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def example_field(tmp_path_factory):
+    """A 512 x 512 JADES-like field with a generous spectroscopic sample."""
+    folder = tmp_path_factory.mktemp("example_field")
+    return write_example_field(folder, ExampleFieldOptions(mosaic_size=512, spec_mag_50=28.5,
+                                                           seed=3), progress=False)
+
+
+@pytest.fixture(scope="module")
+def field_run(example_field, tmp_path_factory):
+    out = tmp_path_factory.mktemp("field_run") / "run"
+    assert main(["field", "--inputs", example_field.inputs, *TINY, "--output-dir", str(out),
+                 "-q"]) == 0
+    return out / "data"
+
+
+def _footprint_ids(example_field) -> np.ndarray:
+    """Ids of the catalog objects on the mosaic's data (the truth store's objects minus
+    those on the blank border)."""
+    from rail.deepdisc.sim.fits_field import blank_border
+    from rail.deepdisc.store.scenes import read_objects
+
+    obj = read_objects(example_field.truth, ["object_id", "x", "y"])
+    px = np.floor(obj["x"] + 0.5).astype(int)
+    py = np.floor(obj["y"] + 0.5).astype(int)
+    blank = blank_border(np.arange(512), 512, 512, 8)
+    inside = (px >= 0) & (px < 512) & (py >= 0) & (py < 512)
+    on_data = inside.copy()
+    on_data[inside] = ~blank[py[inside], px[inside]]
+    return np.sort(obj["object_id"][on_data])
+
+
+@pytest.mark.slow
+def test_catalog_has_one_row_per_object_on_the_footprint(field_run, example_field):
+    import pandas as pd
+
+    table = Table.read(field_run / "output_photoz_catalog.fits")
+    np.testing.assert_array_equal(np.sort(np.asarray(table["id"])),
+                                  _footprint_ids(example_field))
+    assert len(np.unique(table["id"])) == len(table)
+    assert str(table["ra"].unit) == "deg" and str(table["dec"].unit) == "deg"
+    order = ["z_p025", "z_p160", "z_median", "z_p840", "z_p975"]
+    for lo, hi in itertools.pairwise(order):
+        assert np.all(np.asarray(table[lo]) <= np.asarray(table[hi]) + 1e-9), (lo, hi)
+    for bit, name in enumerate(QUALITY_BITS):
+        if name in table.colnames:
+            np.testing.assert_array_equal((np.asarray(table["quality"]) >> bit) & 1,
+                                          np.asarray(table[name]))
+    assert np.all(np.isfinite(table["z_mode"]))
+    frame = table[[c for c in table.colnames if table[c].ndim == 1]].to_pandas()
+    assert len(frame) == len(table)
+    parquet = field_run.parent / "catalog.parquet"
+    assert main(["catalog", "--pdfs", str(field_run / "output_estimate_field.hdf5"),
+                 "--output", str(parquet), "-q"]) == 0
+    assert len(pd.read_parquet(parquet)) == len(table)
+
+
+@pytest.mark.slow
+def test_out_of_fold_photoz_never_from_a_model_trained_on_that_label(field_run,
+                                                                        example_field):
+    import tables_io
+
+    oof = qp.read(str(field_run / "output_crossval.hdf5"))
+    labels = tables_io.read(str(field_run / "training_labels_crossval.hdf5"))
+    ids = np.asarray(oof.ancil["object_id"])
+    fold = np.asarray(oof.ancil["fold"])
+    assert np.all(np.isfinite(oof.ancil["redshift"]))
+    assert set(np.unique(fold)) == {0, 1, 2}
+    for f in range(3):
+        trained_on = np.asarray(labels["object_id"])[np.asarray(labels["fold"]) == f]
+        assert trained_on.size > 0
+        assert not np.isin(ids[fold == f], trained_on).any()
+    # every spec-z object of the training tiles got exactly one out-of-fold photo-z
+    spec = attach_spectra(load_catalog(example_field.catalog, _columns()),
+                          SpectraColumns(spec_catalog=example_field.spectra))
+    matched = spec.ids[np.isfinite(spec.redshift)]
+    assert np.unique(ids).size == ids.size
+    assert np.isin(ids, matched).all()
+
+
+@pytest.mark.slow
+def test_validation_report_and_pictures(field_run):
+    report = (field_run / "report_validate.md").read_text()
+    assert "out of fold" in report and "By quality flag" in report
+    for name in ("field_map.png", "field_nz.png", "zphot_vs_ztrue.png"):
+        assert (field_run / "report_files" / name).stat().st_size > 1000
+
+
+def _columns():
+    from rail.deepdisc.store.catalogs import CatalogColumns
+
+    return CatalogColumns(id_col="id", redshift_col="")
+
+
+def test_spectra_match_by_position_and_by_id(example_field, tmp_path):
+    cat = load_catalog(example_field.catalog, _columns())
+    by_pos = attach_spectra(cat, SpectraColumns(spec_catalog=example_field.spectra))
+    spectra = Table.read(example_field.spectra)
+    assert np.isfinite(by_pos.redshift).sum() == len(spectra)
+    np.testing.assert_allclose(np.sort(by_pos.redshift[np.isfinite(by_pos.redshift)]),
+                               np.sort(spectra["z_spec"]))
+    with_id = Table({"cat_id": cat.ids[:5], "z": np.arange(5) + 0.5})
+    path = tmp_path / "ids.csv"
+    with_id.write(path, format="ascii.csv")
+    by_id = attach_spectra(cat, SpectraColumns(spec_catalog=str(path), spec_id_col="cat_id",
+                                               spec_z_col="z"))
+    np.testing.assert_array_equal(by_id.redshift[:5], np.arange(5) + 0.5)
+    assert np.isnan(by_id.redshift[5:]).all()
+
+
+def test_spectra_matching_no_object_fail_at_once(example_field, tmp_path, capsys):
+    far = Table({"ra": [10.0, 10.1], "dec": [-5.0, -5.1], "z_spec": [1.0, 2.0]})
+    path = tmp_path / "far_spectra.fits"
+    far.write(path)
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", example_field.inputs, "--spec-catalog", str(path),
+                 *TINY, "--output-dir", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "far_spectra.fits" in err and "none of its 2" in err
+    assert not out.exists() or not any(out.rglob("*.hdf5"))
+    with pytest.raises(InputError, match=r"far_spectra\.fits"):
+        attach_spectra(load_catalog(example_field.catalog, _columns()),
+                       SpectraColumns(spec_catalog=str(path)))
+
+
+def test_mosaics_with_other_bands_than_the_model_fail_at_once(example_field, tmp_path,
+                                                              capsys):
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", example_field.inputs, "--survey", "lsst", *TINY,
+                 "--output-dir", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "jwst_f090w.fits" in err and "lsst" in err
+    assert not (out / "pipeline.yml").exists()
+
+
+def test_model_with_other_bands_fails_at_once(example_field, tiny_model, tmp_path, capsys):
+    import yaml
+
+    inputs = load_field_inputs(example_field.inputs)
+    for key in ("images", "errors"):
+        inputs[key].pop("jwst_f444w")  # a survey without the model's reddest band
+    path = tmp_path / "eight_bands.yml"
+    path.write_text(yaml.safe_dump(inputs))
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", str(path), "--pretrained-model", tiny_model, *TINY,
+                 "--output-dir", str(out), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert os.path.basename(tiny_model) in err and "jwst_f090w.fits" in err
+    assert not (out / "pipeline.yml").exists()
+
+
+def test_output_catalog_equal_to_an_input_is_refused(example_field, tmp_path, capsys):
+    import hashlib
+    import shutil
+
+    out = tmp_path / "run"
+    (out / "data").mkdir(parents=True)
+    victim = out / "data" / "output_photoz_catalog.fits"
+    shutil.copyfile(example_field.catalog, victim)
+    before = hashlib.sha256(victim.read_bytes()).hexdigest()
+    assert main(["field", "--inputs", example_field.inputs, "--catalog", str(victim), *TINY,
+                 "--output-dir", str(out), "-q"]) == 2
+    assert "output_photoz_catalog.fits" in capsys.readouterr().err
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
+    from rail.deepdisc.field_recipe import run_field
+
+    options = {**load_field_inputs(example_field.inputs), "catalog": str(victim)}
+    with pytest.raises(OutputPathError):
+        run_field(options, str(out), progress=False)
+
+
+@pytest.mark.slow
+def test_pretraining_field_is_simulated_from_the_survey_measured_on_the_mosaics(
+        field_run, example_field):
+    from rail.deepdisc.sim.survey_file import read_survey_file
+    from rail.deepdisc.store.scenes import SceneStore
+
+    survey = read_survey_file(field_run / "output_measure_survey.yml")
+    inputs = load_field_inputs(example_field.inputs)
+    assert survey.bands == tuple(inputs["images"])
+    assert survey.pixel_scale == pytest.approx(0.03, rel=1e-9)
+    assert survey.detection_band == "jwst_f200w" and survey.zmax == 12.0
+    assert all(survey.psfs[b]["kind"] == "image" for b in survey.bands)
+    with SceneStore(field_run / "output_scenes_pretrain.hdf5") as store:
+        assert list(store.bands) == list(survey.bands)
+        assert store.n_scenes == 8
+        assert store.info.attrs["filters"]  # the survey's filter curves, recorded
+
+
+def test_committed_field_example_is_current(example_field, tmp_path, monkeypatch):
+    """examples/field_pipeline.yml is what write_field_example writes for the field of
+    ``rail-deepdisc fits-field --output-dir field_data`` (paths relative to the repository
+    root; the stages and their options do not depend on the field's size)."""
+    import yaml
+
+    from rail.pipelines.deepdisc.field import write_field_example
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    monkeypatch.chdir(tmp_path)
+    os.symlink(os.path.dirname(example_field.inputs), "field_data")
+    written = write_field_example("ex")
+    ours, committed = (yaml.safe_load(open(p, encoding="utf-8")) for p in
+                       (written, os.path.join(repo, "examples", "field_pipeline.yml")))
+    assert ours["stages"] == committed["stages"] and ours["inputs"] == committed["inputs"]
+    ours, committed = (yaml.safe_load(open(p, encoding="utf-8")) for p in
+                       ("ex/field_pipeline_config.yml",
+                        os.path.join(repo, "examples", "field_pipeline_config.yml")))
+    assert ours == committed, "examples/field_pipeline_config.yml is out of date"
