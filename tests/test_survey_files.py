@@ -288,3 +288,26 @@ def test_missing_survey_file_and_unknown_preset(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "unknown survey 'euclid'" in err and "hsc" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_effective_psf_image_is_not_convolved_with_the_pixel_again(tmp_path):
+    """A pixel-convolved (effective) PSF image at the survey's pixels, marked ``effective``,
+    is drawn as it is; unmarked, GalSim adds a second pixel and broadens it."""
+    import galsim
+
+    from rail.deepdisc.sim.psf import draw_method, make_psf, psf_description
+
+    effective = galsim.Moffat(beta=3.0, fwhm=0.9).drawImage(nx=41, ny=41, scale=0.26).array
+    _write_fits(tmp_path / "epsf_g.fits", effective)
+    drawn = {}
+    for flag in ("true", "false"):
+        survey = tmp_path / f"eff_{flag}.yml"
+        survey.write_text(DECAM.replace(
+            "psf: {kind: moffat, fwhm: 1.1, beta: 3.5}",
+            f"psf: {{kind: image, file: epsf_g.fits, oversampling: 1, effective: {flag}}}"))
+        description = psf_description(get_survey(str(survey)))
+        drawn[flag] = make_psf(description, "decam_g").drawImage(
+            nx=41, ny=41, scale=0.26, method=draw_method(description, "decam_g")).array
+    target = effective / effective.sum()
+    np.testing.assert_allclose(drawn["true"], target, atol=1e-4 * target.max())
+    assert drawn["false"].max() < 0.97 * target.max()  # the pixel counted twice (-4.4%)

@@ -90,6 +90,19 @@ class StrictConfigMixin:
                     raise FileNotFoundError(f"{type(self).__name__} option {option}: "
                                             f"{path} does not exist")
 
+    def run_on(self, inputs: dict[str, Any], output: str, **kwargs: Any) -> Any:
+        """The body of an interactive entrypoint: set each input (a path, read lazily, or
+        data), change the given options, run, finalize; returns the ``output`` handle."""
+        self.config.update(**kwargs)
+        for tag, value in inputs.items():
+            if isinstance(value, (str, os.PathLike)):
+                self.set_data(tag, None, path=os.fspath(value), do_read=False)
+            else:
+                self.set_data(tag, value)
+        self.run()
+        self.finalize()
+        return self.get_handle(output)
+
     def options_dict(self) -> dict[str, Any]:
         """The stage's options and their values (for provenance): only its declared options,
         not whatever else was passed to it (data given interactively, for instance)."""

@@ -5,7 +5,6 @@ The numerics live in :mod:`rail.deepdisc.evaluate.catalog`.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 from rail.core.data import DataHandle, QPHandle
@@ -71,14 +70,7 @@ class PhotoZCatalog(StrictConfigMixin, RailStage):
         PhotoZCatalogHandle
             The handle of the catalog (an astropy Table).
         """
-        self.config.update(**kwargs)
-        if isinstance(input_data, (str, os.PathLike)):
-            self.set_data("input", None, path=os.fspath(input_data), do_read=False)
-        else:
-            self.set_data("input", input_data)
-        self.run()
-        self.finalize()
-        return self.get_handle("output")
+        return self.run_on({"input": input_data}, "output", **kwargs)
 
     def run(self) -> None:
         from rail.deepdisc.evaluate.catalog import build_catalog, catalog_format

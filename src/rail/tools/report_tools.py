@@ -109,17 +109,9 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         MarkdownHandle
             The handle of the report text.
         """
-        self.config.update(**kwargs)
         inputs = {"truth": truth, "deepdisc": deepdisc, "bpz": bpz, "eazy": eazy,
                   "detections": detections}
-        for key, value in inputs.items():
-            if isinstance(value, (str, os.PathLike)):
-                self.set_data(key, None, path=os.fspath(value), do_read=False)
-            else:
-                self.set_data(key, value)
-        self.run()
-        self.finalize()
-        return self.get_handle("report")
+        return self.run_on(inputs, "report", **kwargs)
 
     def _path(self, tag: str) -> str:
         handle = self.get_handle(tag, allow_missing=True)
@@ -217,15 +209,8 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
         MarkdownHandle
             The handle of the report text.
         """
-        self.config.update(**kwargs)
-        for key, value in {"oof": oof, "field": field, "detections": detections}.items():
-            if isinstance(value, (str, os.PathLike)):
-                self.set_data(key, None, path=os.fspath(value), do_read=False)
-            else:
-                self.set_data(key, value)
-        self.run()
-        self.finalize()
-        return self.get_handle("report")
+        return self.run_on({"oof": oof, "field": field, "detections": detections}, "report",
+                           **kwargs)
 
     def _ensemble(self, tag: str) -> Any:
         handle = self.get_handle(tag, allow_missing=True)

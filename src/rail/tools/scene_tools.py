@@ -98,14 +98,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
         SceneHandle
             The handle of the written scene store.
         """
-        self.config.update(**kwargs)
-        if isinstance(input_data, (str, os.PathLike)):
-            self.set_data("input", None, path=os.fspath(input_data), do_read=False)
-        else:
-            self.set_data("input", input_data)
-        self.run()
-        self.finalize()
-        return self.get_handle("output")
+        return self.run_on({"input": input_data}, "output", **kwargs)
 
     def _catalog(self) -> Any:
         handle = self.get_handle("input", allow_missing=True)

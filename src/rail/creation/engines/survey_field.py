@@ -132,13 +132,8 @@ class SurveyFieldSimulator(StrictConfigMixin, RailStage):
             The handle of the written scene store.
         """
         source = getattr(survey, "source", None)  # a SurveyPreset read from a file
-        if isinstance(survey, (str, os.PathLike)) or source:
-            survey = SurveyFileHandle("survey", path=os.fspath(source or survey))
-        self.set_data("survey", survey, do_read=False)
-        self.config.update(**kwargs)
-        self.run()
-        self.finalize()
-        return self.get_handle("output")
+        return self.run_on({"survey": os.fspath(source) if source else survey}, "output",
+                           **kwargs)
 
     def run(self) -> None:
         survey = self.get_handle("survey", allow_missing=True)

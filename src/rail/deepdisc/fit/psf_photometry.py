@@ -44,10 +44,12 @@ def _psf_json(info: StoreInfo, band: str) -> str:
 
 def _draw_psf(psf_json: str, band: str, size: int, pixel_scale: float) -> np.ndarray:
     """The band's PSF drawn (with the pixel response) on a size x size stamp, flux 1."""
-    from rail.deepdisc.sim.psf import make_psf
+    from rail.deepdisc.sim.psf import draw_method, make_psf
 
-    psf = make_psf(json.loads(psf_json), band)
-    return psf.withFlux(1.0).drawImage(nx=size, ny=size, scale=pixel_scale).array
+    description = json.loads(psf_json)
+    psf = make_psf(description, band)
+    return psf.withFlux(1.0).drawImage(nx=size, ny=size, scale=pixel_scale,
+                                       method=draw_method(description, band)).array
 
 
 @lru_cache(maxsize=64)

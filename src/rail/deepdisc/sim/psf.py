@@ -10,7 +10,9 @@ Kinds:
 * ``moffat`` (``fwhm`` arcsec, ``beta``) and ``gaussian`` (``fwhm``): analytic profiles;
 * ``image``: a FITS image of the PSF (e.g. from STPSF/WebbPSF, or an empirical PSF) with its
   pixel scale, interpolated by GalSim (``InterpolatedImage``); the image is taken as the
-  PSF before pixelisation (GalSim adds the pixel response when drawing).
+  PSF before pixelisation (GalSim adds the pixel response when drawing), unless it is marked
+  ``effective`` (already pixel-convolved, e.g. an EPSF built from stars: objects are then
+  drawn without another pixel, :func:`draw_method`).
 
 Ground-based surveys convolve ``airy`` and ``optical`` PSFs with a Kolmogorov atmosphere
 whose FWHM scales as lambda^-0.2; the other kinds are the whole PSF.
@@ -93,6 +95,14 @@ def psf_description(survey: SurveyPreset, kind: str | None = None) -> dict[str, 
     if shared is None:
         description["bands"] = specs
     return description
+
+
+def draw_method(description: dict[str, Any], band: str) -> str:
+    """GalSim's drawing method for objects seen through the band's PSF: ``no_pixel`` for an
+    effective PSF image (``effective: true``, already convolved with the pixel, like an
+    EPSF built from stars), else ``auto`` (GalSim adds the pixel response)."""
+    spec = description.get("bands", {}).get(band, {})
+    return "no_pixel" if spec.get("kind") == "image" and spec.get("effective") else "auto"
 
 
 def make_psf(description: dict[str, Any], band: str) -> galsim.GSObject:

@@ -42,7 +42,7 @@ from rail.deepdisc.sim import morphology, stars
 from rail.deepdisc.sim.morphology import band_profiles, galaxy_profile
 from rail.deepdisc.sim.noise import draw_noise
 from rail.deepdisc.sim.population import MAX_GALAXIES
-from rail.deepdisc.sim.psf import PSF_KINDS, make_psf, psf_description
+from rail.deepdisc.sim.psf import PSF_KINDS, draw_method, make_psf, psf_description
 from rail.deepdisc.sim.randomise import (
     ImageRandomisation,
     SceneConditions,
@@ -294,6 +294,7 @@ def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.nda
     bands, size, scale = cfg.preset.bands, cfg.scene_size, cfg.preset.pixel_scale
     psfs = [_psf(psf, b) for b in bands]
     psfs = psfs if cond is None else cond.apply(psfs)
+    methods = [draw_method(psf, b) for b in bands]
     drawn = _Drawn(np.zeros((len(bands), size, size)), [], np.zeros((xs.size, len(bands))))
     scene_bounds = galsim.BoundsI(0, size - 1, 0, size - 1)
     has_bulge = all(c in cat for c in BULGE_COLUMNS)
@@ -311,8 +312,8 @@ def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.nda
             flux = float(cat[f"{band}_fnu"][j])
             if not flux > 0:
                 continue
-            st = galsim.Convolve(profs[b], psfs[b]).withFlux(flux).drawImage(scale=scale,
-                                                                              center=center)
+            st = galsim.Convolve(profs[b], psfs[b]).withFlux(flux).drawImage(
+                scale=scale, center=center, method=methods[b])
             ov = st.bounds & scene_bounds
             if ov.isDefined():
                 drawn.image[b, ov.ymin:ov.ymax + 1, ov.xmin:ov.xmax + 1] += st[ov].array

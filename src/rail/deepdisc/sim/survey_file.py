@@ -54,7 +54,7 @@ _REQUIRED = ("name", "pixel_scale", "depth_aperture_arcsec", "detection_band", "
 _BAND_KEYS = ("filter", "depth", "pixel_noise", "psf", "noise_correlation")
 _TELESCOPE_KEYS = ("diameter_m", "obscuration", "struts", "strut_thickness")
 _PSF_KEYS = {"airy": (), "optical": tuple(default_aberrations()), "moffat": ("fwhm", "beta"),
-             "gaussian": ("fwhm",), "image": ("file", "pixel_scale", "oversampling")}
+             "gaussian": ("fwhm",), "image": ("file", "pixel_scale", "oversampling", "effective")}
 _KERNEL_KEYS = {"gaussian": ("fwhm_pixels",), "image": ("file",)}
 #: AB magnitude of one unit of the flux units known by name
 UNIT_ZEROPOINTS = {"nJy": NJY_ZEROPOINT, "uJy": 23.9, "mJy": 16.4, "Jy": 8.9}
@@ -282,7 +282,12 @@ def _image_psf(r: _Reader, spec: dict[str, Any], key: str, scale: float) -> dict
     psf_scale = r.number(spec["pixel_scale"], f"{key}.pixel_scale", gt=0) \
         if "pixel_scale" in spec else \
         scale / r.number(spec["oversampling"], f"{key}.oversampling", gt=0)
-    return {"kind": "image", "file": path, "pixel_scale": psf_scale}
+    out = {"kind": "image", "file": path, "pixel_scale": psf_scale}
+    if spec.get("effective", False):
+        if not isinstance(spec["effective"], bool):
+            raise r.fail(f"{key}.effective", "must be true or false")
+        out["effective"] = True  # already pixel-convolved: drawn without another pixel
+    return out
 
 
 def _telescope(r: _Reader, d: dict[str, Any], psfs: list[dict[str, Any]]) -> dict[str, Any]:

@@ -37,7 +37,13 @@ from rail.deepdisc.bands import band_filter
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.options import Options, option
 from rail.deepdisc.store.atomic import atomic_output, check_output_path
-from rail.deepdisc.store.mosaic_io import MosaicImage, check_same_grid, flux_factor, split_spec
+from rail.deepdisc.store.mosaic_io import (
+    MosaicImage,
+    check_band_maps,
+    check_same_grid,
+    flux_factor,
+    split_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -86,16 +92,8 @@ class MosaicSurveyOptions(Options):
         "2 from fewer than 100, else 4)", ge=1, le=8)
 
     def _check(self) -> None:
-        if not self.images:
-            raise OptionError("give at least one band's mosaic (--image BAND=PATH)")
-        for name in ("errors", "weights", "units", "psfs", "filters"):
-            unknown = sorted(set(getattr(self, name)) - set(self.images))
-            if unknown:
-                raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
-                                  f"bands are {list(self.images)}")
-        both = sorted(set(self.errors) & set(self.weights))
-        if both:
-            raise OptionError(f"bands {both} have both an error and a weight map; give one")
+        check_band_maps(self.images, {n: getattr(self, n) for n in (
+            "errors", "weights", "units", "psfs", "filters")}, self.errors, self.weights)
         if self.detection_band and self.detection_band not in self.images:
             raise OptionError(f"detection_band {self.detection_band!r} is not among the "
                               f"bands {list(self.images)}")
@@ -405,7 +403,7 @@ def _band_psf(opts: MosaicSurveyOptions, band: str, sci: np.ndarray, sigma: floa
     over = opts.psf_oversampling or (1 if x.size < 25 else 2 if x.size < 100 else 4)
     image = build_epsf(sci, x, y, fwhm, over)
     spec = {"kind": "image", "file": str(companion_path(stem, f"psf_{band}")),
-            "pixel_scale": scale / over}
+            "pixel_scale": scale / over, "effective": True}
     return spec, f"{x.size} stars (photutils EPSFBuilder)", {f"psf_{band}": image}
 
 

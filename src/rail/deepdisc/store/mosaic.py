@@ -60,6 +60,7 @@ from rail.deepdisc.store.catalogs import (
 from rail.deepdisc.store.mosaic_io import (
     MosaicError,
     MosaicImage,
+    check_band_maps,
     check_same_grid,
     flux_factor,
     split_spec,
@@ -110,16 +111,9 @@ class TilerConfig(Options):
     def _check(self) -> None:
         from rail.deepdisc.fit.filters import resolve_filters
 
-        if not self.images:
-            raise OptionError("give at least one band's mosaic (images: {band: path})")
-        for name in ("errors", "weights", "units"):
-            unknown = sorted(set(getattr(self, name)) - set(self.images))
-            if unknown:
-                raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
-                                  f"bands are {list(self.images)}")
-        both = sorted(set(self.errors) & set(self.weights))
-        if both:
-            raise OptionError(f"bands {both} have both an error and a weight map; give one")
+        check_band_maps(self.images, {n: getattr(self, n) for n in ("errors", "weights",
+                                                                      "units")},
+                        self.errors, self.weights)
         check_tiling(self.tile_size, self.overlap)
         if self.require_redshift and not (self.columns.redshift_col
                                           or self.spectra.spec_catalog):

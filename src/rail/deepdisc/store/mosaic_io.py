@@ -22,12 +22,13 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.errors import InputError
+from rail.deepdisc.errors import InputError, OptionError
 
 #: suffixes of whole-file compression, which defeats memory mapping
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".z")
@@ -289,6 +290,29 @@ def flux_factor(unit_text: str | None, header, wcs, where: str) -> float:
         return float((1.0 * unit * u.pix).to_value(njy))
     raise MosaicError(f"{where}: unit {text!r} is not a flux density, surface brightness, "
                       "flux per pixel or count rate")
+
+
+def check_band_maps(images: Mapping[str, Any], maps: Mapping[str, Mapping[str, Any]],
+                    errors: Mapping[str, Any], weights: Mapping[str, Any]) -> None:
+    """Every per-band map (``maps``: option name -> band -> value) names a band that has a
+    mosaic, and no band has both an error and a weight map.
+
+    Raises
+    ------
+    OptionError
+        Naming the option and the bands.
+    """
+    if not images:
+        raise OptionError("give at least one band's mosaic (images: {band: path}, or "
+                          "--image BAND=PATH)")
+    for name, values in maps.items():
+        unknown = sorted(set(values) - set(images))
+        if unknown:
+            raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
+                              f"bands are {list(images)}")
+    both = sorted(set(errors) & set(weights))
+    if both:
+        raise OptionError(f"bands {both} have both an error and a weight map; give one")
 
 
 def check_same_grid(reference: MosaicImage, other: MosaicImage, name: str, ref_name: str,
