@@ -1,0 +1,316 @@
+"""Transfer, measured: does a network pretrained on our simulations work on images our
+simulator's default configuration did not make?
+
+Three configurations of a JWST/NIRCam-like field (same nine bands):
+
+* ``home``: the ``jades`` preset as the package simulates it by default (COSMOS templates
+  with dust, smooth Sersic bulge + disk of one colour, Airy PSFs, white noise);
+* ``randomised``: ``home`` with every realism and randomisation option on
+  (``realism=full``: nebular emission lines, clumps, bulges with their own SED, lopsided
+  disks, stars, per-scene PSF size/ellipticity jitter, per-scene depth, masked pixels);
+* ``foreign``: what neither training saw: another SED library (BC03 + CLOUDY stellar
+  population synthesis from bagpipes, else CWW+SB), other profiles (clumpy and lopsided
+  galaxies), another PSF family (Gaussian, with the Airy core's FWHM per band) and depths
+  0.5 mag shallower (a survey file written into the work directory).
+
+A resnet18_fpn network is trained on a ``home`` field and on a ``randomised`` field (every
+true redshift), and each is tested, forced mode, on a ``home`` and a ``foreign`` test field;
+then the randomised model is fine-tuned on N = 100, 300, 1,000 labelled objects of a
+``foreign`` training field (a spectroscopic-like selection: bright objects more often) and
+tested on the foreign test field again. Beside them, BPZ with the training configuration's
+templates (the simulator's own COSMOS x dust set: the template fitter's equivalent of
+training on our simulations) on photometry of the same test objects.
+
+Printed and written (``--output`` JSON, ``--markdown``, ``--plot``): bright (F200W S/N > 10)
+sigma_IQR, outlier rate and PIT KS for each model on each test field; the foreign/home
+sigma_IQR ratio of each model, and the share of the remaining gap that fine-tuning closes.
+
+    python benchmarks/domain_transfer.py --output transfer.json --markdown transfer.md \
+        --plot docs/transfer.png                        # default sizes, ~1.5 h on 2 CPU cores
+    python benchmarks/domain_transfer.py --quick        # a smoke test, ~15 minutes
+
+Fields and models are kept in ``--workdir`` (default ``transfer_work/``) and reused.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from jwst_benchmark import _bpz, _labelled, _metrics, _photometry, _train
+
+from rail.deepdisc.bands import NIRCAM_BANDS
+from rail.deepdisc.net.config import EstimateConfig, TrainConfig
+from rail.deepdisc.net.device import resolve_device, set_threads
+from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
+from rail.deepdisc.store.provenance import package_versions
+from rail.deepdisc.store.scenes import SceneStore, read_objects
+
+REPO = Path(__file__).resolve().parents[1]
+#: the metrics reported per model and test field
+REPORTED = ("sigma_iqr", "outlier_rate", "pit_ks", "bias", "n")
+#: JWST's aperture (m): the Gaussian PSFs of the foreign survey have the Airy core's FWHM
+_JWST_DIAMETER_M = 6.5
+
+
+def foreign_survey_file(path: Path, depth_offset: float = -0.5) -> str:
+    """The foreign survey: the jades preset with Gaussian PSFs (FWHM 1.03 lambda / D per
+    band) and every depth ``depth_offset`` mag (shallower when negative)."""
+    import yaml
+
+    data = yaml.safe_load((REPO / "src/rail/deepdisc/sim/presets/jades.yml").read_text())
+    data["name"] = "jades_foreign"
+    data["description"] = "jades with Gaussian PSFs, 0.5 mag shallower (transfer benchmark)"
+    data.pop("telescope", None)
+    data.pop("psf", None)
+    for band, entry in data["bands"].items():
+        wavelength_m = float(band.split("_f")[1][:3]) / 100.0 * 1e-6
+        fwhm = 1.03 * wavelength_m / _JWST_DIAMETER_M * 206264.806
+        entry["depth"] = round(entry["depth"] + depth_offset, 3)
+        entry["psf"] = {"kind": "gaussian", "fwhm": round(max(fwhm, 0.035), 4)}
+    path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
+    return str(path)
+
+
+def configurations(workdir: Path) -> dict[str, dict]:
+    """FieldSpec options of the three configurations."""
+    from rail.deepdisc.sim.sps import bagpipes_available
+
+    foreign_seds = "sps" if bagpipes_available() else "cww"
+    return {
+        "home": {"survey": "jades", "realism": "off"},
+        "randomised": {"survey": "jades", "realism": "full"},
+        "foreign": {"survey": foreign_survey_file(workdir / "jades_foreign.yml"),
+                    "realism": "off", "sed_library": foreign_seds, "emission_lines": True,
+                    "clumpy_fraction": 0.6, "asymmetric_fraction": 0.4},
+    }
+
+
+def field(workdir: Path, name: str, options: dict, n: int, seed: int, workers: int) -> str:
+    """Simulate (or reuse) a field of ``n`` 128^2 scenes of a configuration."""
+    path = workdir / f"{name}_{n}_seed{seed}.hdf5"
+    if not path.exists():
+        print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
+        t0 = time.perf_counter()
+        simulate_field(FieldSpec(**options, n_scenes=n, seed=seed), path, n_workers=workers,
+                       progress=True)
+        print(f"  {n / (time.perf_counter() - t0):.2f} scenes/s", flush=True)
+    return str(path)
+
+
+def forced(model_obj, store: str, device):
+    """Forced-mode qp ensemble of every object of a store (in store order)."""
+    import qp
+
+    from rail.deepdisc.evaluate.density import FeatureDensity
+    from rail.deepdisc.net.estimate import forced_rows
+    from rail.deepdisc.net.model_file import build_from_state
+
+    net = build_from_state(model_obj, device).eval()
+    density = FeatureDensity.from_state(model_obj["feature_density"]) \
+        if "feature_density" in model_obj else None
+    with SceneStore(store) as st:
+        chunks = list(st.iter_chunks(objects_per_chunk=2000))
+    return qp.concatenate([forced_rows(net, c, EstimateConfig(), device, density)[0]
+                           for c in chunks])
+
+
+def bright_metrics(ens, store: str) -> dict:
+    """The reported metrics on the store's bright objects (F200W S/N > 10)."""
+    truth = read_objects(store)
+    z = np.asarray(truth["redshift"], float)
+    rows = np.flatnonzero((truth["snr_jwst_f200w"] > 10) & np.isfinite(z))
+    m = _metrics(ens, z, np.ravel(ens.ancil["zmode"]).astype(float), rows)
+    return {k: float(m[k]) for k in REPORTED}
+
+
+def labelled_subset(store: str, n_labels: int, seed: int, out: Path) -> str:
+    """A copy of a store where ``n_labels`` objects, drawn from a spectroscopic-like
+    selection, keep their redshift."""
+    path = out / f"{Path(store).stem}_labels{n_labels}.hdf5"
+    if not path.exists():
+        objects = read_objects(store)
+        chosen = np.flatnonzero(spectroscopic_subset(objects, SpecSelection(mag_50=27.5),
+                                                     seed=seed))
+        if chosen.size < n_labels:
+            raise SystemExit(f"{store}: only {chosen.size} objects selected, fewer than "
+                             f"{n_labels}; give more --foreign-train-scenes")
+        keep = np.zeros(objects["redshift"].size, bool)
+        keep[np.random.default_rng(seed).choice(chosen, n_labels, replace=False)] = True
+        relabel_store(store, path, keep, note=f"{n_labels} foreign labels")
+    return str(path)
+
+
+def _args(argv):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train-scenes", type=int, default=400)
+    p.add_argument("--test-scenes", type=int, default=120)
+    p.add_argument("--foreign-train-scenes", type=int, default=400,
+                   help="scenes of the foreign field the labels are drawn from")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--finetune-epochs", type=int, default=6)
+    p.add_argument("--finetune-lr", type=float, default=3.0e-4)
+    p.add_argument("--labels", default="100,300,1000", help="numbers of foreign labels")
+    p.add_argument("--backbone", default="resnet18_fpn")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--workers", type=int, default=0)
+    p.add_argument("--no-bpz", action="store_true", help="skip the template fits")
+    p.add_argument("--quick", action="store_true",
+                   help="120 training and 40 test scenes, 4 + 3 epochs, N = 100, 300")
+    p.add_argument("--workdir", default="transfer_work")
+    p.add_argument("--output", default=None, help="results as JSON")
+    p.add_argument("--markdown", default=None, help="the tables as Markdown")
+    p.add_argument("--plot", default=None, help="a figure of sigma_IQR (PNG)")
+    args = p.parse_args(argv)
+    if args.quick:  # options given explicitly still win
+        p.set_defaults(train_scenes=120, test_scenes=40, foreign_train_scenes=150, epochs=4,
+                       finetune_epochs=3, labels="100,300")
+        args = p.parse_args(argv)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _args(argv)
+    threads = set_threads(args.threads)
+    device = resolve_device(args.device)
+    workers = args.workers or threads
+    work = Path(args.workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    configs = configurations(work)
+    t_start = time.perf_counter()
+    n, nt, nf = args.train_scenes, args.test_scenes, args.foreign_train_scenes
+    stores = {
+        "home_train": field(work, "home", configs["home"], n, 11, workers),
+        "randomised_train": field(work, "randomised", configs["randomised"], n, 12, workers),
+        "home_test": field(work, "home", configs["home"], nt, 21, workers),
+        "foreign_test": field(work, "foreign", configs["foreign"], nt, 22, workers),
+        "foreign_train": field(work, "foreign", configs["foreign"], nf, 23, workers),
+    }
+    cfg = TrainConfig(backbone=args.backbone, epochs=args.epochs, device=args.device,
+                      num_threads=args.threads, seed=1)
+    models, minutes = {}, {}
+    for name in ("home", "randomised"):
+        path = work / f"model_{name}_{args.backbone}_n{n}_e{args.epochs}.pt"
+        trained = _train(stores[f"{name}_train"], str(path), cfg)
+        models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
+    ft_cfg = TrainConfig(**{**asdict(cfg), "epochs": args.finetune_epochs,
+                            "learning_rate": args.finetune_lr, "freeze_backbone_epochs": 1})
+    for n_labels in (int(x) for x in args.labels.split(",")):
+        labelled = labelled_subset(stores["foreign_train"], n_labels, 23, work)
+        name = f"randomised+{n_labels} foreign labels"
+        path = work / f"model_rand_ft{n_labels}_n{n}_e{args.epochs}_{args.finetune_epochs}.pt"
+        trained = _train(labelled, str(path), ft_cfg, init=str(models["randomised"][0]))
+        models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
+
+    results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes}
+    for name, (_, obj) in models.items():
+        tests = ("foreign_test",) if "+" in name else ("home_test", "foreign_test")
+        results["deepdisc"][name] = {t: bright_metrics(forced(obj, stores[t], device), stores[t])
+                                     for t in tests}
+        print(name, json.dumps(results["deepdisc"][name]), flush=True)
+    if not args.no_bpz:
+        results["bpz"] = bpz_figures(stores, work, workers)
+    results["summary"] = summary(results)
+    results["config"] = {**vars(args), "configurations": configs, "threads": threads,
+                         "device": str(device), "versions": package_versions(),
+                         "total_minutes": (time.perf_counter() - t_start) / 60}
+    text = markdown(results)
+    print(text)
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=1, default=float))
+    if args.markdown:
+        Path(args.markdown).write_text(text, encoding="utf-8")
+    if args.plot:
+        plot(results, args.plot)
+    return 0
+
+
+def bpz_figures(stores: dict[str, str], work: Path, workers: int) -> dict:
+    """BPZ with the simulator's own COSMOS x dust templates (the home configuration's),
+    prior trained on the home training field, on both test fields."""
+    from rail.deepdisc.fit.templates import oracle_templates
+
+    train_table = _labelled(_photometry(stores["home_train"]))
+    out = {}
+    for test in ("home_test", "foreign_test"):
+        table = _photometry(stores[test])
+        ens, _, _ = _bpz(f"bpz_{test}", oracle_templates(), train_table, table, str(work),
+                         workers, list(NIRCAM_BANDS))
+        out[test] = bright_metrics(ens, stores[test])
+        print(f"BPZ (home templates) on {test}", json.dumps(out[test]), flush=True)
+    return out
+
+
+def summary(results: dict) -> dict:
+    """Foreign/home sigma_IQR ratios and the share of the remaining gap fine-tuning closes
+    (against the randomised model's home figure)."""
+    dd = results["deepdisc"]
+    out = {}
+    for name in ("home", "randomised"):
+        out[f"ratio_{name}"] = dd[name]["foreign_test"]["sigma_iqr"] / \
+            dd[name]["home_test"]["sigma_iqr"]
+    home_rand = dd["randomised"]["home_test"]["sigma_iqr"]
+    out["in_domain_change"] = home_rand / dd["home"]["home_test"]["sigma_iqr"] - 1.0
+    gap = out["ratio_randomised"] - 1.0
+    for name, figures in dd.items():
+        if "+" in name:
+            ratio = figures["foreign_test"]["sigma_iqr"] / home_rand
+            out[f"ratio_{name}"] = ratio
+            out[f"gap_closed_{name}"] = (gap - (ratio - 1.0)) / gap if gap > 0 else float("nan")
+    if results.get("bpz"):
+        b = results["bpz"]
+        out["ratio_bpz"] = b["foreign_test"]["sigma_iqr"] / b["home_test"]["sigma_iqr"]
+    return out
+
+
+def markdown(results: dict) -> str:
+    rows = ["| model | test field | σ_IQR | η (\\|Δ\\|>0.15) | PIT KS | bias | N |",
+            "|---|---|---:|---:|---:|---:|---:|"]
+    entries = [(f"DeepDISC, {k}", v) for k, v in results["deepdisc"].items()]
+    if results.get("bpz"):
+        entries.append(("BPZ, home templates", results["bpz"]))
+    for name, figures in entries:
+        for test, m in figures.items():
+            rows.append(f"| {name} | {test.replace('_test', '')} | {m['sigma_iqr']:.3f} | "
+                        f"{m['outlier_rate']:.3f} | {m['pit_ks']:.3f} | {m['bias']:+.3f} | "
+                        f"{m['n']:.0f} |")
+    s = results["summary"]
+    rows += ["", "| figure | value |", "|---|---:|"]
+    rows += [f"| {k} | {v:.3f} |" for k, v in s.items()]
+    return "\n".join(rows) + "\n"
+
+
+def plot(results: dict, path: str) -> None:
+    """Bright sigma_IQR of each model on the home and foreign test fields."""
+    from rail.deepdisc.evaluate.display import subplots
+
+    fig, ax = subplots(figsize=(7.5, 3.8))
+    names = list(results["deepdisc"]) + (["BPZ (home templates)"] if results.get("bpz")
+                                         else [])
+    values = [results["deepdisc"].get(n, results.get("bpz")) for n in names]
+    x = np.arange(len(names))
+    for k, (test, colour) in enumerate((("home_test", "tab:blue"),
+                                        ("foreign_test", "tab:red"))):
+        heights = [v.get(test, {}).get("sigma_iqr", np.nan) for v in values]
+        ax.bar(x + (k - 0.5) * 0.38, heights, 0.38, color=colour,
+               label=test.replace("_test", " test field"))
+    ax.set_xticks(x, [n.replace(" foreign labels", "\nforeign labels") for n in names],
+                  fontsize=7)
+    ax.set_ylabel("σ_IQR, F200W S/N > 10")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
