@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/simulate.py [--survey jades] [--scenes 200] [--size 128] [--workers N]
+                                  [--realism off|full]
 
 Prints galaxies/s for the population, scenes/s for rendering (all cores by default) and the
 peak resident memory of the main process and of the rendering workers.
@@ -34,10 +35,13 @@ def main() -> None:
     parser.add_argument("--objects-per-scene", type=float, default=10.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--realism", default="off", choices=("off", "full"),
+                        help="realism preset (full: lines, clumps, stars, PSF jitter, masks...)")
     args = parser.parse_args()
 
     spec = FieldSpec(survey=args.survey, n_scenes=args.scenes, scene_size=args.size,
-                     seed=args.seed, objects_per_scene=args.objects_per_scene)
+                     seed=args.seed, objects_per_scene=args.objects_per_scene,
+                     realism=args.realism)
     spec.validate()
     workers = args.workers or usable_cores()
     n_gal = plan_scenes(spec).n_needed
@@ -55,7 +59,8 @@ def main() -> None:
         size_mb = os.path.getsize(out) / 2**20
 
     bands = len(spec.preset.bands)
-    print(f"survey {args.survey}: {spec.n_scenes} scenes of {args.size}x{args.size}x{bands}, "
+    print(f"survey {args.survey}, realism {args.realism}: {spec.n_scenes} scenes of "
+          f"{args.size}x{args.size}x{bands}, "
           f"{args.objects_per_scene:g} objects/scene, {n_gal} galaxies, {workers} worker(s), "
           f"{os.cpu_count()} cores")
     print(f"population : {t_pop:7.2f} s  {n_gal / t_pop:9.0f} galaxies/s")
