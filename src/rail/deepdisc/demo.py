@@ -85,6 +85,24 @@ def _last_line(path: str, limit: int = 4096) -> str:
     return lines[-1][:140] if lines else ""
 
 
+def run_built_pipeline(pipe: Any, yml: str, data_dir: str, log_dir: str, progress: bool,
+                       what: str = "pipeline") -> None:
+    """Run a pipeline written to ``yml`` (:func:`run_pipeline_file`), saying where its
+    outputs go.
+
+    Raises
+    ------
+    PipelineError
+        If ceci fails, naming the log directory.
+    """
+    names = list(pipe.stage_names)
+    if progress:
+        print(f"{what}: {yml} ({len(names)} stages); outputs in {data_dir}", flush=True)
+    rc = run_pipeline_file(yml, log_dir, names, progress=progress)
+    if rc != 0:
+        raise PipelineError(f"the {what} failed (exit {rc}); see the logs in {log_dir}")
+
+
 def run_pipeline_file(yml: str, log_dir: str, stage_names: list[str],
                       progress: bool = True, poll: float = 5.0) -> int:
     """Run a pipeline YAML with ceci, printing stage events and each running stage's
@@ -139,12 +157,7 @@ def run_demo(output_dir: str, quick: bool = False, eazy_templates: str | None = 
     data_dir = os.path.join(output_dir, "data")
     log_dir = pipe.settings.log_dir
     yml = write_pipeline(pipe, os.path.join(output_dir, "pipeline.yml"), data_dir, log_dir)
-    names = list(pipe.stage_names)
-    if progress:
-        print(f"pipeline: {yml} ({len(names)} stages); outputs in {data_dir}", flush=True)
-    rc = run_pipeline_file(yml, log_dir, names, progress=progress)
-    if rc != 0:
-        raise PipelineError(f"the pipeline failed (exit {rc}); see the logs in {log_dir}")
+    run_built_pipeline(pipe, yml, data_dir, log_dir, progress)
     report = os.path.join(data_dir, "report_report.md")
     if not os.path.exists(report):
         found = [f for f in os.listdir(data_dir) if f.endswith(".md")]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from rail.deepdisc.errors import InputError, PipelineError
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.options import Options, option
 
 #: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
@@ -102,7 +102,7 @@ def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
     output_dir
         Directory for the pipeline YAML, its outputs (``data/``) and logs (``logs/``).
     """
-    from rail.deepdisc.demo import run_pipeline_file
+    from rail.deepdisc.demo import run_built_pipeline
     from rail.pipelines.deepdisc.field import (
         CATALOG_NAME,
         build_field_pipeline,
@@ -121,11 +121,6 @@ def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
     pipe.log_dir = log_dir
     yml = write_field_pipeline(pipe, catalog, os.path.join(output_dir, "pipeline.yml"),
                                data_dir, log_dir)
-    names = list(pipe.stage_names)
-    if progress:
-        print(f"pipeline: {yml} ({len(names)} stages); outputs in {data_dir}", flush=True)
-    rc = run_pipeline_file(yml, log_dir, names, progress=progress)
-    if rc != 0:
-        raise PipelineError(f"the field pipeline failed (exit {rc}); see the logs in {log_dir}")
+    run_built_pipeline(pipe, yml, data_dir, log_dir, progress, what="field pipeline")
     return {"catalog": os.path.join(data_dir, f"{CATALOG_NAME}.fits"),
             "report": os.path.join(data_dir, "report_validate.md")}
