@@ -98,7 +98,7 @@ def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
     ----------
     options
         The catalog (``catalog``), the tiler's options and the recipe's
-        (:class:`~rail.pipelines.deepdisc.field.FieldSettings`).
+        (:class:`~FieldSettings`).
     output_dir
         Directory for the pipeline YAML, its outputs (``data/``) and logs (``logs/``).
     """
