@@ -35,11 +35,11 @@ import numpy as np
 
 from rail.deepdisc.bands import band_filter
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.options import Options, option
+from rail.deepdisc.options import option
 from rail.deepdisc.store.atomic import atomic_output, check_output_path
 from rail.deepdisc.store.mosaic_io import (
     MosaicImage,
-    check_band_maps,
+    MosaicMapOptions,
     check_same_grid,
     flux_factor,
     split_spec,
@@ -56,20 +56,9 @@ MIN_STARS = 5
 
 
 @dataclass(frozen=True, kw_only=True)
-class MosaicSurveyOptions(Options):
+class MosaicSurveyOptions(MosaicMapOptions):
     """What ``rail-deepdisc survey`` reads and how it measures a survey from it."""
 
-    images: dict[str, str] = option(
-        help="a band's FITS mosaic, path or path[EXT] (bands in order, blue to red)",
-        flag="image", metavar="BAND=PATH")
-    errors: dict[str, str] = option(
-        {}, "a band's error map (standard deviation, path[EXT])", flag="error",
-        metavar="BAND=PATH")
-    weights: dict[str, str] = option(
-        {}, "a band's weight map (inverse variance, path[EXT])", flag="weight",
-        metavar="BAND=PATH")
-    units: dict[str, str] = option(
-        {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
     psfs: dict[str, str] = option(
         {}, "a band's PSF image (FITS; default: built from stars in the mosaic)", flag="psf",
         metavar="BAND=PATH")
@@ -92,8 +81,7 @@ class MosaicSurveyOptions(Options):
         "2 from fewer than 100, else 4)", ge=1, le=8)
 
     def _check(self) -> None:
-        check_band_maps(self.images, {n: getattr(self, n) for n in (
-            "errors", "weights", "units", "psfs", "filters")}, self.errors, self.weights)
+        super()._check()
         if self.detection_band and self.detection_band not in self.images:
             raise OptionError(f"detection_band {self.detection_band!r} is not among the "
                               f"bands {list(self.images)}")
@@ -103,11 +91,11 @@ class MosaicSurveyOptions(Options):
                 raise OptionError(f"band {band}: no filter curve {name!r} (an astro-sedpy "
                                   "name or a file); give --filter BAND=FILTER")
 
+    per_band_options = ("psfs", "filters")
+
     def input_paths(self) -> list[str]:
         """Every file read (mosaics, maps and PSFs, without extensions)."""
-        specs = [*self.images.values(), *self.errors.values(), *self.weights.values(),
-                 *self.psfs.values()]
-        return [split_spec(s)[0] for s in specs]
+        return [*self.map_paths(), *(split_spec(s)[0] for s in self.psfs.values())]
 
     @property
     def detection(self) -> str:

@@ -48,7 +48,7 @@ import numpy as np
 from rail.deepdisc.bands import SEDPY_FILTER_NAMES
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
-from rail.deepdisc.options import Options, option
+from rail.deepdisc.options import option
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.catalogs import (
     Catalog,
@@ -60,7 +60,7 @@ from rail.deepdisc.store.catalogs import (
 from rail.deepdisc.store.mosaic_io import (
     MosaicError,
     MosaicImage,
-    check_band_maps,
+    MosaicMapOptions,
     check_same_grid,
     flux_factor,
     split_spec,
@@ -77,7 +77,7 @@ MIN_NOISE_PIXELS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
-class TilerConfig(Options):
+class TilerConfig(MosaicMapOptions):
     """What to tile and how (the options of ``MosaicTiler`` and ``rail-deepdisc tile``).
 
     Band names (the keys of ``images``) must name a filter curve
@@ -85,18 +85,7 @@ class TilerConfig(Options):
     fitting of the store look their filters up by band name.
     """
 
-    images: dict[str, str] = option(
-        help="a band's FITS mosaic, path or path[EXT] (in channel order)", flag="image",
-        metavar="BAND=PATH")
-    errors: dict[str, str] = option(
-        {}, "a band's error map (standard deviation, path[EXT])", flag="error",
-        metavar="BAND=PATH")
-    weights: dict[str, str] = option(
-        {}, "a band's weight map (inverse variance, path[EXT])", flag="weight",
-        metavar="BAND=PATH")
     segmap: str = option("", "segmentation map (values: catalog ids), or ''")
-    units: dict[str, str] = option(
-        {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
     columns: CatalogColumns = field(default_factory=CatalogColumns)
     spectra: SpectraColumns = field(default_factory=SpectraColumns)
     tile_size: int = option(256, "tile side (pixels)", ge=8)
@@ -111,9 +100,7 @@ class TilerConfig(Options):
     def _check(self) -> None:
         from rail.deepdisc.fit.filters import resolve_filters
 
-        check_band_maps(self.images, {n: getattr(self, n) for n in ("errors", "weights",
-                                                                      "units")},
-                        self.errors, self.weights)
+        super()._check()
         check_tiling(self.tile_size, self.overlap)
         if self.require_redshift and not (self.columns.redshift_col
                                           or self.spectra.spec_catalog):
@@ -128,9 +115,7 @@ class TilerConfig(Options):
 
     def input_paths(self) -> list[str]:
         """The files the tiling reads (mosaics and maps, without their extensions)."""
-        specs = [*self.images.values(), *self.errors.values(), *self.weights.values(),
-                 self.segmap]
-        return [split_spec(spec)[0] for spec in specs if spec]
+        return [*self.map_paths(), *([split_spec(self.segmap)[0]] if self.segmap else [])]
 
 
 @dataclass

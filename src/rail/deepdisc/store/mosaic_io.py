@@ -22,13 +22,13 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.options import Options, option
 
 #: suffixes of whole-file compression, which defeats memory mapping
 _COMPRESSED_SUFFIXES = (".gz", ".bz2", ".zip", ".xz", ".z")
@@ -292,27 +292,51 @@ def flux_factor(unit_text: str | None, header, wcs, where: str) -> float:
                       "flux per pixel or count rate")
 
 
-def check_band_maps(images: Mapping[str, Any], maps: Mapping[str, Mapping[str, Any]],
-                    errors: Mapping[str, Any], weights: Mapping[str, Any]) -> None:
-    """Every per-band map (``maps``: option name -> band -> value) names a band that has a
-    mosaic, and no band has both an error and a weight map.
+@dataclass(frozen=True, kw_only=True)
+class MosaicMapOptions(Options):
+    """The per-band maps of a field: mosaics, error or weight maps and pixel units (the
+    options shared by ``rail-deepdisc survey`` and ``tile``)."""
 
-    Raises
-    ------
-    OptionError
-        Naming the option and the bands.
-    """
-    if not images:
-        raise OptionError("give at least one band's mosaic (images: {band: path}, or "
-                          "--image BAND=PATH)")
-    for name, values in maps.items():
-        unknown = sorted(set(values) - set(images))
-        if unknown:
-            raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
-                              f"bands are {list(images)}")
-    both = sorted(set(errors) & set(weights))
-    if both:
-        raise OptionError(f"bands {both} have both an error and a weight map; give one")
+    images: dict[str, str] = option(
+        help="a band's FITS mosaic, path or path[EXT] (bands in channel order, blue to red)",
+        flag="image", metavar="BAND=PATH")
+    errors: dict[str, str] = option(
+        {}, "a band's error map (standard deviation, path[EXT])", flag="error",
+        metavar="BAND=PATH")
+    weights: dict[str, str] = option(
+        {}, "a band's weight map (inverse variance, path[EXT])", flag="weight",
+        metavar="BAND=PATH")
+    units: dict[str, str] = option(
+        {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
+
+    #: the further per-band options of a subclass, checked to name bands with a mosaic
+    per_band_options: ClassVar[tuple[str, ...]] = ()
+
+    def _check(self) -> None:
+        """Every per-band map names a band that has a mosaic, and no band has both an error
+        and a weight map.
+
+        Raises
+        ------
+        OptionError
+            Naming the option and the bands.
+        """
+        if not self.images:
+            raise OptionError("give at least one band's mosaic (images: {band: path}, or "
+                              "--image BAND=PATH)")
+        for name in ("errors", "weights", "units", *self.per_band_options):
+            unknown = sorted(set(getattr(self, name)) - set(self.images))
+            if unknown:
+                raise OptionError(f"{name} names bands {unknown} that have no mosaic; the "
+                                  f"bands are {list(self.images)}")
+        both = sorted(set(self.errors) & set(self.weights))
+        if both:
+            raise OptionError(f"bands {both} have both an error and a weight map; give one")
+
+    def map_paths(self) -> list[str]:
+        """The files of the mosaics and their error and weight maps (without extensions)."""
+        return [split_spec(s)[0] for s in (*self.images.values(), *self.errors.values(),
+                                           *self.weights.values())]
 
 
 def check_same_grid(reference: MosaicImage, other: MosaicImage, name: str, ref_name: str,
