@@ -39,7 +39,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -196,15 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         "foreign_test": field(work, "foreign", configs["foreign"], nt, 22, workers),
         "foreign_train": field(work, "foreign", configs["foreign"], nf, 23, workers),
     }
-    cfg = TrainConfig(backbone=args.backbone, epochs=args.epochs, device=args.device,
-                      num_threads=args.threads, seed=1)
+    cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
+                                        device=args.device, num_threads=args.threads, seed=1))
     models, minutes = {}, {}
     for name in ("home", "randomised"):
         path = work / f"model_{name}_{args.backbone}_n{n}_e{args.epochs}.pt"
         trained = _train(stores[f"{name}_train"], str(path), cfg)
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
-    ft_cfg = TrainConfig(**{**asdict(cfg), "epochs": args.finetune_epochs,
-                            "learning_rate": args.finetune_lr, "freeze_backbone_epochs": 1})
+    ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
+                     freeze_backbone_epochs=1)
     for n_labels in (int(x) for x in args.labels.split(",")):
         labelled = labelled_subset(stores["foreign_train"], n_labels, 23, work)
         name = f"randomised+{n_labels} foreign labels"

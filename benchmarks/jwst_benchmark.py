@@ -30,7 +30,7 @@ import argparse
 import json
 import os
 import time
-from dataclasses import asdict
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ def _train(store: str, path: str, cfg: TrainConfig, init: str | None = None) -> 
     """Train (or reuse) a model; returns the loaded model object and minutes."""
     if not os.path.exists(path):
         t0 = time.perf_counter()
-        result = train(store, cfg, init_model=read_model_file(init) if init else None)
+        result = train(store, replace(cfg, init_model=init or ""))
         minutes = (time.perf_counter() - t0) / 60.0
         result.meta["training"]["minutes"] = minutes
         save_model(path, result.model, result.meta, result.extras)
@@ -233,8 +233,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     # DeepDISC: optional in-domain pre-training, then training on the labelled field
-    cfg = TrainConfig(backbone=args.backbone, epochs=args.epochs, batch_size=args.batch_size,
-                      device=args.device, num_threads=args.threads, seed=1)
+    cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
+                                        batch_size=args.batch_size, device=args.device,
+                                        num_threads=args.threads, seed=1))
     tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}_spec{args.spec_mag50}"
     init, pre_minutes = None, 0.0
     if args.pretrain_scenes:
@@ -242,11 +243,10 @@ def main(argv: list[str] | None = None) -> int:
                            workers)
         init = os.path.join(args.workdir, f"pretrain_{args.backbone}_e{args.pretrain_epochs}_"
                             f"n{args.pretrain_scenes}.pt")
-        pre_cfg = TrainConfig(**{**asdict(cfg), "epochs": args.pretrain_epochs})
+        pre_cfg = replace(cfg, epochs=args.pretrain_epochs)
         pre_minutes = _train(pre_store, init, pre_cfg)["minutes"]
         tag += f"_pre{args.pretrain_scenes}e{args.pretrain_epochs}_lr{args.finetune_lr:g}"
-        cfg = TrainConfig(**{**asdict(cfg), "learning_rate": args.finetune_lr,
-                             "freeze_backbone_epochs": 1})
+        cfg = replace(cfg, learning_rate=args.finetune_lr, freeze_backbone_epochs=1)
     trained = _train(labelled, os.path.join(args.workdir, f"model_{tag}.pt"), cfg, init)
     timing["training_minutes"] = trained["minutes"] + pre_minutes
     timing["pretraining_minutes"] = pre_minutes
