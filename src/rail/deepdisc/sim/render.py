@@ -223,6 +223,9 @@ def scene_wcs_header(config: RenderConfig, scene: int) -> tuple[str, int, int]:
 
 # --- per-process GalSim state --------------------------------------------------------
 _PSF_CACHE: dict[tuple[str, str], Any] = {}
+#: detection S/N, as a fraction of ``segmap_threshold``, below which an object's detection
+#: map is cropped away (its share of the blendedness sums is negligible)
+DETECTION_MAP_FLOOR = 1.0e-3
 
 
 def _psf(description: dict[str, Any], band: str):
@@ -319,7 +322,8 @@ def _draw_scene(cfg: RenderConfig, psf: dict[str, Any], cat: Mapping[str, np.nda
                 drawn.image[b, ov.ymin:ov.ymax + 1, ov.xmin:ov.xmax + 1] += st[ov].array
             drawn.ap_flux[j, b] = _sum_in_mask(st, mask)
             stamps.append((b, st))
-        drawn.det_maps.append(_detection_map(stamps, sigma, len(bands), scene_bounds))
+        drawn.det_maps.append(_detection_map(stamps, sigma, len(bands), scene_bounds,
+                                              DETECTION_MAP_FLOOR * cfg.segmap_threshold))
     return drawn
 
 
@@ -362,7 +366,8 @@ def _blendedness(det_maps, keep: np.ndarray, size: int) -> np.ndarray:
     for j in keep:
         x0, y0, d = det_maps[j]
         tot = total[y0:y0 + d.shape[0], x0:x0 + d.shape[1]]
-        blend[j] = 1.0 - float(np.sum(d * d)) / max(float(np.sum(d * tot)), 1e-30)
+        blend[j] = 1.0 - float(np.sum(d * d, dtype=np.float64)) / max(
+            float(np.sum(d * tot, dtype=np.float64)), 1e-30)
     return blend
 
 
@@ -379,8 +384,9 @@ def _sum_in_mask(stamp, mask) -> float:
     return float(np.sum(arr * w))
 
 
-def _detection_map(stamps, sigma, nbands, scene_bounds):
-    """Chi-mean detection-image S/N of one object, on the scene region its stamps cover."""
+def _detection_map(stamps, sigma, nbands, scene_bounds, floor):
+    """Chi-mean detection-image S/N of one object (float32), on the scene region its stamps
+    cover, cropped to the pixels above ``floor`` (None if none)."""
     region = None
     for _, st in stamps:
         ov = st.bounds & scene_bounds
@@ -388,13 +394,20 @@ def _detection_map(stamps, sigma, nbands, scene_bounds):
             region = ov if region is None else region + ov
     if region is None:
         return None
-    d = np.zeros((region.ymax - region.ymin + 1, region.xmax - region.xmin + 1))
+    d = np.zeros((region.ymax - region.ymin + 1, region.xmax - region.xmin + 1), np.float32)
     for b, st in stamps:
         ov = st.bounds & region
         if ov.isDefined():
             d[ov.ymin - region.ymin:ov.ymax - region.ymin + 1,
               ov.xmin - region.xmin:ov.xmax - region.xmin + 1] += st[ov].array / sigma[b]
-    return region.xmin, region.ymin, d / np.sqrt(nbands)
+    d /= np.sqrt(nbands)
+    # kept until the end of the scene for every object: crop the stamp's faint wings
+    above = d >= floor
+    rows, cols = np.flatnonzero(above.any(axis=1)), np.flatnonzero(above.any(axis=0))
+    if rows.size == 0:
+        return None
+    d = d[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return region.xmin + int(cols[0]), region.ymin + int(rows[0]), np.ascontiguousarray(d)
 
 
 def _object_table(cfg, cat, keep, owner, xs, ys, snr, area, blend, header):
