@@ -13,6 +13,8 @@ from rail.deepdisc.sim.sed import (
     Photometer,
     calzetti_transmission,
     cosmos_library,
+    cww_library,
+    get_library,
     rail_sed_dir,
     read_sed_file,
 )
@@ -104,6 +106,29 @@ def test_library_is_the_cosmos_set(library):
     assert library.flux.shape == (len(library), library.wave.size)
     assert np.all(library.flux[:, library.wave < 912] == 0)
     assert set(np.round(library.ebv, 2)) == {0.0, 0.1, 0.2, 0.3, 0.4}
+
+
+def test_mixed_library_draws_from_every_set():
+    """'cosmos+cww' holds both sets' entries; a population drawn from it (the full realism
+    preset's library) uses templates of both; 'sps' cannot be mixed."""
+    from rail.deepdisc.errors import OptionError
+    from rail.deepdisc.sim.population import PopulationConfig, sample_population
+
+    mixed, cosmos, cww = get_library("cosmos+cww"), cosmos_library(), cww_library()
+    assert len(mixed) == len(cosmos) + len(cww) and len(set(mixed.names)) == len(mixed)
+    assert np.array_equal(mixed.flux[len(cosmos):], cww.flux)
+    assert mixed.quiescent.sum() == cosmos.quiescent.sum() + cww.quiescent.sum()
+    config = PopulationConfig(survey="lsst", realism="full", star_fraction=0.0)
+    assert config.library == "cosmos+cww"
+    catalog = sample_population(400, config, seed=2)
+    entries = np.asarray(catalog["sed_index"])
+    from_cww = np.mean(entries >= len(cosmos))
+    assert 0.05 < from_cww < 0.6
+    assert PopulationConfig(survey="lsst").library == "cosmos"
+    with pytest.raises(OptionError, match="sps"):
+        PopulationConfig.from_mapping({"survey": "lsst", "sed_library": "cosmos+sps"})
+    with pytest.raises(OptionError, match="nope"):
+        PopulationConfig.from_mapping({"survey": "lsst", "sed_library": "cosmos+nope"})
 
 
 def test_unknown_band_is_named():

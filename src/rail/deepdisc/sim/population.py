@@ -222,7 +222,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     config.validate()
     config = config.resolved()
     rng = np.random.default_rng(seed)
-    lib = get_library(config.sed_library) if library is None else library
+    lib = get_library(config.library) if library is None else library
     smp = _Sampler.make(config, lib)
     dz = 0.01
     zgrid = np.arange(config.zmin + dz / 2, config.zmax, dz)

@@ -86,10 +86,12 @@ BUILTIN_LIBRARIES = ("cosmos", "cww", "sps")
 class SEDOptions(RealismChoice):
     """Which SEDs galaxies get: the library and nebular emission lines."""
 
-    sed_library: str = option(
-        "cosmos", "SED library: 'cosmos' (COSMOS templates x dust), 'cww' (CWW+SB), 'sps' "
-        "(BC03 + CLOUDY stellar population synthesis, needs the sps extra: bagpipes) or a "
-        "template-list file (one SED file per line)", metavar="NAME|FILE")
+    sed_library: str | None = option(
+        None, "SED library: 'cosmos' (COSMOS templates x dust), 'cww' (CWW+SB), 'sps' "
+        "(BC03 + CLOUDY stellar population synthesis, needs the sps extra: bagpipes), a "
+        "template-list file (one SED file per line), or template libraries joined by '+' "
+        "(their entries mixed, e.g. 'cosmos+cww'); None: the realism preset's value "
+        "('cosmos', or 'cosmos+cww' under realism full)", metavar="NAME|FILE")
     emission_lines: bool | None = option(
         None, "add nebular emission lines to template SEDs (rest EW([OIII]+Hb) ~100 A at "
         "z~2 to ~760 A at z>=7; None: the realism preset's value; sps SEDs always have "
@@ -97,24 +99,46 @@ class SEDOptions(RealismChoice):
     line_ew_scale: float = option(
         1.0, "factor on every emission-line equivalent width", ge=0, le=10)
 
+    @property
+    def library(self) -> str:
+        """The SED library galaxies draw from (``sed_library`` or the preset's)."""
+        return self.setting("sed_library")
+
     def lines_on(self) -> bool:
         """Whether galaxies get emission lines."""
         if self.emission_lines is not None:
             return self.emission_lines
-        return self.sed_library == "sps" or bool(self.setting("emission_lines"))
+        return self.library == "sps" or bool(self.setting("emission_lines"))
 
     def _check(self) -> None:
-        if self.sed_library in BUILTIN_LIBRARIES:
-            if self.sed_library == "sps":
-                from rail.deepdisc.sim.sps import bagpipes_available
+        check_library_name(self.library)
 
-                if not bagpipes_available():
-                    raise OptionError("sed_library 'sps' needs the bagpipes package: "
-                                      "pip install 'pz-rail-deepdisc[sps]'")
-            return
-        if not os.path.isfile(self.sed_library):
-            raise OptionError(f"sed_library must be one of {list(BUILTIN_LIBRARIES)} or a "
-                              f"template list file; {self.sed_library!r} is neither")
+
+def library_parts(source: str) -> list[str]:
+    """The libraries a ``sed_library`` value names: itself, or its '+'-joined parts (unless
+    it is a file whose name holds a '+')."""
+    if "+" in source and not os.path.isfile(source):
+        return [part.strip() for part in source.split("+")]
+    return [source]
+
+
+def check_library_name(source: str) -> None:
+    """Raise OptionError unless ``source`` names SED libraries :func:`get_library` reads."""
+    parts = library_parts(source)
+    for part in parts:
+        if part == "sps":
+            if len(parts) > 1:
+                raise OptionError(f"sed_library {source!r}: 'sps' cannot be mixed with "
+                                  "template libraries")
+            from rail.deepdisc.sim.sps import bagpipes_available
+
+            if not bagpipes_available():
+                raise OptionError("sed_library 'sps' needs the bagpipes package: "
+                                  "pip install 'pz-rail-deepdisc[sps]'")
+        elif part not in BUILTIN_LIBRARIES and not os.path.isfile(part):
+            raise OptionError(f"sed_library must be one of {list(BUILTIN_LIBRARIES)}, a "
+                              f"template list file or such names joined by '+'; {part!r} "
+                              "is neither")
 
 
 def rail_sed_dir() -> str:
@@ -378,14 +402,18 @@ def get_library(source: str = "cosmos") -> SEDLibrary:
     Parameters
     ----------
     source
-        ``cosmos``, ``cww``, ``sps`` (needs the ``sps`` extra: bagpipes) or the path of a
-        template list.
+        ``cosmos``, ``cww``, ``sps`` (needs the ``sps`` extra: bagpipes), the path of a
+        template list, or template libraries joined by '+' (:func:`merge_libraries`).
 
     Raises
     ------
     OptionError
-        If ``source`` is neither a built-in name nor an existing file.
+        If ``source`` names neither a built-in library nor an existing file.
     """
+    check_library_name(source)
+    parts = library_parts(source)
+    if len(parts) > 1:
+        return merge_libraries(source, [get_library(part) for part in parts])
     if source == "cosmos":
         return cosmos_library()
     if source == "cww":
@@ -394,10 +422,35 @@ def get_library(source: str = "cosmos") -> SEDLibrary:
         from rail.deepdisc.sim.sps import sps_library
 
         return sps_library()
-    if not os.path.isfile(source):
-        raise OptionError(f"sed_library must be one of {list(BUILTIN_LIBRARIES)} or a template "
-                          f"list file; {source!r} is neither")
     return user_library(os.path.abspath(source))
+
+
+def merge_libraries(name: str, libraries: Sequence[SEDLibrary]) -> SEDLibrary:
+    """One library holding the entries of several template libraries (same wavelength
+    grid, no own lines), so each galaxy draws its template from all of them: a domain
+    randomisation of the SEDs. Each entry keeps its place on its own library's sequence
+    from old/red to young/blue, so the redshift-dependent template prior mixes the sets in
+    proportion to their numbers of entries. Names clashing between libraries get their
+    library's name as a prefix.
+    """
+    for lib in libraries:
+        if lib.lines is not None or lib.params or not np.array_equal(lib.wave,
+                                                                     libraries[0].wave):
+            raise OptionError(f"SED library {lib.name!r} cannot be mixed into {name!r} "
+                              "(only template libraries can)")
+    names = [str(n) for lib in libraries for n in lib.names]
+    if len(set(names)) < len(names):
+        names = [f"{os.path.basename(lib.name)}-{n}" for lib in libraries for n in lib.names]
+
+    def joined(attr: str, fill: float | bool) -> np.ndarray:
+        return np.concatenate([getattr(lib, attr) if getattr(lib, attr) is not None
+                               else np.full(len(lib), fill) for lib in libraries])
+
+    return SEDLibrary(
+        names=np.array(names), template=joined("template", ""), ebv=joined("ebv", 0.0),
+        quiescent=joined("quiescent", False), wave=libraries[0].wave,
+        flux=np.concatenate([lib.flux for lib in libraries]), name=name,
+        sf_position=joined("sf_position", np.nan), has_lines=joined("has_lines", False))
 
 
 def _resampled_filter(band: str, dlnwave: float
