@@ -16,6 +16,7 @@ from typing import Any
 
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.sim.randomise import REALISM_LEVELS
 
 #: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
 _PATH_MAPS = ("images", "errors", "weights", "psfs")
@@ -33,6 +34,11 @@ class FieldSettings(Options):
     pretrained_model: str = option("", "a model to fine-tune instead of pre-training one "
                                    "('' pre-trains on a simulated field)", path=True)
     pretrain_scenes: int = option(240, "scenes of the simulated pre-training field", ge=4)
+    pretrain_realism: str = option(
+        "full", "realism preset of the simulated pre-training field: 'full' (mixed SED "
+        "libraries, emission lines, clumps, stars, PSF and depth jitter, masks: what "
+        "transfers best to images our simulator did not make, see docs/domain_transfer.md) "
+        "or 'off'", choices=REALISM_LEVELS)
     pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
     finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)

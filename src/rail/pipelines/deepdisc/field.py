@@ -121,10 +121,11 @@ class DeepDiscFieldPipeline(RailPipeline):
             n_galaxies = expected_galaxies(FieldSpec(survey=s.survey, n_scenes=s.pretrain_scenes,
                                                      seed=s.seed))
             self.population_pretrain = GalaxyPopulationCreator.build(
-                n_samples=n_galaxies, seed=s.seed, survey=s.survey)
+                n_samples=n_galaxies, seed=s.seed, survey=s.survey, realism=s.pretrain_realism)
             self.scenes_pretrain = SceneRenderer.build(
                 connections={"input": self.population_pretrain.io.output},
-                n_scenes=s.pretrain_scenes, seed=s.seed, survey=s.survey)
+                n_scenes=s.pretrain_scenes, seed=s.seed, survey=s.survey,
+                realism=s.pretrain_realism)
             return
         measured = survey_options or MosaicSurveyOptions.from_mapping(
             {k: getattr(tiler, k) for k in ("images", "errors", "weights", "units")})
@@ -132,7 +133,7 @@ class DeepDiscFieldPipeline(RailPipeline):
             **measured.given(MosaicSurveyOptions.option_specs()))
         self.scenes_pretrain = SurveyFieldSimulator.build(
             connections={"survey": self.measure_survey.io.output},
-            n_scenes=s.pretrain_scenes, seed=s.seed)
+            n_scenes=s.pretrain_scenes, seed=s.seed, realism=s.pretrain_realism)
 
     def external_inputs(self) -> dict[str, str]:
         """The pipeline's inputs from outside: the catalog, and a pre-trained model if any."""
