@@ -154,7 +154,7 @@ def _args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train-scenes", type=int, default=400)
     p.add_argument("--test-scenes", type=int, default=120)
-    p.add_argument("--foreign-train-scenes", type=int, default=400,
+    p.add_argument("--foreign-train-scenes", type=int, default=600,
                    help="scenes of the foreign field the labels are drawn from")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--finetune-epochs", type=int, default=6)
@@ -196,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         "foreign_test": field(work, "foreign", configs["foreign"], nt, 22, workers),
         "foreign_train": field(work, "foreign", configs["foreign"], nf, 23, workers),
     }
+    labelled = {k: labelled_subset(stores["foreign_train"], k, 23, work)  # checked first
+                for k in (int(x) for x in args.labels.split(","))}
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         device=args.device, num_threads=args.threads, seed=1))
     models, minutes = {}, {}
@@ -205,11 +207,11 @@ def main(argv: list[str] | None = None) -> int:
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                      freeze_backbone_epochs=1)
-    for n_labels in (int(x) for x in args.labels.split(",")):
-        labelled = labelled_subset(stores["foreign_train"], n_labels, 23, work)
+    for n_labels, labelled_store in labelled.items():
         name = f"randomised+{n_labels} foreign labels"
-        path = work / f"model_rand_ft{n_labels}_n{n}_e{args.epochs}_{args.finetune_epochs}.pt"
-        trained = _train(labelled, str(path), ft_cfg, init=str(models["randomised"][0]))
+        path = work / (f"model_rand_ft{n_labels}of{nf}_n{n}_e{args.epochs}_"
+                       f"{args.finetune_epochs}.pt")
+        trained = _train(labelled_store, str(path), ft_cfg, init=str(models["randomised"][0]))
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
 
     results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes}
