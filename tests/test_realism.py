@@ -46,10 +46,8 @@ def _datasets(path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def full_catalog():
-    """A JADES population with every morphology option on for every eligible galaxy (COSMOS
-    SEDs, the library the colour checks below were set for)."""
-    cfg = PopulationConfig(survey="jades", realism="full", sed_library="cosmos",
-                           clumpy_fraction=1.0,
+    """A JADES population with every morphology option on for every eligible galaxy."""
+    cfg = PopulationConfig(survey="jades", realism="full", clumpy_fraction=1.0,
                            asymmetric_fraction=1.0, star_fraction=0.1)
     return sample_population(600, cfg, seed=5)
 
@@ -60,10 +58,9 @@ def test_presets_name_every_realism_option():
         names |= set(cls.option_specs()) - {"realism"}
     assert names <= set(REALISM_OPTIONS) <= set(FieldSpec.option_specs())
     assert all(set(values) == set(REALISM_OPTIONS) for values in REALISM_PRESETS.values())
-    # off: every option off, and galaxies draw from the default (COSMOS) library only
-    assert ALL_OFF["sed_library"] == "cosmos"
+    # off: every option off; both presets draw from the default (COSMOS) library
     assert not any(v for k, v in ALL_OFF.items() if k != "sed_library")
-    assert REALISM_PRESETS["full"]["sed_library"] == "cosmos+cww"
+    assert ALL_OFF["sed_library"] == REALISM_PRESETS["full"]["sed_library"] == "cosmos"
     spec = FieldSpec.from_mapping({"n_scenes": 1, "realism": "full", "star_fraction": 0.0,
                                    "bulge_colours": False})
     assert spec.setting("star_fraction") == 0.0 and spec.setting("bulge_colours") is False

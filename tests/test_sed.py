@@ -109,8 +109,8 @@ def test_library_is_the_cosmos_set(library):
 
 
 def test_mixed_library_draws_from_every_set():
-    """'cosmos+cww' holds both sets' entries; a population drawn from it (the full realism
-    preset's library) uses templates of both; 'sps' cannot be mixed."""
+    """'cosmos+cww' holds both sets' entries; a population drawn from it uses templates of
+    both; 'sps' cannot be mixed."""
     from rail.deepdisc.errors import OptionError
     from rail.deepdisc.sim.population import PopulationConfig, sample_population
 
@@ -118,7 +118,8 @@ def test_mixed_library_draws_from_every_set():
     assert len(mixed) == len(cosmos) + len(cww) and len(set(mixed.names)) == len(mixed)
     assert np.array_equal(mixed.flux[len(cosmos):], cww.flux)
     assert mixed.quiescent.sum() == cosmos.quiescent.sum() + cww.quiescent.sum()
-    config = PopulationConfig(survey="lsst", realism="full", star_fraction=0.0)
+    config = PopulationConfig(survey="lsst", realism="full", sed_library="cosmos+cww",
+                              star_fraction=0.0)
     assert config.library == "cosmos+cww"
     catalog = sample_population(400, config, seed=2)
     entries = np.asarray(catalog["sed_index"])

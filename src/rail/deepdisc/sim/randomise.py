@@ -4,9 +4,10 @@ A simulated field is made more like real data (and a network pretrained on it mo
 to what our simulator does not model) by a set of seeded options, each off by default:
 
 * population level (:mod:`rail.deepdisc.sim.morphology`, :mod:`rail.deepdisc.sim.stars`,
-  :mod:`rail.deepdisc.sim.sed`): SEDs drawn from several template libraries, nebular
-  emission lines, star-forming clumps, bulges older/redder than their disks, lopsided
-  galaxies, stars;
+  :mod:`rail.deepdisc.sim.sed`): nebular emission lines, star-forming clumps, bulges
+  older/redder than their disks, lopsided galaxies, stars (``sed_library`` can also mix
+  template libraries, e.g. ``cosmos+cww``; the ``full`` preset keeps COSMOS, which
+  transferred better in ``benchmarks/domain_transfer.py``);
 * image level (here, :class:`ImageRandomisation`): per-scene PSF size and ellipticity,
   per-scene depth, bad columns, cosmic-ray tracks and edges without data (ivar 0).
 
@@ -49,7 +50,7 @@ REALISM_PRESETS: dict[str, dict[str, float | bool]] = {
         "clumpy_fraction": 0.5, "bulge_colours": True, "asymmetric_fraction": 0.3,
         "star_fraction": 0.02, "psf_jitter": 0.05, "psf_ellipticity": 0.03,
         "depth_range": 0.5, "bad_columns": 0.2, "cosmic_rays": 1.0, "edge_masks": 0.05,
-        "emission_lines": True, "sed_library": "cosmos+cww",
+        "emission_lines": True, "sed_library": "cosmos",
     },
 }
 REALISM_LEVELS = tuple(REALISM_PRESETS)
@@ -67,8 +68,8 @@ class RealismChoice(Options):
     realism: str = option(
         "off", "realism/randomisation preset for every realism option left unset: 'off' "
         "(smooth Sersic galaxies of one colour, no stars, fixed PSF and depth, no masks) or "
-        "'full' (COSMOS and CWW+SB SEDs mixed, emission lines, clumps, bulge colours, "
-        "lopsided galaxies, stars, PSF jitter, depth variation, masked pixels)",
+        "'full' (emission lines, clumps, bulge colours, lopsided galaxies, stars, PSF "
+        "jitter, depth variation, masked pixels)",
         choices=REALISM_LEVELS)
 
     def setting(self, name: str) -> Any:

@@ -91,7 +91,7 @@ class SEDOptions(RealismChoice):
         "(BC03 + CLOUDY stellar population synthesis, needs the sps extra: bagpipes), a "
         "template-list file (one SED file per line), or template libraries joined by '+' "
         "(their entries mixed, e.g. 'cosmos+cww'); None: the realism preset's value "
-        "('cosmos', or 'cosmos+cww' under realism full)", metavar="NAME|FILE")
+        "('cosmos')", metavar="NAME|FILE")
     emission_lines: bool | None = option(
         None, "add nebular emission lines to template SEDs (rest EW([OIII]+Hb) ~100 A at "
         "z~2 to ~760 A at z>=7; None: the realism preset's value; sps SEDs always have "
