@@ -35,10 +35,10 @@ class FieldSettings(Options):
                                    "('' pre-trains on a simulated field)", path=True)
     pretrain_scenes: int = option(240, "scenes of the simulated pre-training field", ge=4)
     pretrain_realism: str = option(
-        "full", "realism preset of the simulated pre-training field: 'full' (mixed SED "
-        "libraries, emission lines, clumps, stars, PSF and depth jitter, masks: what "
-        "transfers best to images our simulator did not make, see docs/domain_transfer.md) "
-        "or 'off'", choices=REALISM_LEVELS)
+        "full", "realism preset of the simulated pre-training field: 'full' (emission "
+        "lines, clumps, stars, PSF and depth jitter, masks: what transferred best to images "
+        "our simulator's defaults did not make, see docs/domain_transfer.md) or 'off'",
+        choices=REALISM_LEVELS)
     pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
     finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)
