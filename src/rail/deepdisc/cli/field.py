@@ -16,6 +16,7 @@ from rail.deepdisc.field_recipe import FieldSettings
 from rail.deepdisc.sim.example_field import ExampleFieldOptions
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
 from rail.deepdisc.store.mosaic import TilerConfig
+from rail.deepdisc.store.mosaic_io import MosaicMapOptions
 
 
 def _cmd_fits_field(args: argparse.Namespace) -> int:
@@ -59,7 +60,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                               optional=("images",))
     FieldSettings.add_arguments(field)
     # how the survey is measured from the mosaics (survey ''); the mosaics are the tiler's
-    MosaicSurveyOptions.add_arguments(field, skip=("images", "errors", "weights", "units"))
+    MosaicSurveyOptions.add_arguments(field, skip=tuple(MosaicMapOptions.option_specs()))
     field.add_argument("--output-dir", required=True,
                        help="directory for the pipeline, its outputs and logs")
     field.set_defaults(func=_cmd_field)

@@ -413,7 +413,12 @@ def get_library(source: str = "cosmos") -> SEDLibrary:
     check_library_name(source)
     parts = library_parts(source)
     if len(parts) > 1:
-        return merge_libraries(source, [get_library(part) for part in parts])
+        return merge_libraries(source, [_one_library(part) for part in parts])
+    return _one_library(source)
+
+
+def _one_library(source: str) -> SEDLibrary:
+    """The library of one checked name (:func:`get_library`)."""
     if source == "cosmos":
         return cosmos_library()
     if source == "cww":

@@ -33,6 +33,7 @@ from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.mosaic import TilerConfig
+from rail.deepdisc.store.mosaic_io import MosaicMapOptions
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
 from rail.estimation.algos.deepdisc_cv import DeepDiscCrossValidator, DeepDiscFineTuner
 from rail.tools.catalog_tools import PhotoZCatalog
@@ -128,7 +129,7 @@ class DeepDiscFieldPipeline(RailPipeline):
                 realism=s.pretrain_realism)
             return
         measured = survey_options or MosaicSurveyOptions.from_mapping(
-            {k: getattr(tiler, k) for k in ("images", "errors", "weights", "units")})
+            {k: getattr(tiler, k) for k in MosaicMapOptions.option_specs()})
         self.measure_survey = MosaicSurveyMeasurer.build(
             **measured.given(MosaicSurveyOptions.option_specs()))
         self.scenes_pretrain = SurveyFieldSimulator.build(
