@@ -48,6 +48,9 @@ class TrainConfig(Options):
                                          "(fine-tuning)", ge=0)
     val_fraction: float = option(0.1, "fraction of the scenes held out for validation and "
                                  "the width calibration", ge=0, lt=1)
+    labelled_scenes_only: bool = option(
+        False, "train and validate only on the scenes with at least one known redshift "
+        "(fine-tuning on a small spectroscopic sample: every step then shows labels)")
     augment: bool = option(True, "random flips and 90-degree rotations")
     band_dropout: float = option(0.0, "probability of zeroing one random band of a scene",
                                  ge=0, lt=1)

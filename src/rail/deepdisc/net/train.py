@@ -110,6 +110,10 @@ def _prepare(store_path: str, config: TrainConfig) -> _Setup:
         bands = list(store.bands)
         objects = store.objects(["scene", "redshift"])
         train_idx, val_idx = split_scenes(store.n_scenes, config.val_fraction, config.seed)
+        if config.labelled_scenes_only:
+            labelled = np.unique(objects["scene"][np.isfinite(objects["redshift"])])
+            train_idx = train_idx[np.isin(train_idx, labelled)]
+            val_idx = val_idx[np.isin(val_idx, labelled)]
         if train_idx.size == 0:
             raise InputError(f"{store_path}: no scenes left for training")
         z_train = objects["redshift"][np.isin(objects["scene"], train_idx)]

@@ -16,6 +16,7 @@ from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.photometry_table import fluxes_to_mags
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, mag_to_flux
+from rail.deepdisc.sim import sed_distortion
 from rail.deepdisc.sim.population import model_magnitudes
 
 #: 5-sigma point-source depths of GOODS-S-deep-like HST ACS imaging (Hubble Legacy Fields)
@@ -44,6 +45,9 @@ def catalog_photometry(objects: Mapping[str, np.ndarray], bands: Sequence[str],
         raise OptionError(f"no depth given for bands {no_depth}")
     mags = model_magnitudes(objects["sed_index"], objects["redshift"], objects["abs_mag"],
                             objects["is_quiescent"], bands)
+    offsets = sed_distortion.magnitude_offsets(objects, bands)
+    if offsets is not None:
+        mags = mags + offsets
     rng = np.random.default_rng([seed, 47])
     out: dict[str, np.ndarray] = {}
     for j, band in enumerate(bands):

@@ -33,7 +33,7 @@ from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import nebular
+from rail.deepdisc.sim import nebular, sed_distortion
 from rail.deepdisc.sim.morphology import MorphologyOptions, add_components
 from rail.deepdisc.sim.sed import (
     OPTICAL_WINDOW,
@@ -253,6 +253,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
              config.zmax)
     out = {k: np.concatenate(v)[:n] for k, v in cols.items()}
     out["id"] = np.arange(1, n + 1, dtype=np.int64)  # 0 means background in segmaps
+    _distort_seds(out, config, seed)
     add_components(out, config, seed, lib, config.bands, config.limit_band,
                    get_survey(config.survey).pixel_scale)
     add_stars(out, config, seed, config.bands, config.limit_band, config.mag_limit)
@@ -265,6 +266,20 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr),
                         "sed_library": lib.name}
     return ordered
+
+
+def _distort_seds(cat: dict[str, np.ndarray], config: PopulationConfig, seed: int) -> None:
+    """Apply ``sed_distortion`` (:mod:`rail.deepdisc.sim.sed_distortion`) to the
+    magnitudes and fluxes, adding the knot columns."""
+    rms = config.setting("sed_distortion")
+    if not rms:
+        return
+    cat.update(sed_distortion.draw_knots(cat["redshift"].size, rms, cat["redshift"],
+                                         config.limit_band, seed))
+    offsets = sed_distortion.magnitude_offsets(cat, config.bands)
+    for j, band in enumerate(config.bands):
+        cat[f"mag_{band}"] = cat[f"mag_{band}"] + offsets[:, j]
+        cat[f"{band}_fnu"] = mag_to_flux(cat[f"mag_{band}"])
 
 
 def _rates(smp: _Sampler, zgrid: np.ndarray, dz: float) -> np.ndarray:
@@ -369,12 +384,15 @@ def catalog_magnitudes(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
     """:func:`model_magnitudes` of a population catalog (or scene-store objects).
 
     Reads ``sed_index``, ``redshift``, ``abs_mag``, ``is_quiescent`` and, when present,
-    the emission-line columns ``ew_oiii_hb`` and ``oh_abundance``.
+    the emission-line columns ``ew_oiii_hb`` and ``oh_abundance`` and the SED-distortion
+    knots (:mod:`rail.deepdisc.sim.sed_distortion`).
     """
-    return model_magnitudes(catalog["sed_index"], catalog["redshift"], catalog["abs_mag"],
+    mags = model_magnitudes(catalog["sed_index"], catalog["redshift"], catalog["abs_mag"],
                             catalog["is_quiescent"], bands, library,
                             ew_oiii_hb=catalog.get("ew_oiii_hb"),
                             oh_abundance=catalog.get("oh_abundance"))
+    offsets = sed_distortion.magnitude_offsets(catalog, bands)
+    return mags if offsets is None else mags + offsets
 
 
 def _window_offset(lib: SEDLibrary) -> np.ndarray:

@@ -44,13 +44,13 @@ REALISM_PRESETS: dict[str, dict[str, float | bool]] = {
         "clumpy_fraction": 0.0, "bulge_colours": False, "asymmetric_fraction": 0.0,
         "star_fraction": 0.0, "psf_jitter": 0.0, "psf_ellipticity": 0.0, "depth_range": 0.0,
         "bad_columns": 0.0, "cosmic_rays": 0.0, "edge_masks": 0.0, "emission_lines": False,
-        "sed_library": "cosmos",
+        "sed_library": "cosmos", "sed_distortion": 0.0,
     },
     "full": {
         "clumpy_fraction": 0.5, "bulge_colours": True, "asymmetric_fraction": 0.3,
         "star_fraction": 0.02, "psf_jitter": 0.05, "psf_ellipticity": 0.03,
         "depth_range": 0.5, "bad_columns": 0.2, "cosmic_rays": 1.0, "edge_masks": 0.05,
-        "emission_lines": True, "sed_library": "cosmos",
+        "emission_lines": True, "sed_library": "cosmos", "sed_distortion": 0.0,
     },
 }
 REALISM_LEVELS = tuple(REALISM_PRESETS)

@@ -98,6 +98,10 @@ class SEDOptions(RealismChoice):
         "theirs unless this is False)")
     line_ew_scale: float = option(
         1.0, "factor on every emission-line equivalent width", ge=0, le=10)
+    sed_distortion: float | None = option(
+        None, "rms (mag) of a random smooth distortion of each galaxy's SED (knots every "
+        "factor ~1.6 in rest wavelength; the limit band's magnitude kept): colours beyond "
+        "the library's; None: the realism preset's value", ge=0, le=1)
 
     @property
     def library(self) -> str:

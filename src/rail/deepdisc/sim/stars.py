@@ -26,6 +26,7 @@ import numpy as np
 
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
+from rail.deepdisc.sim import sed_distortion
 from rail.deepdisc.sim.morphology import catalog_columns
 from rail.deepdisc.sim.randomise import RealismChoice
 from rail.deepdisc.sim.sed import Photometer, SEDLibrary
@@ -94,6 +95,7 @@ def add_stars(cat: dict[str, np.ndarray], config: StarOptions, seed: int,
         "sersic_n": 1.0, "axis_ratio": 1.0, "position_angle": 0.0, "bulge_fraction": 0.0,
         "Re_bulge": 0.0, "bulge_axis_ratio": 0.0, "bulge_sed_index": -1,
         "clump_sed_index": -1, "ew_oiii_hb": 0.0, "oh_abundance": np.nan,
+        **dict.fromkeys(sed_distortion.COLUMNS, 0.0),
         **dict.fromkeys(catalog_columns(bands), 0),
     }
     for col, value in values.items():
