@@ -35,6 +35,7 @@ Fields and models are kept in ``--workdir`` (default ``transfer_work/``) and reu
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -58,6 +59,8 @@ from rail.deepdisc.store.scenes import SceneStore, read_objects
 REPO = Path(__file__).resolve().parents[1]
 #: the metrics reported per model and test field
 REPORTED = ("sigma_iqr", "outlier_rate", "pit_ks", "bias", "n")
+#: bootstrap resamples of the test objects behind the intervals of the summary figures
+BOOTSTRAP = 1000
 #: JWST's aperture (m): the Gaussian PSFs of the foreign survey have the Airy core's FWHM
 _JWST_DIAMETER_M = 6.5
 
@@ -95,9 +98,23 @@ def configurations(workdir: Path) -> dict[str, dict]:
     }
 
 
+def options_key(options: dict) -> str:
+    """Eight hex digits naming a configuration's resolved options (the realism preset's
+    values filled in, a survey file by its content), so a cached field is reused only for
+    the same options."""
+    from rail.deepdisc.sim.randomise import REALISM_PRESETS
+
+    spec = FieldSpec(**options, n_scenes=1)  # n and seed are in the file name
+    resolved = {**spec.as_dict(), **{k: spec.setting(k) for k in REALISM_PRESETS["off"]}}
+    if Path(str(spec.survey)).is_file():
+        resolved["survey"] = Path(spec.survey).read_text()
+    text = json.dumps(resolved, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
+
+
 def field(workdir: Path, name: str, options: dict, n: int, seed: int, workers: int) -> str:
     """Simulate (or reuse) a field of ``n`` 128^2 scenes of a configuration."""
-    path = workdir / f"{name}_{n}_seed{seed}.hdf5"
+    path = workdir / f"{name}_{n}_seed{seed}_{options_key(options)}.hdf5"
     if not path.exists():
         print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
         t0 = time.perf_counter()
@@ -125,12 +142,39 @@ def forced(model_obj, store: str, device):
 
 
 def bright_metrics(ens, store: str) -> dict:
-    """The reported metrics on the store's bright objects (F200W S/N > 10)."""
+    """The reported metrics on the store's bright objects (F200W S/N > 10), and under
+    ``delta`` their (z_mode - z) / (1 + z) (for the bootstrap intervals; not written)."""
     truth = read_objects(store)
     z = np.asarray(truth["redshift"], float)
     rows = np.flatnonzero((truth["snr_jwst_f200w"] > 10) & np.isfinite(z))
-    m = _metrics(ens, z, np.ravel(ens.ancil["zmode"]).astype(float), rows)
-    return {k: float(m[k]) for k in REPORTED}
+    zmode = np.ravel(ens.ancil["zmode"]).astype(float)
+    m = _metrics(ens, z, zmode, rows)
+    return {**{k: float(m[k]) for k in REPORTED},
+            "delta": (zmode[rows] - z[rows]) / (1.0 + z[rows])}
+
+
+def summary_intervals(results: dict, seed: int = 0) -> dict[str, list[float]]:
+    """16th and 84th percentiles of each :func:`summary` figure over bootstrap resamples of
+    the bright test objects; every model (and BPZ) on a test field gets the same resample,
+    so the intervals of ratios and closed gaps count only what the test sample adds.
+    Removes the ``delta`` arrays from ``results``."""
+    rng = np.random.default_rng(seed)
+    resamples: dict[str, np.ndarray] = {}
+
+    def boot(figures: dict) -> dict:
+        out = {}
+        for test, m in figures.items():
+            delta = m.pop("delta")
+            if test not in resamples:
+                resamples[test] = rng.integers(0, delta.size, (BOOTSTRAP, delta.size))
+            q25, q75 = np.percentile(delta[resamples[test]], [25, 75], axis=1)
+            out[test] = {"sigma_iqr": (q75 - q25) / 1.349}
+        return out
+
+    booted = {"deepdisc": {name: boot(f) for name, f in results["deepdisc"].items()},
+              "bpz": boot(results["bpz"]) if results.get("bpz") else {}}
+    # (a closed gap is undefined on the rare resamples where the gap itself is <= 0)
+    return {k: np.nanpercentile(v, [16, 84]).tolist() for k, v in summary(booted).items()}
 
 
 def labelled_subset(store: str, n_labels: int, seed: int, out: Path) -> str:
@@ -157,8 +201,11 @@ def _args(argv):
     p.add_argument("--foreign-train-scenes", type=int, default=600,
                    help="scenes of the foreign field the labels are drawn from")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--finetune-epochs", type=int, default=6)
+    p.add_argument("--finetune-epochs", type=int, default=15)
     p.add_argument("--finetune-lr", type=float, default=3.0e-4)
+    p.add_argument("--finetune-all-scenes", action="store_true",
+                   help="fine-tune on every scene of the foreign training field, not only "
+                   "on those with a label")
     p.add_argument("--labels", default="100,300,1000", help="numbers of foreign labels")
     p.add_argument("--backbone", default="resnet18_fpn")
     p.add_argument("--device", default="auto")
@@ -202,15 +249,18 @@ def main(argv: list[str] | None = None) -> int:
                                         device=args.device, num_threads=args.threads, seed=1))
     models, minutes = {}, {}
     for name in ("home", "randomised"):
-        path = work / f"model_{name}_{args.backbone}_n{n}_e{args.epochs}.pt"
+        store = Path(stores[f"{name}_train"]).stem
+        path = work / f"model_{store}_{args.backbone}_e{args.epochs}.pt"
         trained = _train(stores[f"{name}_train"], str(path), cfg)
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
-                     freeze_backbone_epochs=1)
+                     freeze_backbone_epochs=1,
+                     labelled_scenes_only=not args.finetune_all_scenes)
+    recipe = (f"e{args.finetune_epochs}_lr{args.finetune_lr:g}"
+              f"{'_all' if args.finetune_all_scenes else ''}")
     for n_labels, labelled_store in labelled.items():
         name = f"randomised+{n_labels} foreign labels"
-        path = work / (f"model_rand_ft{n_labels}of{nf}_n{n}_e{args.epochs}_"
-                       f"{args.finetune_epochs}.pt")
+        path = work / f"model_{models['randomised'][0].stem}_ft{n_labels}of{nf}_{recipe}.pt"
         trained = _train(labelled_store, str(path), ft_cfg, init=str(models["randomised"][0]))
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
 
@@ -219,10 +269,11 @@ def main(argv: list[str] | None = None) -> int:
         tests = ("foreign_test",) if "+" in name else ("home_test", "foreign_test")
         results["deepdisc"][name] = {t: bright_metrics(forced(obj, stores[t], device), stores[t])
                                      for t in tests}
-        print(name, json.dumps(results["deepdisc"][name]), flush=True)
+        print(name, json.dumps(results["deepdisc"][name], default=_scalars), flush=True)
     if not args.no_bpz:
         results["bpz"] = bpz_figures(stores, work, workers)
     results["summary"] = summary(results)
+    results["intervals_68"] = summary_intervals(results)
     results["config"] = {**vars(args), "configurations": configs, "threads": threads,
                          "device": str(device), "versions": package_versions(),
                          "total_minutes": (time.perf_counter() - t_start) / 60}
@@ -249,8 +300,14 @@ def bpz_figures(stores: dict[str, str], work: Path, workers: int) -> dict:
         ens, _, _ = _bpz(f"bpz_{test}", oracle_templates(), train_table, table, str(work),
                          workers, list(NIRCAM_BANDS))
         out[test] = bright_metrics(ens, stores[test])
-        print(f"BPZ (home templates) on {test}", json.dumps(out[test]), flush=True)
+        print(f"BPZ (home templates) on {test}", json.dumps(out[test], default=_scalars),
+              flush=True)
     return out
+
+
+def _scalars(value):
+    """JSON stand-in for the per-object arrays in printed figures."""
+    return f"<{np.size(value)} values>"
 
 
 def summary(results: dict) -> dict:
@@ -268,7 +325,9 @@ def summary(results: dict) -> dict:
         if "+" in name:
             ratio = figures["foreign_test"]["sigma_iqr"] / home_rand
             out[f"ratio_{name}"] = ratio
-            out[f"gap_closed_{name}"] = (gap - (ratio - 1.0)) / gap if gap > 0 else float("nan")
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out[f"gap_closed_{name}"] = np.where(gap > 0, (gap - (ratio - 1.0)) / gap,
+                                                     np.nan)[()]
     if results.get("bpz"):
         b = results["bpz"]
         out["ratio_bpz"] = b["foreign_test"]["sigma_iqr"] / b["home_test"]["sigma_iqr"]
@@ -286,9 +345,12 @@ def markdown(results: dict) -> str:
             rows.append(f"| {name} | {test.replace('_test', '')} | {m['sigma_iqr']:.3f} | "
                         f"{m['outlier_rate']:.3f} | {m['pit_ks']:.3f} | {m['bias']:+.3f} | "
                         f"{m['n']:.0f} |")
-    s = results["summary"]
-    rows += ["", "| figure | value |", "|---|---:|"]
-    rows += [f"| {k} | {v:.3f} |" for k, v in s.items()]
+    s, intervals = results["summary"], results.get("intervals_68", {})
+    rows += ["", "| figure | value | 68% bootstrap interval (test objects) |",
+             "|---|---:|---:|"]
+    for k, v in s.items():
+        lo, hi = intervals.get(k, (np.nan, np.nan))
+        rows.append(f"| {k} | {v:.3f} | {lo:.3f} – {hi:.3f} |")
     return "\n".join(rows) + "\n"
 
 

@@ -123,3 +123,19 @@ def test_noise_scales_match_the_depths(tiny_train_store):
 def test_bad_options_are_named(tiny_train_store, change, match):
     with pytest.raises(ValueError, match=match):
         train(tiny_train_store, _config(**change), progress=False)
+
+
+def test_labelled_scenes_only_trains_on_the_scenes_with_labels(tiny_train_store, tmp_path):
+    from rail.deepdisc.sim.labels import relabel_store
+    from rail.deepdisc.store.scenes import read_objects
+
+    scene = read_objects(tiny_train_store)["scene"]
+    labelled_scenes = np.unique(scene)[[0, 2, 4, 5, 6]]  # of the scenes with objects
+    sparse = relabel_store(tiny_train_store, tmp_path / "sparse.hdf5",
+                           np.isin(scene, labelled_scenes))
+    every = train(sparse, _config(epochs=1, seed=1), progress=False).meta["training"]
+    only = train(sparse, _config(epochs=1, seed=1, labelled_scenes_only=True),
+                 progress=False).meta["training"]
+    assert every["n_train_scenes"] + every["n_val_scenes"] == 8
+    assert only["n_train_scenes"] + only["n_val_scenes"] == len(labelled_scenes)
+    assert only["n_train_scenes"] < every["n_train_scenes"]
