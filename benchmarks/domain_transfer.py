@@ -260,7 +260,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{'_all' if args.finetune_all_scenes else ''}")
     for n_labels, labelled_store in labelled.items():
         name = f"randomised+{n_labels} foreign labels"
-        path = work / f"model_{models['randomised'][0].stem}_ft{n_labels}of{nf}_{recipe}.pt"
+        path = work / f"{models['randomised'][0].stem}_ft{n_labels}of{nf}_{recipe}.pt"
         trained = _train(labelled_store, str(path), ft_cfg, init=str(models["randomised"][0]))
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
 
