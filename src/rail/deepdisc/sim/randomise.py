@@ -6,7 +6,8 @@ to what our simulator does not model) by a set of seeded options, each off by de
 * population level (:mod:`rail.deepdisc.sim.morphology`, :mod:`rail.deepdisc.sim.stars`,
   :mod:`rail.deepdisc.sim.sed`): nebular emission lines, star-forming clumps, bulges
   older/redder than their disks, lopsided galaxies, stars (``sed_library`` can also mix
-  template libraries, e.g. ``cosmos+cww``; the ``full`` preset keeps COSMOS, which
+  template libraries, e.g. ``cosmos+cww``, and ``sed_distortion`` bends each galaxy's SED
+  by a random smooth curve; the ``full`` preset keeps COSMOS and no distortion, which
   transferred better in ``benchmarks/domain_transfer.py``);
 * image level (here, :class:`ImageRandomisation`): per-scene PSF size and ellipticity,
   per-scene depth, bad columns, cosmic-ray tracks and edges without data (ivar 0).
