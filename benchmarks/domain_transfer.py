@@ -16,17 +16,19 @@ Three configurations of a JWST/NIRCam-like field (same nine bands):
 A resnet18_fpn network is trained on a ``home`` field and on a ``randomised`` field (every
 true redshift), and each is tested, forced mode, on a ``home`` and a ``foreign`` test field;
 then the randomised model is fine-tuned on N = 100, 300, 1,000 labelled objects of a
-``foreign`` training field (a spectroscopic-like selection: bright objects more often) and
-tested on the foreign test field again. Beside them, BPZ with the training configuration's
+``foreign`` training field (a spectroscopic-like selection: bright objects more often; 15
+epochs on the scenes holding a label, ``labelled_scenes_only``) and tested on the foreign
+test field again. Beside them, BPZ with the training configuration's
 templates (the simulator's own COSMOS x dust set: the template fitter's equivalent of
 training on our simulations) on photometry of the same test objects.
 
 Printed and written (``--output`` JSON, ``--markdown``, ``--plot``): bright (F200W S/N > 10)
 sigma_IQR, outlier rate and PIT KS for each model on each test field; the foreign/home
-sigma_IQR ratio of each model, and the share of the remaining gap that fine-tuning closes.
+sigma_IQR ratio of each model, and the share of the remaining gap that fine-tuning closes,
+each with a 68% bootstrap interval over the test objects.
 
     python benchmarks/domain_transfer.py --output transfer.json --markdown transfer.md \
-        --plot docs/transfer.png                        # default sizes, ~1.5 h on 2 CPU cores
+        --plot docs/transfer.png                        # default sizes, ~2 h on 2 CPU cores
     python benchmarks/domain_transfer.py --quick        # a smoke test, ~15 minutes
 
 Fields and models are kept in ``--workdir`` (default ``transfer_work/``) and reused.
