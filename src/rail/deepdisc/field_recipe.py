@@ -36,8 +36,8 @@ class FieldSettings(Options):
     pretrain_scenes: int = option(240, "scenes of the simulated pre-training field", ge=4)
     pretrain_realism: str = option(
         "full", "realism preset of the simulated pre-training field: 'full' (emission "
-        "lines, clumps, stars, PSF and depth jitter, masks: what transferred best to images "
-        "our simulator's defaults did not make, see docs/domain_transfer.md) or 'off'",
+        "lines, clumps, stars, PSF and depth jitter, masks: closer to real data; its gain "
+        "in transfer is within training noise, see docs/domain_transfer.md) or 'off'",
         choices=REALISM_LEVELS)
     pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
