@@ -307,7 +307,7 @@ def _rates(smp: _Sampler, zgrid: np.ndarray, dz: float) -> np.ndarray:
         kfine = np.array([np.interp(zgrid, smp.zcoarse, kc[e]) for e in range(ne)]).T
         mlim = smp.config.mag_limit - dm[:, None] - kfine  # (nz, ne)
         delta = _grid_brightening(smp, zgrid, kfine_uv, quiescent)  # (nz, ne, n_strata)
-        ncum = _row_interp((mlim[..., None] + delta).reshape(zgrid.size, -1), smp.mgrid,
+        ncum = row_interp((mlim[..., None] + delta).reshape(zgrid.size, -1), smp.mgrid,
                            cum).reshape(delta.shape)
         probs = smp.lines.stratum_probabilities(quiescent)
         prior = entry_prior(lib, zgrid, quiescent)[..., None] * probs
@@ -331,7 +331,7 @@ def _grid_brightening(smp: _Sampler, zgrid: np.ndarray, kfine_uv: np.ndarray,
     return out.reshape(nz, ne, -1)
 
 
-def _row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarray:
+def row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Linear interpolation of each row of ``table`` (on the uniform ``grid``) at ``x``.
 
     ``x`` has shape (n,) or (n, k) with ``table`` of shape (n, len(grid)); values beyond
@@ -454,7 +454,7 @@ def _draw_absmag(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray, iz: 
         if not sel.any():
             continue
         cum = smp.cum_tables[key][iz[sel]]
-        cmax = _row_interp(mlim[sel], mgrid, cum)
+        cmax = row_interp(mlim[sel], mgrid, cum)
         u = rng.uniform(0.0, 1.0, sel.sum()) * cmax
         j = np.clip((cum < u[:, None]).sum(axis=1), 1, mgrid.size - 1)
         c0, c1 = cum[np.arange(j.size), j - 1], cum[np.arange(j.size), j]

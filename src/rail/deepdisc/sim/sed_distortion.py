@@ -41,13 +41,10 @@ COLUMNS = tuple(f"sed_distortion_{k}" for k in range(N_KNOTS))
 def _curve(knots: np.ndarray, z: np.ndarray, wave_obs: float) -> np.ndarray:
     """The curve of each galaxy (rows of ``knots``) at an observed wavelength (stars,
     without a redshift, get the first knot: theirs are zero)."""
-    x = np.log(wave_obs / (1.0 + z))
-    step = KNOTS_LN_WAVE[1] - KNOTS_LN_WAVE[0]
-    pos = np.clip(np.nan_to_num((x - KNOTS_LN_WAVE[0]) / step), 0.0, N_KNOTS - 1.0)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), N_KNOTS - 2)
-    frac = pos - i0
-    rows = np.arange(knots.shape[0])
-    return knots[rows, i0] * (1.0 - frac) + knots[rows, i0 + 1] * frac
+    from rail.deepdisc.sim.population import row_interp  # population imports this module
+
+    x = np.nan_to_num(np.log(wave_obs / (1.0 + z)), nan=KNOTS_LN_WAVE[0])
+    return row_interp(x, KNOTS_LN_WAVE, knots)
 
 
 def draw_knots(n: int, rms: float, z: np.ndarray, anchor_band: str, seed: int
