@@ -196,6 +196,32 @@ def labelled_subset(store: str, n_labels: int, seed: int, out: Path) -> str:
     return str(path)
 
 
+def _seed_tag(seed: int) -> str:
+    """Model-file suffix of a training seed (none for seed 1, the benchmark's first)."""
+    return "" if seed == 1 else f"_s{seed}"
+
+
+def average_pdfs(ensembles: list):
+    """The mixture of several models' Gaussian-mixture PDFs of the same objects, each
+    with equal weight (a deep ensemble), with its mode as ``zmode``."""
+    import qp
+
+    from rail.deepdisc.net.predict import Mixtures
+
+    parts = [e.objdata for e in ensembles]
+    mix = Mixtures(np.concatenate([p["weights"] for p in parts], axis=1) / len(parts),
+                   np.concatenate([p["means"] for p in parts], axis=1),
+                   np.concatenate([p["stds"] for p in parts], axis=1))
+    ens = qp.Ensemble(qp.mixmod, data={"weights": mix.weights, "means": mix.means,
+                                       "stds": mix.stds})
+    ens.set_ancil({"zmode": mix.mode(EstimateConfig().zgrid)})
+    return ens
+
+
+def _without_delta(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if k != "delta"}
+
+
 def _args(argv):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train-scenes", type=int, default=400)
@@ -209,6 +235,10 @@ def _args(argv):
                    help="fine-tune on every scene of the foreign training field, not only "
                    "on those with a label")
     p.add_argument("--labels", default="100,300,1000", help="numbers of foreign labels")
+    p.add_argument("--seeds", default="1",
+                   help="training seeds of the home and randomised models, e.g. 1,2,3: "
+                   "figures per seed, their mean and spread, and each configuration's "
+                   "ensemble (the seeds' PDFs averaged); fine-tuning starts from the first")
     p.add_argument("--backbone", default="resnet18_fpn")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -249,12 +279,17 @@ def main(argv: list[str] | None = None) -> int:
                 for k in (int(x) for x in args.labels.split(","))}
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         device=args.device, num_threads=args.threads, seed=1))
-    models, minutes = {}, {}
+    seeds = [int(x) for x in args.seeds.split(",")]
+    models, minutes, seed_models = {}, {}, {}
     for name in ("home", "randomised"):
         store = Path(stores[f"{name}_train"]).stem
-        path = work / f"model_{store}_{args.backbone}_e{args.epochs}.pt"
-        trained = _train(stores[f"{name}_train"], str(path), cfg)
-        models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
+        for seed in seeds:
+            path = work / f"model_{store}_{args.backbone}_e{args.epochs}{_seed_tag(seed)}.pt"
+            trained = _train(stores[f"{name}_train"], str(path), replace(cfg, seed=seed))
+            seed_models[name, seed] = trained["obj"]
+            minutes[f"{name} seed {seed}"] = trained["minutes"]
+        models[name] = (work / f"model_{store}_{args.backbone}_e{args.epochs}"
+                             f"{_seed_tag(seeds[0])}.pt", seed_models[name, seeds[0]])
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                      freeze_backbone_epochs=1,
                      labelled_scenes_only=not args.finetune_all_scenes)
@@ -266,12 +301,24 @@ def main(argv: list[str] | None = None) -> int:
         trained = _train(labelled_store, str(path), ft_cfg, init=str(models["randomised"][0]))
         models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
 
-    results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes}
+    results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes, "seeds": {}}
+    per_seed = {t: {key: forced(obj, stores[t], device) for key, obj in seed_models.items()}
+                for t in ("home_test", "foreign_test")}
     for name, (_, obj) in models.items():
         tests = ("foreign_test",) if "+" in name else ("home_test", "foreign_test")
-        results["deepdisc"][name] = {t: bright_metrics(forced(obj, stores[t], device), stores[t])
-                                     for t in tests}
+        results["deepdisc"][name] = {
+            t: bright_metrics(per_seed[t][name, seeds[0]] if "+" not in name
+                              else forced(obj, stores[t], device), stores[t]) for t in tests}
         print(name, json.dumps(results["deepdisc"][name], default=_scalars), flush=True)
+    if len(seeds) > 1:
+        for name in ("home", "randomised"):
+            results["seeds"][name] = {
+                seed: {t: _without_delta(bright_metrics(per_seed[t][name, seed], stores[t]))
+                       for t in per_seed} for seed in seeds}
+            results["deepdisc"][f"{name} ensemble"] = {
+                t: bright_metrics(average_pdfs([per_seed[t][name, s] for s in seeds]),
+                                  stores[t]) for t in per_seed}
+            print(f"{name}: per seed", json.dumps(results["seeds"][name]), flush=True)
     if not args.no_bpz:
         results["bpz"] = bpz_figures(stores, work, workers)
     results["summary"] = summary(results)
@@ -330,6 +377,19 @@ def summary(results: dict) -> dict:
             with np.errstate(invalid="ignore", divide="ignore"):
                 out[f"gap_closed_{name}"] = np.where(gap > 0, (gap - (ratio - 1.0)) / gap,
                                                      np.nan)[()]
+    for name in ("home", "randomised"):
+        if f"{name} ensemble" in dd:
+            e = dd[f"{name} ensemble"]
+            out[f"ratio_{name}_ensemble"] = e["foreign_test"]["sigma_iqr"] / \
+                e["home_test"]["sigma_iqr"]
+    if "home ensemble" in dd and "randomised ensemble" in dd:
+        out["in_domain_change_ensemble"] = dd["randomised ensemble"]["home_test"][
+            "sigma_iqr"] / dd["home ensemble"]["home_test"]["sigma_iqr"] - 1.0
+    for name, by_seed in results.get("seeds", {}).items():
+        ratios = [f["foreign_test"]["sigma_iqr"] / f["home_test"]["sigma_iqr"]
+                  for f in by_seed.values()]
+        out[f"ratio_{name}_seed_mean"] = float(np.mean(ratios))
+        out[f"ratio_{name}_seed_sd"] = float(np.std(ratios, ddof=1))
     if results.get("bpz"):
         b = results["bpz"]
         out["ratio_bpz"] = b["foreign_test"]["sigma_iqr"] / b["home_test"]["sigma_iqr"]
@@ -347,12 +407,23 @@ def markdown(results: dict) -> str:
             rows.append(f"| {name} | {test.replace('_test', '')} | {m['sigma_iqr']:.3f} | "
                         f"{m['outlier_rate']:.3f} | {m['pit_ks']:.3f} | {m['bias']:+.3f} | "
                         f"{m['n']:.0f} |")
+    if results.get("seeds"):
+        rows += ["", "| model | seed | home σ_IQR | foreign σ_IQR | ratio | foreign η |",
+                 "|---|---:|---:|---:|---:|---:|"]
+        for name, by_seed in results["seeds"].items():
+            for seed, f in by_seed.items():
+                home, foreign = f["home_test"], f["foreign_test"]
+                rows.append(f"| {name} | {seed} | {home['sigma_iqr']:.3f} | "
+                            f"{foreign['sigma_iqr']:.3f} | "
+                            f"{foreign['sigma_iqr'] / home['sigma_iqr']:.2f} | "
+                            f"{foreign['outlier_rate']:.3f} |")
     s, intervals = results["summary"], results.get("intervals_68", {})
     rows += ["", "| figure | value | 68% bootstrap interval (test objects) |",
              "|---|---:|---:|"]
     for k, v in s.items():
         lo, hi = intervals.get(k, (np.nan, np.nan))
-        rows.append(f"| {k} | {v:.3f} | {lo:.3f} – {hi:.3f} |")
+        shown = f"{lo:.3f} – {hi:.3f}" if np.isfinite(lo) else "—"  # a seed spread has none
+        rows.append(f"| {k} | {v:.3f} | {shown} |")
     return "\n".join(rows) + "\n"
 
 
@@ -370,6 +441,12 @@ def plot(results: dict, path: str) -> None:
         heights = [v.get(test, {}).get("sigma_iqr", np.nan) for v in values]
         ax.bar(x + (k - 0.5) * 0.38, heights, 0.38, color=colour,
                label=test.replace("_test", " test field"))
+    for k, (test, colour) in enumerate((("home_test", "navy"), ("foreign_test", "darkred"))):
+        for i, name in enumerate(names):  # each training seed of a model, as a dot
+            by_seed = results.get("seeds", {}).get(name, {})
+            ys = [f[test]["sigma_iqr"] for f in by_seed.values()]
+            ax.plot(np.full(len(ys), x[i] + (k - 0.5) * 0.38), ys, "o", ms=3, color=colour,
+                    label="training seeds" if (k == 0 and ys and i == 0) else None)
     ax.set_xticks(x, [n.replace(" foreign labels", "\nforeign labels") for n in names],
                   fontsize=7)
     ax.set_ylabel("σ_IQR, F200W S/N > 10")
