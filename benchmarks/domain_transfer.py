@@ -63,6 +63,8 @@ REPO = Path(__file__).resolve().parents[1]
 REPORTED = ("sigma_iqr", "outlier_rate", "pit_ks", "bias", "n")
 #: bootstrap resamples of the test objects behind the intervals of the summary figures
 BOOTSTRAP = 1000
+#: EAZY's templates folder (not shipped with the package; ``--eazy-templates``)
+DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
 #: JWST's aperture (m): the Gaussian PSFs of the foreign survey have the Airy core's FWHM
 _JWST_DIAMETER_M = 6.5
 
@@ -86,14 +88,37 @@ def foreign_survey_file(path: Path, depth_offset: float = -0.5) -> str:
     return str(path)
 
 
-def configurations(workdir: Path) -> dict[str, dict]:
-    """FieldSpec options of the three configurations."""
+def eazy_fsps_list(path: Path, eazy_templates: Path) -> str:
+    """A template list of EAZY's 12 FSPS templates (``fsps_full/tweak_fsps_QSF_12_v3``:
+    Flexible Stellar Population Synthesis with nebular emission, Brammer et al. 2008),
+    for mixing into the randomised configuration's SEDs."""
+    from rail.deepdisc.fit.eazy_templates import parse_param_file
+
+    param = eazy_templates / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
+    if not param.is_file():
+        raise SystemExit(f"{param} not found: give EAZY's templates folder with "
+                         "--eazy-templates, or --randomised-seds without 'fsps'")
+    files = [f for f, _ in parse_param_file(param)]
+    path.write_text("\n".join(files) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def configurations(workdir: Path, randomised_seds: str = "cosmos+fsps",
+                   eazy_templates: Path = DEFAULT_TEMPLATES) -> dict[str, dict]:
+    """FieldSpec options of the three configurations; ``randomised_seds`` is the
+    randomised field's ``sed_library``, with ``fsps`` standing for EAZY's FSPS templates
+    (:func:`eazy_fsps_list`)."""
     from rail.deepdisc.sim.sps import bagpipes_available
 
     foreign_seds = "sps" if bagpipes_available() else "cww"
+    randomised = {"survey": "jades", "realism": "full"}
+    if randomised_seds != "cosmos":  # (the realism preset's own library)
+        parts = [eazy_fsps_list(workdir / "eazy_fsps.list", Path(eazy_templates))
+                 if part == "fsps" else part for part in randomised_seds.split("+")]
+        randomised["sed_library"] = "+".join(parts)
     return {
         "home": {"survey": "jades", "realism": "off"},
-        "randomised": {"survey": "jades", "realism": "full"},
+        "randomised": randomised,
         "foreign": {"survey": foreign_survey_file(workdir / "jades_foreign.yml"),
                     "realism": "off", "sed_library": foreign_seds, "emission_lines": True,
                     "clumpy_fraction": 0.6, "asymmetric_fraction": 0.4},
@@ -239,6 +264,12 @@ def _args(argv):
                    help="training seeds of the home and randomised models, e.g. 1,2,3: "
                    "figures per seed, their mean and spread, and each configuration's "
                    "ensemble (the seeds' PDFs averaged); fine-tuning starts from the first")
+    p.add_argument("--randomised-seds", default="cosmos+fsps",
+                   help="SED library of the randomised field: 'cosmos' (the realism "
+                   "preset's), or libraries joined by '+', 'fsps' standing for EAZY's FSPS "
+                   "templates (default: COSMOS and FSPS templates mixed)")
+    p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES),
+                   help="EAZY's templates folder (for 'fsps' in --randomised-seds)")
     p.add_argument("--backbone", default="resnet18_fpn")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -265,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or threads
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    configs = configurations(work)
+    configs = configurations(work, args.randomised_seds, Path(args.eazy_templates))
     t_start = time.perf_counter()
     n, nt, nf = args.train_scenes, args.test_scenes, args.foreign_train_scenes
     stores = {

@@ -219,6 +219,26 @@ def test_cww_and_user_template_lists(tmp_path):
     assert sample_population(100, cfg, seed=1)["ew_oiii_hb"].max() > 0
 
 
+def test_eazy_param_file_is_a_template_list(tmp_path):
+    """An EAZY templates .param file (paths relative to the folder above templates/,
+    wavelength scale per template) is read as the template list it names."""
+    folder = tmp_path / "templates" / "mine"
+    folder.mkdir(parents=True)
+    wave, flux = np.loadtxt(f"{rail_sed_dir()}/Sc_A_0.sed", unpack=True)
+    np.savetxt(folder / "Sc_nm.dat", np.column_stack([wave / 10.0, flux]))  # in nm
+    param = folder / "mine.param"
+    param.write_text("1 templates/mine/Sc_nm.dat 10.0 0.0 1.0\n"
+                     f"2 {rail_sed_dir()}/Ell2_A_0.sed 1.0\n")
+    listing = tmp_path / "same.list"
+    listing.write_text(f"{rail_sed_dir()}/Sc_A_0.sed\n{rail_sed_dir()}/Ell2_A_0.sed\n")
+    from_param, from_list = get_library(str(param)), get_library(str(listing))
+    assert list(from_param.quiescent[from_param.ebv == 0]) == [False, True]
+    np.testing.assert_allclose(from_param.flux, from_list.flux, rtol=1e-6, atol=1e-30)
+    (folder / "broken.param").write_text("1 templates/mine/missing.dat 1.0\n")
+    with pytest.raises(InputError, match=r"missing\.dat"):
+        get_library(str(folder / "broken.param"))
+
+
 def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 

@@ -89,7 +89,8 @@ class SEDOptions(RealismChoice):
     sed_library: str | None = option(
         None, "SED library: 'cosmos' (COSMOS templates x dust), 'cww' (CWW+SB), 'sps' "
         "(BC03 + CLOUDY stellar population synthesis, needs the sps extra: bagpipes), a "
-        "template-list file (one SED file per line), or template libraries joined by '+' "
+        "template-list file (one SED file per line, or an EAZY templates .param file), "
+        "or template libraries joined by '+' "
         "(their entries mixed, e.g. 'cosmos+cww'); None: the realism preset's value "
         "('cosmos')", metavar="NAME|FILE")
     emission_lines: bool | None = option(
@@ -376,13 +377,35 @@ def cww_library() -> SEDLibrary:
 
 @lru_cache(maxsize=8)
 def user_library(list_file: str) -> SEDLibrary:
-    """A user's template list (one SED file per line, relative to the list) x E(B-V) grid.
+    """A user's template list x E(B-V) grid.
+
+    The list names one two-column ASCII SED file per line (relative to the list), or is
+    an EAZY templates ``.param`` file (``N path [wavelength scale ...]`` per line, e.g.
+    EAZY's ``fsps_full/tweak_fsps_QSF_12_v3.param``; paths as EAZY resolves them).
 
     Raises
     ------
     InputError
         Naming the list or template file that cannot be read.
     """
+    if list_file.endswith(".param"):
+        from rail.deepdisc.fit.eazy_templates import parse_param_file
+
+        entries = parse_param_file(list_file)
+    else:
+        entries = [(os.path.join(os.path.dirname(os.path.abspath(list_file)), name), 1.0)
+                   for name in _list_entries(list_file)]
+    templates = []
+    for path, wave_scale in entries:
+        wave, flux = read_sed_file(path)
+        keep = wave > 0
+        templates.append((os.path.basename(path).removesuffix(".sed"),
+                          wave[keep] * wave_scale, flux[keep]))
+    return _by_colour(list_file, templates)
+
+
+def _list_entries(list_file: str) -> list[str]:
+    """The first word of each line of a template list that is not blank or a comment."""
     try:
         with open(list_file, encoding="utf-8") as fin:
             files = [ln.split()[0] for ln in fin
@@ -391,13 +414,7 @@ def user_library(list_file: str) -> SEDLibrary:
         raise InputError(f"cannot read template list {list_file}: {err}") from err
     if not files:
         raise InputError(f"template list {list_file} names no SED file")
-    folder = os.path.dirname(os.path.abspath(list_file))
-    templates = []
-    for fname in files:
-        wave, flux = read_sed_file(os.path.join(folder, fname))
-        keep = wave > 0
-        templates.append((os.path.basename(fname).removesuffix(".sed"), wave[keep], flux[keep]))
-    return _by_colour(list_file, templates)
+    return files
 
 
 def get_library(source: str = "cosmos") -> SEDLibrary:
