@@ -23,6 +23,7 @@ from rail.deepdisc.errors import InputError, OutputPathError
 from rail.deepdisc.evaluate.catalog import QUALITY_BITS
 from rail.deepdisc.field_recipe import load_field_inputs
 from rail.deepdisc.sim.example_field import ExampleFieldOptions, write_example_field
+from rail.deepdisc.sim.sed import rail_sed_dir
 from rail.deepdisc.store.catalogs import SpectraColumns, attach_spectra, load_catalog
 
 TINY = ["--pretrain-scenes", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1",
@@ -161,6 +162,25 @@ def test_mosaics_with_other_bands_than_the_model_fail_at_once(example_field, tmp
                  "--output-dir", str(out), "-q"]) == 2
     err = capsys.readouterr().err
     assert "jwst_f090w.fits" in err and "lsst" in err
+    assert not (out / "pipeline.yml").exists()
+
+
+def test_pretraining_sed_library_reaches_the_simulation_and_a_bad_one_fails_at_once(
+        example_field, tmp_path, capsys):
+    from rail.pipelines.deepdisc.field import build_field_pipeline
+
+    mix = f"cosmos+{tmp_path / 'mine.list'}"
+    (tmp_path / "mine.list").write_text(f"{rail_sed_dir()}/SB3_B2004a.sed\n")
+    options = {**load_field_inputs(example_field.inputs), "survey": "jades",
+               "pretrain_sed_library": mix}
+    pipe, _ = build_field_pipeline(options)
+    assert pipe.population_pretrain.config["sed_library"] == mix
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", example_field.inputs, "--pretrain-sed-library",
+                 "cosmos+no_such_templates.list", *TINY, "--output-dir", str(out),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "pretrain_sed_library" in err and "no_such_templates.list" in err
     assert not (out / "pipeline.yml").exists()
 
 

@@ -118,11 +118,13 @@ class DeepDiscFieldPipeline(RailPipeline):
                                survey_options: MosaicSurveyOptions | None) -> None:
         """The simulated pre-training field: of the survey measured from the mosaics, or of
         the survey preset/file the settings name (stage ``scenes_pretrain``)."""
+        seds = {"sed_library": s.pretrain_sed_library} if s.pretrain_sed_library else {}
         if s.survey:
             n_galaxies = expected_galaxies(FieldSpec(survey=s.survey, n_scenes=s.pretrain_scenes,
                                                      seed=s.seed))
             self.population_pretrain = GalaxyPopulationCreator.build(
-                n_samples=n_galaxies, seed=s.seed, survey=s.survey, realism=s.pretrain_realism)
+                n_samples=n_galaxies, seed=s.seed, survey=s.survey, realism=s.pretrain_realism,
+                **seds)
             self.scenes_pretrain = SceneRenderer.build(
                 connections={"input": self.population_pretrain.io.output},
                 n_scenes=s.pretrain_scenes, seed=s.seed, survey=s.survey,
@@ -134,7 +136,7 @@ class DeepDiscFieldPipeline(RailPipeline):
             **measured.given(MosaicSurveyOptions.option_specs()))
         self.scenes_pretrain = SurveyFieldSimulator.build(
             connections={"survey": self.measure_survey.io.output},
-            n_scenes=s.pretrain_scenes, seed=s.seed, realism=s.pretrain_realism)
+            n_scenes=s.pretrain_scenes, seed=s.seed, realism=s.pretrain_realism, **seds)
 
     def external_inputs(self) -> dict[str, str]:
         """The pipeline's inputs from outside: the catalog, and a pre-trained model if any."""
@@ -163,6 +165,13 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
     from rail.deepdisc.store.mosaic import open_inputs
 
     inputs = [*tiler.input_paths(), catalog]
+    if settings.pretrain_sed_library and not settings.pretrained_model:
+        from rail.deepdisc.sim.sed import check_library_name
+
+        try:
+            check_library_name(settings.pretrain_sed_library)
+        except OptionError as err:
+            raise OptionError(f"pretrain_sed_library: {err}") from None
     if settings.pretrained_model:
         inputs.append(settings.pretrained_model)
     elif not settings.survey and survey_options is not None:
