@@ -42,8 +42,9 @@ class FieldSettings(Options):
     pretrain_sed_library: str = option(
         "", "SED library of the simulated pre-training field ('': the realism preset's, "
         "COSMOS templates); e.g. 'cosmos+EAZY/templates/fsps_full/tweak_fsps_QSF_12_v3.param'"
-        " mixes EAZY's FSPS templates in, which transferred best to SEDs of another library "
-        "(docs/domain_transfer.md)", metavar="NAME|FILE")
+        " mixes EAZY's FSPS templates in (measured: smaller loss on SEDs of another "
+        "library on average, but worse on COSMOS-like ones; docs/domain_transfer.md)",
+        metavar="NAME|FILE")
     pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
     finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)
