@@ -472,7 +472,7 @@ def plot(results: dict, path: str) -> None:
     """Bright sigma_IQR of each model on the home and foreign test fields."""
     from rail.deepdisc.evaluate.display import subplots
 
-    fig, ax = subplots(figsize=(7.5, 3.8))
+    fig, ax = subplots(figsize=(8.5, 4.0))
     names = list(results["deepdisc"]) + (["BPZ (home templates)"] if results.get("bpz")
                                          else [])
     values = [results["deepdisc"].get(n, results.get("bpz")) for n in names]
@@ -488,7 +488,8 @@ def plot(results: dict, path: str) -> None:
             ys = [f[test]["sigma_iqr"] for f in by_seed.values()]
             ax.plot(np.full(len(ys), x[i] + (k - 0.5) * 0.38), ys, "o", ms=3, color=colour,
                     label="training seeds" if (k == 0 and ys and i == 0) else None)
-    ax.set_xticks(x, [n.replace(" foreign labels", "\nforeign labels") for n in names],
+    ax.set_xticks(x, [n.replace("+", "\n+ ").replace(" foreign labels", "\nforeign labels")
+                      .replace(" ensemble", "\nensemble").replace(" (", "\n(") for n in names],
                   fontsize=7)
     ax.set_ylabel("σ_IQR, F200W S/N > 10")
     ax.legend(fontsize=8)
