@@ -234,16 +234,13 @@ def _seed_tag(seed: int) -> str:
 def average_pdfs(ensembles: list):
     """The mixture of several models' Gaussian-mixture PDFs of the same objects, each
     with equal weight (a deep ensemble), with its mode as ``zmode``."""
-    import qp
-
     from rail.deepdisc.net.predict import Mixtures
 
     parts = [e.objdata for e in ensembles]
     mix = Mixtures(np.concatenate([p["weights"] for p in parts], axis=1) / len(parts),
                    np.concatenate([p["means"] for p in parts], axis=1),
                    np.concatenate([p["stds"] for p in parts], axis=1))
-    ens = qp.Ensemble(qp.mixmod, data={"weights": mix.weights, "means": mix.means,
-                                       "stds": mix.stds})
+    ens = mix.ensemble()
     ens.set_ancil({"zmode": mix.mode(EstimateConfig().zgrid)})
     return ens
 
@@ -324,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             trained = _train(stores[f"{name}_train"], str(path), replace(cfg, seed=seed))
             seed_models[name, seed] = trained["obj"]
             minutes[f"{name} seed {seed}"] = trained["minutes"]
-        models[name] = (work / f"model_{store}_{args.backbone}_e{args.epochs}"
-                             f"{_seed_tag(seeds[0])}.pt", seed_models[name, seeds[0]])
+            if seed == seeds[0]:  # the first seed's model is reported and fine-tuned
+                models[name] = (path, trained["obj"])
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                      freeze_backbone_epochs=1,
                      labelled_scenes_only=not args.finetune_all_scenes)
