@@ -256,13 +256,12 @@ def _args(argv):
     p.add_argument("--foreign-train-scenes", type=int, default=600,
                    help="scenes of the foreign field the labels are drawn from")
     p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--average-epochs", type=int, default=0,
-                   help="after each pretraining, this many more epochs on its field at a "
-                   "constant learning rate with the weights averaged (stochastic weight "
-                   "averaging: TrainConfig.average_epochs); every figure and the "
-                   "fine-tuning then use the averaged models")
-    p.add_argument("--average-lr", type=float, default=2.0e-4,
-                   help="learning rate of the weight-averaging epochs")
+    p.add_argument("--continue-epochs", type=int, default=0,
+                   help="after each pretraining, this many more epochs on its field "
+                   "(init_model, no warm-up, --continue-lr, cosine schedule); every figure "
+                   "and the fine-tuning then use the continued models")
+    p.add_argument("--continue-lr", type=float, default=2.0e-4,
+                   help="peak learning rate of the continued epochs")
     p.add_argument("--finetune-epochs", type=int, default=15)
     p.add_argument("--finetune-lr", type=float, default=3.0e-4)
     p.add_argument("--finetune-all-scenes", action="store_true",
@@ -298,14 +297,13 @@ def _args(argv):
     return args
 
 
-def _averaged(store: str, pretrained: Path, cfg: TrainConfig, seed: int, args
-              ) -> tuple[Path, dict]:
-    """The weight-averaging continuation of a pretrained model (same field and seed)."""
-    n = args.average_epochs
-    path = pretrained.with_name(f"{pretrained.stem}_avg{n}_lr{args.average_lr:g}.pt")
-    avg_cfg = replace(cfg, seed=seed, epochs=n, average_epochs=n, warmup_steps=0,
-                      learning_rate=args.average_lr)
-    return path, _train(store, str(path), avg_cfg, init=str(pretrained))
+def _continued(store: str, pretrained: Path, cfg: TrainConfig, seed: int, args
+               ) -> tuple[Path, dict]:
+    """A pretrained model trained for more epochs on its own field, with the same seed."""
+    n = args.continue_epochs
+    path = pretrained.with_name(f"{pretrained.stem}_cont{n}_lr{args.continue_lr:g}.pt")
+    more = replace(cfg, seed=seed, epochs=n, warmup_steps=0, learning_rate=args.continue_lr)
+    return path, _train(store, str(path), more, init=str(pretrained))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -337,8 +335,8 @@ def main(argv: list[str] | None = None) -> int:
             path = work / f"model_{store}_{args.backbone}_e{args.epochs}{_seed_tag(seed)}.pt"
             trained = _train(stores[f"{name}_train"], str(path), replace(cfg, seed=seed))
             minutes[f"{name} seed {seed}"] = trained["minutes"]
-            if args.average_epochs:
-                path, trained = _averaged(stores[f"{name}_train"], path, cfg, seed, args)
+            if args.continue_epochs:
+                path, trained = _continued(stores[f"{name}_train"], path, cfg, seed, args)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
             seed_models[name, seed] = trained["obj"]
             if seed == seeds[0]:  # the first seed's model is reported and fine-tuned

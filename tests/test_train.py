@@ -40,10 +40,9 @@ def test_same_seed_gives_identical_weights(tiny_train_store):
     assert hist[0]["val"]["redshift"] > 0
 
 
-@pytest.mark.parametrize("averaging", [{}, {"average_epochs": 2}])
 def test_resume_after_interruption_gives_the_same_weights(tiny_train_store, tmp_path,
-                                                          monkeypatch, averaging):
-    cfg = _config(epochs=3, seed=2, **averaging)
+                                                          monkeypatch):
+    cfg = _config(epochs=3, seed=2)
     straight = train(tiny_train_store, cfg, progress=False)
 
     real_save = train_mod._Loop.save_checkpoint
@@ -53,7 +52,7 @@ def test_resume_after_interruption_gives_the_same_weights(tiny_train_store, tmp_
         if epoch == 2:
             raise KeyboardInterrupt("power cut")
 
-    resumable = _config(epochs=3, seed=2, checkpoint_dir=str(tmp_path), **averaging)
+    resumable = _config(epochs=3, seed=2, checkpoint_dir=str(tmp_path))
     monkeypatch.setattr(train_mod._Loop, "save_checkpoint", save_then_die)
     with pytest.raises(KeyboardInterrupt):
         train(tiny_train_store, resumable, progress=False)
@@ -120,7 +119,6 @@ def test_noise_scales_match_the_depths(tiny_train_store):
 @pytest.mark.parametrize(("change", "match"), [
     ({"epochs": 0}, "epochs"), ({"val_fraction": 1.0}, "val_fraction"),
     ({"device": "tpu"}, "device"), ({"backbone": "vgg"}, "vgg"),
-    ({"epochs": 2, "average_epochs": 3}, "average_epochs"),
 ])
 def test_bad_options_are_named(tiny_train_store, change, match):
     with pytest.raises(ValueError, match=match):
@@ -141,41 +139,3 @@ def test_labelled_scenes_only_trains_on_the_scenes_with_labels(tiny_train_store,
     assert every["n_train_scenes"] + every["n_val_scenes"] == 8
     assert only["n_train_scenes"] + only["n_val_scenes"] == len(labelled_scenes)
     assert only["n_train_scenes"] < every["n_train_scenes"]
-
-
-def test_weight_averaging_returns_the_mean_of_the_last_epochs_steps(tiny_train_store,
-                                                                   monkeypatch):
-    seen: list[list[torch.Tensor]] = []
-    real_update = torch.optim.swa_utils.AveragedModel.update_parameters
-
-    def record(averaged, model):
-        seen.append([p.detach().clone() for p in model.parameters()])
-        real_update(averaged, model)
-
-    monkeypatch.setattr(torch.optim.swa_utils.AveragedModel, "update_parameters", record)
-    plain = train(tiny_train_store, _config(epochs=2, seed=3), progress=False)
-    assert not seen
-    both = train(tiny_train_store, _config(epochs=2, average_epochs=2, seed=3),
-                 progress=False)
-    steps_per_epoch = len(seen) // 2
-    assert steps_per_epoch > 1 and len(seen) == 2 * steps_per_epoch
-    seen.clear()
-    result = train(tiny_train_store, _config(epochs=2, average_epochs=1, seed=3),
-                   progress=False)
-    assert len(seen) == steps_per_epoch  # every step of the last epoch, none before
-    for got, *samples in zip(result.model.parameters(), *seen, strict=True):
-        torch.testing.assert_close(got.detach(), torch.stack(samples).mean(0),
-                                   rtol=1e-5, atol=1e-6)
-    # the average is neither the last step's weights nor the run without averaging
-    assert any(not torch.equal(p.detach(), q) for p, q in zip(result.model.parameters(),
-                                                             seen[-1], strict=True))
-    assert not _same(_weights(plain.model), _weights(result.model))
-    assert not _same(_weights(both.model), _weights(result.model))
-
-
-def test_learning_rate_is_held_over_the_averaged_epochs():
-    total, hold = 100, 60
-    factors = [train_mod._lr_factor(s, total, 10, hold) for s in range(total)]
-    assert factors[:hold] == [train_mod._lr_factor(s, total, 10) for s in range(hold)]
-    assert set(factors[hold:]) == {train_mod._lr_factor(hold, total, 10)}
-    assert 0.05 < factors[-1] < 1.0

@@ -56,10 +56,6 @@ class TrainConfig(Options):
                                  ge=0, lt=1)
     redshift_weight: float = option(1.0, "weight of the redshift NLL in the total loss", ge=0)
     grad_clip: float = option(10.0, "largest gradient norm (0: no clipping)", ge=0)
-    average_epochs: int = option(
-        0, "last epochs over which the weights are averaged at every step (stochastic "
-        "weight averaging): the learning rate is held at the value the schedule reached "
-        "when they start, and the model returned is the average", ge=0)
     calibrate: bool = option(True, "after training, fit one factor on all mixture widths on "
                              "the validation scenes")
     seed: int = option(0, "random seed (split, initialisation, shuffling, augmentation)")
@@ -82,9 +78,6 @@ class TrainConfig(Options):
         if self.freeze_backbone_epochs > self.epochs:
             raise OptionError(f"freeze_backbone_epochs ({self.freeze_backbone_epochs}) is more "
                               f"than epochs ({self.epochs})")
-        if self.average_epochs > self.epochs:
-            raise OptionError(f"average_epochs ({self.average_epochs}) is more than epochs "
-                              f"({self.epochs})")
 
 
 @dataclass(frozen=True)

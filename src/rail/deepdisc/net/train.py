@@ -82,10 +82,7 @@ def _config_hash(config: TrainConfig, store_path: str) -> str:
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def _lr_factor(step: int, total: int, warmup: int, hold: int | None = None) -> float:
-    """Warm-up, then cosine from 1 to 0.05 over ``total`` steps, held from step ``hold``."""
-    if hold is not None:
-        step = min(step, hold)
+def _lr_factor(step: int, total: int, warmup: int) -> float:
     if warmup and step < warmup:
         return (step + 1) / warmup
     t = (step - warmup) / max(total - warmup, 1)
@@ -168,15 +165,11 @@ class _Loop:
         self.batches = loader(data, config.batch_size, self.sampler, workers)
         self.steps_per_epoch = len(self.batches)
         total = self.steps_per_epoch * config.epochs
-        self.first_averaged_epoch = config.epochs - config.average_epochs
-        hold = self.steps_per_epoch * self.first_averaged_epoch
         params = [p for p in model.parameters() if p.requires_grad]
         self.opt = torch.optim.AdamW(params, lr=config.learning_rate,
                                      weight_decay=config.weight_decay)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
-            self.opt, lambda s: _lr_factor(s, total, config.warmup_steps, hold))
-        self.averaged = torch.optim.swa_utils.AveragedModel(model) \
-            if config.average_epochs else None
+            self.opt, lambda s: _lr_factor(s, total, config.warmup_steps))
         self.autocast = device.type == "cuda" and config.mixed_precision
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
@@ -199,8 +192,6 @@ class _Loop:
         self.model.load_state_dict(state["model"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
-        if self.averaged is not None:
-            self.averaged.load_state_dict(state["averaged"])
         torch.set_rng_state(state["torch_rng"][self.ctx.rank])
         self.history = json.loads(state["history"])
         self.start_epoch = int(state["epoch"])
@@ -238,8 +229,6 @@ class _Loop:
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
             self.opt.step()
             self.sched.step()
-            if self.averaged is not None and epoch >= self.first_averaged_epoch:
-                self.averaged.update_parameters(self.model)
             for key, value in _summarise(loss).items():
                 sums[key] = sums.get(key, 0.0) + value
             bar.set_postfix(loss=f"{float(total.detach()):.3f}")
@@ -286,8 +275,6 @@ class _Loop:
                      "scheduler": self.sched.state_dict(), "torch_rng": rng,
                      "epoch": epoch, "history": json.dumps(self.history),
                      "run_id": self.run_id}
-            if self.averaged is not None:
-                state["averaged"] = self.averaged.state_dict()
             with atomic_output(self.ckpt, "checkpoint") as tmp:
                 torch.save(state, tmp)
         self.ctx.barrier()
@@ -306,13 +293,6 @@ class _Loop:
                          self.config.epochs, _fmt(train_loss), _fmt(val_loss),
                          self.history[-1]["seconds"])
             self.save_checkpoint(epoch + 1)
-        if self.averaged is not None:
-            with torch.no_grad():
-                for mine, mean in zip(self.model.parameters(),
-                                      self.averaged.module.parameters(), strict=True):
-                    mine.copy_(mean)
-            log.info("weights averaged over the last %d epochs (%d steps)",
-                     self.config.average_epochs, int(self.averaged.n_averaged))
 
 
 def train(store_path: str | os.PathLike, config: TrainConfig,
