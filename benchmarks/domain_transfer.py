@@ -26,6 +26,8 @@ training on our simulations) on photometry of the same test objects.
 With ``--seeds 1,2,3`` the home and randomised models are trained with each seed and the
 figures of every seed, their mean and spread, and each configuration's ensemble (the seeds'
 PDFs averaged) are reported too: one seed's transfer figures are not reliable at these sizes.
+``--continue-epochs 3`` trains each pretrained model 3 more epochs on its own field (from
+its weights, at ``--continue-lr``) and reports and fine-tunes those instead.
 
 Printed and written (``--output`` JSON, ``--markdown``, ``--plot``): bright (F200W S/N > 10)
 sigma_IQR, outlier rate and PIT KS for each model on each test field; the foreign/home
