@@ -299,12 +299,12 @@ def _args(argv):
     return args
 
 
-def _continued(store: str, pretrained: Path, cfg: TrainConfig, seed: int, args
+def _continued(store: str, pretrained: Path, cfg: TrainConfig, epochs: int, lr: float
                ) -> tuple[Path, dict]:
-    """A pretrained model trained for more epochs on its own field, with the same seed."""
-    n = args.continue_epochs
-    path = pretrained.with_name(f"{pretrained.stem}_cont{n}_lr{args.continue_lr:g}.pt")
-    more = replace(cfg, seed=seed, epochs=n, warmup_steps=0, learning_rate=args.continue_lr)
+    """A pretrained model trained ``epochs`` more on its own field (``cfg`` carries its
+    seed), from its weights, without warm-up, at peak learning rate ``lr``."""
+    path = pretrained.with_name(f"{pretrained.stem}_cont{epochs}_lr{lr:g}.pt")
+    more = replace(cfg, epochs=epochs, warmup_steps=0, learning_rate=lr)
     return path, _train(store, str(path), more, init=str(pretrained))
 
 
@@ -338,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
             trained = _train(stores[f"{name}_train"], str(path), replace(cfg, seed=seed))
             minutes[f"{name} seed {seed}"] = trained["minutes"]
             if args.continue_epochs:
-                path, trained = _continued(stores[f"{name}_train"], path, cfg, seed, args)
+                path, trained = _continued(stores[f"{name}_train"], path,
+                                           replace(cfg, seed=seed), args.continue_epochs,
+                                           args.continue_lr)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
             seed_models[name, seed] = trained["obj"]
             if seed == seeds[0]:  # the first seed's model is reported and fine-tuned
