@@ -50,6 +50,7 @@ import os
 import sys
 import time
 from dataclasses import replace
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,7 @@ from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
+from rail.deepdisc.store.join import join_stores
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 
@@ -110,25 +112,50 @@ def eazy_fsps_list(path: Path, eazy_templates: Path) -> str:
     return str(path)
 
 
+def _sed_library(seds: str, workdir: Path, eazy_templates: Path) -> str:
+    """A ``sed_library`` value from a benchmark SED choice: libraries joined by '+', with
+    ``fsps`` standing for EAZY's FSPS templates (:func:`eazy_fsps_list`)."""
+    parts = [eazy_fsps_list(workdir / "eazy_fsps.list", Path(eazy_templates))
+             if part == "fsps" else part for part in seds.split("+")]
+    return "+".join(parts)
+
+
 def configurations(workdir: Path, randomised_seds: str = "cosmos",
-                   eazy_templates: Path = DEFAULT_TEMPLATES) -> dict[str, dict]:
-    """FieldSpec options of the three configurations; ``randomised_seds`` is the
-    randomised field's ``sed_library``, with ``fsps`` standing for EAZY's FSPS templates
-    (:func:`eazy_fsps_list`)."""
+                   eazy_templates: Path = DEFAULT_TEMPLATES,
+                   foreign_seds: str = "auto") -> dict[str, dict | list[dict]]:
+    """FieldSpec options of the three configurations.
+
+    ``randomised_seds`` is the randomised field's SED library: libraries joined by '+' mix
+    galaxy by galaxy in one field; libraries separated by ',' make a field each, whose
+    scenes are joined in equal shares (a scene-by-scene mix: ``randomised`` is then a list
+    of options). ``foreign_seds`` is the foreign fields' library (``auto``: ``sps`` where
+    bagpipes is installed, else ``cww``). ``fsps`` stands for EAZY's FSPS templates. The
+    foreign library may be none of the training fields': the foreign SEDs are ones no
+    training saw.
+    """
     from rail.deepdisc.sim.sps import bagpipes_available
 
-    foreign_seds = "sps" if bagpipes_available() else "cww"
-    randomised = {"survey": "jades", "realism": "full"}
-    if randomised_seds != "cosmos":  # (the realism preset's own library)
-        parts = [eazy_fsps_list(workdir / "eazy_fsps.list", Path(eazy_templates))
-                 if part == "fsps" else part for part in randomised_seds.split("+")]
-        randomised["sed_library"] = "+".join(parts)
+    if foreign_seds == "auto":
+        foreign_seds = "sps" if bagpipes_available() else "cww"
+    seen = set(randomised_seds.replace(",", "+").split("+")) | {"cosmos"}  # home's: cosmos
+    clash = sorted(seen & set(foreign_seds.split("+")))
+    if clash:
+        raise SystemExit(f"--foreign-seds {foreign_seds!r} shares {clash} with the training "
+                         "fields' SEDs: the foreign field's must be ones no training saw")
+    randomised = []
+    for seds in randomised_seds.split(","):
+        options = {"survey": "jades", "realism": "full"}
+        if seds != "cosmos":  # (the realism preset's own library)
+            options["sed_library"] = _sed_library(seds, workdir, eazy_templates)
+        randomised.append(options)
     return {
         "home": {"survey": "jades", "realism": "off"},
-        "randomised": randomised,
+        "randomised": randomised[0] if len(randomised) == 1 else randomised,
         "foreign": {"survey": foreign_survey_file(workdir / "jades_foreign.yml"),
-                    "realism": "off", "sed_library": foreign_seds, "emission_lines": True,
-                    "clumpy_fraction": 0.6, "asymmetric_fraction": 0.4},
+                    "realism": "off",
+                    "sed_library": _sed_library(foreign_seds, workdir, eazy_templates),
+                    "emission_lines": True, "clumpy_fraction": 0.6,
+                    "asymmetric_fraction": 0.4},
     }
 
 
@@ -146,8 +173,20 @@ def options_key(options: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
-def field(workdir: Path, name: str, options: dict, n: int, seed: int, workers: int) -> str:
-    """Simulate (or reuse) a field of ``n`` 128^2 scenes of a configuration."""
+def field(workdir: Path, name: str, options: dict | list[dict], n: int, seed: int,
+          workers: int) -> str:
+    """Simulate (or reuse) a field of ``n`` 128^2 scenes of a configuration; for a list of
+    configurations, a field of each joined in equal shares of consecutive scenes (the k-th
+    configuration gives scenes ``k n / K .. (k + 1) n / K`` of its own field, so no two
+    shares repeat a scene's PSF, depth and mask draws)."""
+    if isinstance(options, list):
+        parts = [field(workdir, name, o, n, seed, workers) for o in options]
+        key = hashlib.sha256(" ".join(Path(p).stem for p in parts).encode()).hexdigest()[:8]
+        path = workdir / f"{name}_{n}_seed{seed}_joined{len(parts)}_{key}.hdf5"
+        if not path.exists():
+            edges = np.linspace(0, n, len(parts) + 1).round().astype(int)
+            join_stores(parts, path, [slice(lo, hi) for lo, hi in pairwise(edges)])
+        return str(path)
     path = workdir / f"{name}_{n}_seed{seed}_{options_key(options)}.hdf5"
     if not path.exists():
         print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
@@ -276,10 +315,16 @@ def _args(argv):
                    "ensemble (the seeds' PDFs averaged); fine-tuning starts from the first")
     p.add_argument("--randomised-seds", default="cosmos",
                    help="SED library of the randomised field: 'cosmos' (the realism "
-                   "preset's, default), or libraries joined by '+', 'fsps' standing for "
-                   "EAZY's FSPS templates (e.g. cosmos+fsps)")
+                   "preset's, default), libraries joined by '+' (mixed galaxy by galaxy, "
+                   "e.g. cosmos+fsps, 'fsps' standing for EAZY's FSPS templates), or "
+                   "separated by ',' (a field each, joined scene by scene in equal shares, "
+                   "e.g. cosmos,sps)")
+    p.add_argument("--foreign-seds", default="auto",
+                   help="SED library of the foreign fields: 'auto' (BC03 + CLOUDY, 'sps', "
+                   "where bagpipes is installed, else 'cww'), or libraries joined by '+' "
+                   "as for --randomised-seds; none of them may be a training field's")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES),
-                   help="EAZY's templates folder (for 'fsps' in --randomised-seds)")
+                   help="EAZY's templates folder (for 'fsps' in the SED options)")
     p.add_argument("--backbone", default="resnet18_fpn")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
@@ -315,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
     workers = args.workers or threads
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
-    configs = configurations(work, args.randomised_seds, Path(args.eazy_templates))
+    configs = configurations(work, args.randomised_seds, Path(args.eazy_templates),
+                             args.foreign_seds)
     t_start = time.perf_counter()
     n, nt, nf = args.train_scenes, args.test_scenes, args.foreign_train_scenes
     stores = {
@@ -483,7 +529,8 @@ def markdown(results: dict) -> str:
     for k, v in s.items():
         lo, hi = intervals.get(k, (np.nan, np.nan))
         shown = f"{lo:.3f} – {hi:.3f}" if np.isfinite(lo) else "—"  # a seed spread has none
-        rows.append(f"| {k} | {v:.3f} | {shown} |")
+        value = f"{v:.3f}" if np.isfinite(v) else "— (no gap left)"  # ratio <= 1 already
+        rows.append(f"| {k} | {value} | {shown} |")
     return "\n".join(rows) + "\n"
 
 
