@@ -113,11 +113,11 @@ def join_stores(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
         counts = [len(r) for r in ranges]
         columns = [c for c in stores[0].object_columns
                    if all(c in s.object_columns for s in stores[1:]) and c != "scene"]
-        scene_columns = set.intersection(*(set(s.scenes(rows=slice(0, 0))) for s in stores))
+        each_scene_columns = [set(s.scenes(rows=slice(0, 0))) for s in stores]
+        scene_columns = set.intersection(*each_scene_columns)
         dropped = sorted({c for s in stores for c in s.object_columns} - set(columns)
                          - {"scene"})
-        dropped_scene = sorted(set.union(*(set(s.scenes(rows=slice(0, 0))) for s in stores))
-                               - scene_columns)
+        dropped_scene = sorted(set.union(*each_scene_columns) - scene_columns)
         if dropped or dropped_scene:
             log.info("joined store keeps the columns every input has; dropped object "
                      "columns %s, scene columns %s", dropped, dropped_scene)
