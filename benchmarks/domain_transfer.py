@@ -30,6 +30,9 @@ training on our simulations) on photometry of the same test objects.
 With ``--seeds 1,2,3`` the home and randomised models are trained with each seed and the
 figures of every seed, their mean and spread, and each configuration's ensemble (the seeds'
 PDFs averaged) are reported too: one seed's transfer figures are not reliable at these sizes.
+``--finetune-seeds all`` fine-tunes every seed's randomised model, not only the first's, and
+reports each seed's closed gap, their mean and spread, and the share of the seeds' mean gap
+closed (the seeds' mean ratio before and after).
 ``--continue-epochs 3`` trains each pretrained model 3 more epochs on its own field (from
 its weights, at ``--continue-lr``) and reports and fine-tunes those instead.
 
@@ -312,6 +315,10 @@ def _args(argv):
     p.add_argument("--finetune-all-scenes", action="store_true",
                    help="fine-tune on every scene of the foreign training field, not only "
                    "on those with a label")
+    p.add_argument("--finetune-seeds", choices=("first", "all"), default="first",
+                   help="fine-tune the first seed's randomised model (default) or every "
+                   "seed's: then each seed's closed gap, their mean and spread, and the "
+                   "share of the seeds' mean gap are reported too")
     p.add_argument("--labels", default="100,300,1000", help="numbers of foreign labels")
     p.add_argument("--seeds", default="1",
                    help="training seeds of the home and randomised models, e.g. 1,2,3: "
@@ -341,10 +348,14 @@ def _args(argv):
     p.add_argument("--markdown", default=None, help="the tables as Markdown")
     p.add_argument("--plot", default=None, help="a figure of sigma_IQR (PNG)")
     args = p.parse_args(argv)
+    if args.finetune_seeds == "all" and len(args.seeds.split(",")) < 2:
+        p.error("--finetune-seeds all needs two or more --seeds")
     if args.quick:  # options given explicitly still win
         p.set_defaults(train_scenes=120, test_scenes=40, foreign_train_scenes=150, epochs=4,
                        finetune_epochs=3, labels="100,300")
         args = p.parse_args(argv)
+    if args.finetune_seeds == "all" and len(args.seeds.split(",")) < 2:
+        p.error("--finetune-seeds all needs two or more --seeds")
     return args
 
 
@@ -380,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         device=args.device, num_threads=args.threads, seed=1))
     seeds = [int(x) for x in args.seeds.split(",")]
-    models, minutes, seed_models = {}, {}, {}
+    models, minutes, seed_models, seed_paths = {}, {}, {}, {}
     for name in ("home", "randomised"):
         store = Path(stores[f"{name}_train"]).stem
         for seed in seeds:
@@ -392,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
                                            replace(cfg, seed=seed), args.continue_epochs,
                                            args.continue_lr)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
-            seed_models[name, seed] = trained["obj"]
+            seed_models[name, seed], seed_paths[name, seed] = trained["obj"], path
             if seed == seeds[0]:  # the first seed's model is reported and fine-tuned
                 models[name] = (path, trained["obj"])
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
@@ -400,13 +411,20 @@ def main(argv: list[str] | None = None) -> int:
                      labelled_scenes_only=not args.finetune_all_scenes)
     recipe = (f"e{args.finetune_epochs}_lr{args.finetune_lr:g}"
               f"{'_all' if args.finetune_all_scenes else ''}")
+    finetuned_seeds: dict = {}  # label count's model name -> {seed: model}
     for n_labels, labelled_store in labelled.items():
         name = f"randomised+{n_labels} foreign labels"
-        path = work / f"{models['randomised'][0].stem}_ft{n_labels}of{nf}_{recipe}.pt"
-        trained = _train(labelled_store, str(path), ft_cfg, init=str(models["randomised"][0]))
-        models[name], minutes[name] = (path, trained["obj"]), trained["minutes"]
+        for seed in seeds if args.finetune_seeds == "all" else seeds[:1]:
+            base = seed_paths["randomised", seed]
+            path = work / f"{base.stem}_ft{n_labels}of{nf}_{recipe}.pt"
+            trained = _train(labelled_store, str(path), ft_cfg, init=str(base))
+            finetuned_seeds.setdefault(name, {})[seed] = trained["obj"]
+            minutes[f"{name} seed {seed}"] = trained["minutes"]
+            if seed == seeds[0]:
+                models[name] = (path, trained["obj"])
 
-    results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes, "seeds": {}}
+    results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes, "seeds": {},
+                     "finetuned_seeds": {}}
     per_seed = {t: {key: forced(obj, stores[t], device) for key, obj in seed_models.items()}
                 for t in ("home_test", "foreign_test")}
     for name, (_, obj) in models.items():
@@ -424,6 +442,14 @@ def main(argv: list[str] | None = None) -> int:
                 t: bright_metrics(average_pdfs([per_seed[t][name, s] for s in seeds]),
                                   stores[t]) for t in per_seed}
             print(f"{name}: per seed", json.dumps(results["seeds"][name]), flush=True)
+    if args.finetune_seeds == "all":
+        for name, by_seed in finetuned_seeds.items():
+            results["finetuned_seeds"][name] = {
+                seed: {"foreign_test": _without_delta(bright_metrics(
+                    forced(obj, stores["foreign_test"], device), stores["foreign_test"]))}
+                for seed, obj in by_seed.items()}
+            print(f"{name}: per seed", json.dumps(results["finetuned_seeds"][name]),
+                  flush=True)
     if not args.no_bpz:
         results["bpz"] = bpz_figures(stores, work, workers)
     results["summary"] = summary(results)
@@ -500,9 +526,35 @@ def summary(results: dict) -> dict:
                                      for f in results["seeds"][name].values()])
                       for name in ("home", "randomised")}
         out["in_domain_change_seed_mean"] = home_sigma["randomised"] / home_sigma["home"] - 1
+    for name, closed in finetuned_gaps(results).items():
+        before, after = closed["before"], closed["after"]
+        finite = closed["closed"][np.isfinite(closed["closed"])]  # seeds with a gap
+        out[f"gap_closed_{name}_seed_mean"] = float(finite.mean()) if finite.size else np.nan
+        out[f"gap_closed_{name}_seed_sd"] = (float(finite.std(ddof=1)) if finite.size > 1
+                                             else np.nan)
+        out[f"gap_closed_{name}_of_mean_gap"] = (
+            (before.mean() - after.mean()) / (before.mean() - 1.0) if before.mean() > 1.0
+            else np.nan)
     if results.get("bpz"):
         b = results["bpz"]
         out["ratio_bpz"] = b["foreign_test"]["sigma_iqr"] / b["home_test"]["sigma_iqr"]
+    return out
+
+
+def finetuned_gaps(results: dict) -> dict[str, dict[str, np.ndarray]]:
+    """For each fine-tuned model run on every seed (``--finetune-seeds all``): each seed's
+    foreign/home sigma_IQR ratio before and after fine-tuning (both against that seed's
+    randomised home figure) and the share of its gap closed (NaN where it had none)."""
+    by_seed = results.get("seeds", {}).get("randomised", {})
+    out = {}
+    for name, tuned in results.get("finetuned_seeds", {}).items():
+        home = np.array([by_seed[s]["home_test"]["sigma_iqr"] for s in tuned])
+        before = np.array([by_seed[s]["foreign_test"]["sigma_iqr"] for s in tuned]) / home
+        after = np.array([f["foreign_test"]["sigma_iqr"] for f in tuned.values()]) / home
+        with np.errstate(invalid="ignore", divide="ignore"):
+            closed = np.where(before > 1.0, (before - after) / (before - 1.0), np.nan)
+        out[name] = {"seeds": np.array(list(tuned)), "before": before, "after": after,
+                     "closed": closed}
     return out
 
 
@@ -527,6 +579,16 @@ def markdown(results: dict) -> str:
                             f"{foreign['sigma_iqr']:.3f} | "
                             f"{foreign['sigma_iqr'] / home['sigma_iqr']:.2f} | "
                             f"{foreign['outlier_rate']:.3f} |")
+    tuned = results.get("finetuned_seeds", {})
+    if tuned:
+        rows += ["", "| fine-tuned | seed | ratio before | ratio after | gap closed | "
+                 "foreign σ_IQR after | foreign η after |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for name, gaps in finetuned_gaps(results).items():
+            for k, seed in enumerate(gaps["seeds"]):
+                f = tuned[name][seed]["foreign_test"]
+                rows.append(f"| {name} | {seed} | {gaps['before'][k]:.2f} | "
+                            f"{gaps['after'][k]:.2f} | {gaps['closed'][k]:.0%} | "
+                            f"{f['sigma_iqr']:.3f} | {f['outlier_rate']:.3f} |")
     s, intervals = results["summary"], results.get("intervals_68", {})
     rows += ["", "| figure | value | 68% bootstrap interval (test objects) |",
              "|---|---:|---:|"]
@@ -554,8 +616,9 @@ def plot(results: dict, path: str) -> None:
                label=test.replace("_test", " test field"))
     for k, (test, colour) in enumerate((("home_test", "navy"), ("foreign_test", "darkred"))):
         for i, name in enumerate(names):  # each training seed of a model, as a dot
-            by_seed = results.get("seeds", {}).get(name, {})
-            ys = [f[test]["sigma_iqr"] for f in by_seed.values()]
+            by_seed = (results.get("seeds", {}).get(name)
+                       or results.get("finetuned_seeds", {}).get(name, {}))
+            ys = [f[test]["sigma_iqr"] for f in by_seed.values() if test in f]
             ax.plot(np.full(len(ys), x[i] + (k - 0.5) * 0.38), ys, "o", ms=3, color=colour,
                     label="training seeds" if (k == 0 and ys and i == 0) else None)
     ax.set_xticks(x, [n.replace("+", "\n+ ").replace(" foreign labels", "\nforeign labels")

@@ -1,0 +1,86 @@
+"""The transfer benchmark's figures: ratios, in-domain change and the gap fine-tuning closes,
+per seed and over seeds (``benchmarks/domain_transfer.py``), on hand-made results."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "domain_transfer.py"
+
+
+@pytest.fixture(scope="module")
+def transfer():
+    spec = importlib.util.spec_from_file_location("domain_transfer", BENCHMARK)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("domain_transfer", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _figures(sigma: float, eta: float = 0.1) -> dict:
+    return {"sigma_iqr": sigma, "outlier_rate": eta, "pit_ks": 0.05, "bias": 0.0, "n": 100}
+
+
+def _results() -> dict:
+    """Two seeds: seed 1 ratio 1.5 -> 1.25 (half closed), seed 2 ratio 1.2 -> 1.3 (worse)."""
+    seeds = {"home": {1: {"home_test": _figures(0.10), "foreign_test": _figures(0.14)},
+                      2: {"home_test": _figures(0.10), "foreign_test": _figures(0.16)}},
+             "randomised": {1: {"home_test": _figures(0.10), "foreign_test": _figures(0.15)},
+                            2: {"home_test": _figures(0.05), "foreign_test": _figures(0.06)}}}
+    name = "randomised+300 foreign labels"
+    return {
+        "deepdisc": {"home": seeds["home"][1], "randomised": seeds["randomised"][1],
+                     name: {"foreign_test": _figures(0.125, 0.05)}},
+        "seeds": seeds,
+        "finetuned_seeds": {name: {1: {"foreign_test": _figures(0.125, 0.05)},
+                                   2: {"foreign_test": _figures(0.065, 0.07)}}},
+        "bpz": {"home_test": _figures(0.02), "foreign_test": _figures(0.08)},
+    }
+
+
+def test_gap_closed_per_seed_and_over_seeds(transfer):
+    results = _results()
+    name = "randomised+300 foreign labels"
+    gaps = transfer.finetuned_gaps(results)[name]
+    np.testing.assert_allclose(gaps["before"], [1.5, 1.2])
+    np.testing.assert_allclose(gaps["after"], [1.25, 1.3])
+    np.testing.assert_allclose(gaps["closed"], [0.5, -0.5])
+    s = transfer.summary(results)
+    assert s["ratio_randomised"] == pytest.approx(1.5)  # the first seed's
+    assert s[f"gap_closed_{name}"] == pytest.approx(0.5)
+    assert s[f"gap_closed_{name}_seed_mean"] == pytest.approx(0.0)
+    assert s[f"gap_closed_{name}_seed_sd"] == pytest.approx(np.std([0.5, -0.5], ddof=1))
+    # the seeds' mean ratio 1.35 -> 1.275: 0.075 of a 0.35 gap
+    assert s[f"gap_closed_{name}_of_mean_gap"] == pytest.approx(0.075 / 0.35)
+    assert s["ratio_randomised_seed_mean"] == pytest.approx(1.35)
+    assert s["in_domain_change_seed_mean"] == pytest.approx(0.075 / 0.10 - 1.0)
+    assert s["ratio_bpz"] == pytest.approx(4.0)
+
+
+def test_no_gap_left_is_not_a_closed_gap(transfer):
+    results = _results()
+    results["seeds"]["randomised"][2]["foreign_test"] = _figures(0.045)  # ratio 0.9
+    gaps = transfer.finetuned_gaps(results)["randomised+300 foreign labels"]
+    assert np.isnan(gaps["closed"][1]) and gaps["closed"][0] == pytest.approx(0.5)
+    s = transfer.summary(results)
+    assert s["gap_closed_randomised+300 foreign labels_seed_mean"] == pytest.approx(0.5)
+
+
+def test_markdown_lists_each_finetuned_seed(transfer):
+    results = _results()
+    results["summary"] = transfer.summary(results)
+    text = transfer.markdown(results)
+    assert "| randomised+300 foreign labels | 1 | 1.50 | 1.25 | 50% | 0.125 | 0.050 |" in text
+    assert "| randomised+300 foreign labels | 2 | 1.20 | 1.30 | -50% | 0.065 | 0.070 |" in text
+
+
+def test_finetune_seeds_all_needs_several_seeds(transfer, capsys):
+    with pytest.raises(SystemExit):
+        transfer._args(["--finetune-seeds", "all", "--seeds", "1"])
+    assert "--finetune-seeds all needs two or more --seeds" in capsys.readouterr().err
+    assert transfer._args(["--finetune-seeds", "all", "--seeds", "1,2"]).finetune_seeds == "all"
