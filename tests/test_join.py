@@ -72,3 +72,26 @@ def test_join_refuses_other_surveys_bad_counts_and_inputs(jades_store, lsst_stor
     with pytest.raises(OutputPathError):
         join_stores([jades_store, jades_store], tmp_path, progress=False)
     assert not (tmp_path / "x.hdf5").exists()
+
+
+def test_join_command(jades_store, realism_store, tmp_path, capsys):
+    from rail.deepdisc.cli import main
+
+    out = tmp_path / "mix.hdf5"
+    assert main(["join", jades_store, realism_store, "--scenes", "1:3", "2",
+                 "--output", str(out), "-q"]) == 0
+    assert f"wrote {out}: 4 scenes" in capsys.readouterr().out
+    with SceneStore(jades_store) as a, SceneStore(realism_store) as b, SceneStore(out) as j:
+        np.testing.assert_array_equal(j.read_chunk(0, 2).images, a.read_chunk(1, 3).images)
+        np.testing.assert_array_equal(j.read_chunk(2, 4).images, b.read_chunk(0, 2).images)
+        assert [p["scenes"] for p in j.provenance()["joined"]] == [[1, 3], [0, 2]]
+    # a bad selection fails while parsing, naming the entry; an input as output, at once
+    with pytest.raises(SystemExit):
+        main(["join", jades_store, realism_store, "--scenes", "1-3", "all",
+              "--output", str(tmp_path / "x.hdf5")])
+    assert "--scenes entry '1-3'" in capsys.readouterr().err
+    assert main(["join", jades_store, realism_store, "--output", jades_store, "-q"]) == 2
+    assert "rail-deepdisc join: error:" in capsys.readouterr().err
+    assert main(["join", jades_store, realism_store, "--scenes", "2",
+                 "--output", str(tmp_path / "y.hdf5"), "-q"]) == 2
+    assert "2 stores" in capsys.readouterr().err

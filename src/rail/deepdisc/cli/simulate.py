@@ -1,4 +1,5 @@
-"""``rail-deepdisc simulate`` and ``show``: simulated fields and pictures of scenes.
+"""``rail-deepdisc simulate``, ``join`` and ``show``: simulated fields, fields joined scene by
+scene, and pictures of scenes.
 
 The simulation flags are derived from :class:`~rail.deepdisc.sim.field.FieldSpec` (every
 population and rendering option) and :class:`~rail.deepdisc.workers.WorkerOptions`.
@@ -26,6 +27,32 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scene_selection(text: str) -> int | slice | None:
+    """A ``--scenes`` entry: ``all``, ``N`` (the first N) or ``START:STOP``."""
+    text = text.strip()
+    try:
+        if text == "all":
+            return None
+        if ":" in text:
+            start, stop = text.split(":")
+            return slice(int(start) if start else None, int(stop) if stop else None)
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--scenes entry {text!r}: give 'all', N (the first N) or START:STOP") from None
+
+
+def _cmd_join(args: argparse.Namespace) -> int:
+    from rail.deepdisc.store.join import join_stores
+    from rail.deepdisc.store.scenes import SceneStore
+
+    path = join_stores(args.stores, args.output, args.scenes, progress=not args.quiet)
+    with SceneStore(path) as store:
+        print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
+              f"bands {', '.join(store.bands)}")
+    return 0
+
+
 def _cmd_show(args: argparse.Namespace) -> int:
     from rail.deepdisc.evaluate.display import show_scene
 
@@ -44,6 +71,16 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                      help="also write the population catalog (hdf5) here")
     sim.add_argument("--output", required=True, help="scene store to write (hdf5)")
     sim.set_defaults(func=_cmd_simulate)
+
+    join = sub.add_parser("join", parents=[common],
+                          help="join scene stores of one survey scene by scene (e.g. a "
+                          "pretraining field of template and population-synthesis SEDs)")
+    join.add_argument("stores", nargs="+", help="scene stores (hdf5), in the joined order")
+    join.add_argument("--scenes", nargs="+", type=_scene_selection, default=None,
+                      help="scenes taken from each store, one entry per store: 'all' "
+                      "(default), N (the first N) or START:STOP")
+    join.add_argument("--output", required=True, help="joined scene store to write (hdf5)")
+    join.set_defaults(func=_cmd_join)
 
     show = sub.add_parser("show", parents=[common],
                           help="draw a scene as an RGB PNG with truth boxes")
