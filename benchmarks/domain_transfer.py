@@ -427,11 +427,14 @@ def main(argv: list[str] | None = None) -> int:
                      "finetuned_seeds": {}}
     per_seed = {t: {key: forced(obj, stores[t], device) for key, obj in seed_models.items()}
                 for t in ("home_test", "foreign_test")}
-    for name, (_, obj) in models.items():
+    finetuned_forced = {name: {seed: forced(obj, stores["foreign_test"], device)
+                               for seed, obj in by_seed.items()}
+                        for name, by_seed in finetuned_seeds.items()}  # foreign test only
+    for name in models:
         tests = ("foreign_test",) if "+" in name else ("home_test", "foreign_test")
         results["deepdisc"][name] = {
             t: bright_metrics(per_seed[t][name, seeds[0]] if "+" not in name
-                              else forced(obj, stores[t], device), stores[t]) for t in tests}
+                              else finetuned_forced[name][seeds[0]], stores[t]) for t in tests}
         print(name, json.dumps(results["deepdisc"][name], default=_scalars), flush=True)
     if len(seeds) > 1:
         for name in ("home", "randomised"):
@@ -443,11 +446,11 @@ def main(argv: list[str] | None = None) -> int:
                                   stores[t]) for t in per_seed}
             print(f"{name}: per seed", json.dumps(results["seeds"][name]), flush=True)
     if args.finetune_seeds == "all":
-        for name, by_seed in finetuned_seeds.items():
+        for name, by_seed in finetuned_forced.items():
             results["finetuned_seeds"][name] = {
-                seed: {"foreign_test": _without_delta(bright_metrics(
-                    forced(obj, stores["foreign_test"], device), stores["foreign_test"]))}
-                for seed, obj in by_seed.items()}
+                seed: {"foreign_test": _without_delta(bright_metrics(ens,
+                                                                     stores["foreign_test"]))}
+                for seed, ens in by_seed.items()}
             print(f"{name}: per seed", json.dumps(results["finetuned_seeds"][name]),
                   flush=True)
     if not args.no_bpz:
