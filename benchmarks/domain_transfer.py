@@ -389,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         device=args.device, num_threads=args.threads, seed=1))
     seeds = [int(x) for x in args.seeds.split(",")]
-    models, minutes, seed_models, seed_paths = {}, {}, {}, {}
+    minutes, seed_models, seed_paths = {}, {}, {}
     for name in ("home", "randomised"):
         store = Path(stores[f"{name}_train"]).stem
         for seed in seeds:
@@ -402,8 +402,6 @@ def main(argv: list[str] | None = None) -> int:
                                            args.continue_lr)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
             seed_models[name, seed], seed_paths[name, seed] = trained["obj"], path
-            if seed == seeds[0]:  # the first seed's model is reported and fine-tuned
-                models[name] = (path, trained["obj"])
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                      freeze_backbone_epochs=1,
                      labelled_scenes_only=not args.finetune_all_scenes)
@@ -418,8 +416,6 @@ def main(argv: list[str] | None = None) -> int:
             trained = _train(labelled_store, str(path), ft_cfg, init=str(base))
             finetuned_seeds.setdefault(name, {})[seed] = trained["obj"]
             minutes[f"{name} seed {seed}"] = trained["minutes"]
-            if seed == seeds[0]:
-                models[name] = (path, trained["obj"])
 
     results: dict = {"deepdisc": {}, "bpz": {}, "minutes": minutes, "seeds": {},
                      "finetuned_seeds": {}}
@@ -428,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     finetuned_forced = {name: {seed: forced(obj, stores["foreign_test"], device)
                                for seed, obj in by_seed.items()}
                         for name, by_seed in finetuned_seeds.items()}  # foreign test only
-    for name in models:
+    for name in ("home", "randomised", *finetuned_forced):  # each the first seed's
         tests = ("foreign_test",) if "+" in name else ("home_test", "foreign_test")
         results["deepdisc"][name] = {
             t: bright_metrics(per_seed[t][name, seeds[0]] if "+" not in name
@@ -542,7 +538,7 @@ def summary(results: dict) -> dict:
     return out
 
 
-def finetuned_gaps(results: dict) -> dict[str, dict[str, np.ndarray]]:
+def finetuned_gaps(results: dict) -> dict[str, dict]:
     """For each fine-tuned model run on every seed (``--finetune-seeds all``): each seed's
     foreign/home sigma_IQR ratio before and after fine-tuning (both against that seed's
     randomised home figure) and the share of its gap closed (NaN where it had none)."""
@@ -554,7 +550,7 @@ def finetuned_gaps(results: dict) -> dict[str, dict[str, np.ndarray]]:
         after = np.array([f["foreign_test"]["sigma_iqr"] for f in tuned.values()]) / home
         with np.errstate(invalid="ignore", divide="ignore"):
             closed = np.where(before > 1.0, (before - after) / (before - 1.0), np.nan)
-        out[name] = {"seeds": np.array(list(tuned)), "before": before, "after": after,
+        out[name] = {"seeds": list(tuned), "before": before, "after": after,
                      "closed": closed}
     return out
 
