@@ -13,17 +13,23 @@ from rail.deepdisc.sim.field import FieldSpec
 from rail.deepdisc.workers import WorkerOptions
 
 
+def _print_written(path: str) -> None:
+    """One line on a scene store just written: its scenes, objects and bands."""
+    from rail.deepdisc.store.scenes import SceneStore
+
+    with SceneStore(path) as store:
+        print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
+              f"bands {', '.join(store.bands)}")
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from rail.deepdisc.sim.field import simulate_field
-    from rail.deepdisc.store.scenes import SceneStore
 
     spec = FieldSpec.from_mapping(args)
     path = simulate_field(spec, args.output, catalog_output=args.catalog_output,
                           n_workers=WorkerOptions.from_mapping(args).count,
                           progress=not args.quiet)
-    with SceneStore(path) as store:
-        print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
-              f"bands {', '.join(store.bands)}")
+    _print_written(path)
     return 0
 
 
@@ -44,12 +50,9 @@ def _scene_selection(text: str) -> int | slice | None:
 
 def _cmd_join(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.join import join_stores
-    from rail.deepdisc.store.scenes import SceneStore
 
     path = join_stores(args.stores, args.output, args.scenes, progress=not args.quiet)
-    with SceneStore(path) as store:
-        print(f"wrote {path}: {store.n_scenes} scenes, {store.n_objects} objects, "
-              f"bands {', '.join(store.bands)}")
+    _print_written(path)
     return 0
 
 
