@@ -137,12 +137,14 @@ def test_unknown_backbone_and_options_are_named():
         architecture("resnet18_fpn", anchor_size=[1])
 
 
-def test_older_model_files_without_width_scale_load(tmp_path):
+def test_older_model_files_without_the_pdf_calibration_load(tmp_path):
     net = DeepDiscNet(architecture("resnet18_fpn"), n_bands=2)
     path = save_model(tmp_path / "m.pt", net, {"bands": ["a", "b"]})
     obj = read_model_file(path)
     del obj["state_dict"]["roi_heads.redshift_head.width_scale"]
-    assert float(build_from_state(obj).roi_heads.redshift_head.width_scale) == 1.0
+    del obj["state_dict"]["roi_heads.redshift_head.z_shift"]
+    head = build_from_state(obj).roi_heads.redshift_head
+    assert float(head.width_scale) == 1.0 and float(head.z_shift) == 0.0
     del obj["state_dict"]["roi_heads.box_predictor.cls_score.weight"]
     with pytest.raises(ValueError, match="cls_score"):
         build_from_state(obj)

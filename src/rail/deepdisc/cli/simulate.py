@@ -33,7 +33,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _scene_selection(text: str) -> int | slice | None:
+def scene_selection(text: str) -> int | slice | None:
     """A ``--scenes`` entry: ``all``, ``N`` (the first N) or ``START:STOP``."""
     text = text.strip()
     try:
@@ -79,7 +79,7 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                           help="join scene stores of one survey scene by scene (e.g. a "
                           "pretraining field of template and population-synthesis SEDs)")
     join.add_argument("stores", nargs="+", help="scene stores (hdf5), in the joined order")
-    join.add_argument("--scenes", nargs="+", type=_scene_selection, default=None,
+    join.add_argument("--scenes", nargs="+", type=scene_selection, default=None,
                       help="scenes taken from each store, one entry per store: 'all' "
                       "(default), N (the first N) or START:STOP")
     join.add_argument("--output", required=True, help="joined scene store to write (hdf5)")

@@ -58,6 +58,10 @@ class TrainConfig(Options):
     grad_clip: float = option(10.0, "largest gradient norm (0: no clipping)", ge=0)
     calibrate: bool = option(True, "after training, fit one factor on all mixture widths on "
                              "the validation scenes")
+    calibration_store: str = option("", "scene store whose labelled objects calibrate the "
+                                    "PDFs after training instead (widths and a mean shift in "
+                                    "ln(1+z)), e.g. an unrandomised simulation of the survey "
+                                    "after a randomised pretraining", path=True)
     seed: int = option(0, "random seed (split, initialisation, shuffling, augmentation)")
     init_model: str = option("", "model file to start from (pre-training, then fine-tuning; "
                              "same bands)", path=True)

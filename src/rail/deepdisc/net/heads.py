@@ -70,8 +70,11 @@ class RedshiftHead(nn.Module):
             nn.Linear(hidden, hidden), nn.ReLU(inplace=True),
         )
         self.out = nn.Linear(hidden, 3 * n_components)
-        # width recalibration fitted on the validation split after training (1 = none)
+        # PDF recalibration fitted after training: every width times width_scale (fitted
+        # on the validation split; 1 = none) and every mean shifted by z_shift in ln(1+z)
+        # (fitted by ``rail-deepdisc calibrate``; 0 = none)
         self.register_buffer("width_scale", torch.ones(()))
+        self.register_buffer("z_shift", torch.zeros(()))
 
     def init_means(self, z_quantiles: Sequence[float]) -> None:
         """Start the component means at the given redshifts (e.g. training quantiles)."""
@@ -110,7 +113,8 @@ class RedshiftHead(nn.Module):
         raw = self.out(self.trunk(h))
         k = self.n_components
         log_w = F.log_softmax(raw[:, :k], dim=1)
-        mu_y = torch.sigmoid(raw[:, k:2 * k]) * self.log_zmax
+        mu_y = (torch.sigmoid(raw[:, k:2 * k]) * self.log_zmax
+                + self.z_shift).clamp(0.0, self.log_zmax)
         mu = torch.expm1(mu_y)
         sigma = (1.0 + mu) * (F.softplus(raw[:, 2 * k:]) + 2.0e-3) * self.width_scale
         return log_w, mu, sigma

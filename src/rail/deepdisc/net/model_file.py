@@ -90,7 +90,7 @@ def model_meta(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 #: buffers that older model files may lack (their defaults apply)
-_OPTIONAL_BUFFERS = {"roi_heads.redshift_head.width_scale"}
+_OPTIONAL_BUFFERS = {"roi_heads.redshift_head.width_scale", "roi_heads.redshift_head.z_shift"}
 
 
 def build_from_state(obj: dict[str, Any], device: str | torch.device = "cpu") -> DeepDiscNet:
@@ -100,7 +100,7 @@ def build_from_state(obj: dict[str, Any], device: str | torch.device = "cpu") ->
     arch["z_init"] = None  # the weights carry the trained means
     net = DeepDiscNet(arch, int(meta["n_bands"]), float(meta.get("redshift_weight", 1.0)))
     missing, unexpected = net.load_state_dict(obj["state_dict"], strict=False)
-    # models saved before width calibration existed have no width_scale (= 1)
+    # models saved before the PDF calibration existed lack its buffers (1 and 0)
     missing = set(missing) - _OPTIONAL_BUFFERS
     if missing or unexpected:
         raise ModelFileError(f"model weights do not fit the architecture: missing "

@@ -37,27 +37,28 @@ def _text(value):
     return value.decode() if isinstance(value, bytes) else value
 
 
+def scene_range(store: SceneStore, selection: int | slice | None) -> range:
+    """The scenes of a store a selection names: all of them (None), the first ``n`` (an int)
+    or a slice of them; a selection beyond the store's scenes is refused, naming it."""
+    if isinstance(selection, slice):
+        if selection.step not in (None, 1) or (selection.stop or 0) > store.n_scenes:
+            raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
+                                  f"cannot take {selection.start}:{selection.stop}")
+        return range(*selection.indices(store.n_scenes))
+    if selection is None or 0 <= selection <= store.n_scenes:
+        return range(store.n_scenes if selection is None else int(selection))
+    raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
+                          f"cannot take {selection}")
+
+
 def _scene_ranges(stores: Sequence[SceneStore], scenes: Sequence[int | slice | None] | None
                   ) -> list[range]:
-    """The scenes taken from each store: all of them (None), the first ``n`` (an int) or a
-    slice of them."""
+    """The scenes taken from each store (:func:`scene_range`)."""
     if scenes is None:
         scenes = [None] * len(stores)
     if len(scenes) != len(stores):
         raise SceneStoreError(f"scenes gives {len(scenes)} selections for {len(stores)} stores")
-    ranges = []
-    for store, sel in zip(stores, scenes, strict=True):
-        if isinstance(sel, slice):
-            if sel.step not in (None, 1) or (sel.stop or 0) > store.n_scenes:
-                raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} "
-                                      f"scenes; cannot take {sel.start}:{sel.stop}")
-            ranges.append(range(*sel.indices(store.n_scenes)))
-        elif sel is None or 0 <= sel <= store.n_scenes:
-            ranges.append(range(store.n_scenes if sel is None else int(sel)))
-        else:
-            raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
-                                  f"cannot take {sel}")
-    return ranges
+    return [scene_range(store, sel) for store, sel in zip(stores, scenes, strict=True)]
 
 
 def _check_compatible(stores: Sequence[SceneStore]) -> None:
