@@ -35,6 +35,11 @@ reports each seed's closed gap, their mean and spread, and the share of the seed
 closed (the seeds' mean ratio before and after).
 ``--continue-epochs 3`` trains each pretrained model 3 more epochs on its own field (from
 its weights, at ``--continue-lr``) and reports and fine-tunes those instead.
+``--calibrate-on-home`` recalibrates each randomised model's PDFs (width factor and mean
+shift, ``rail-deepdisc calibrate``) on the labelled objects of the home training field, the
+unrandomised simulation of the survey the home model trained on, and reports and fine-tunes
+those instead: a model pretrained on several domains is calibrated on their mixture, and
+this puts its in-domain calibration back.
 
 Printed and written (``--output`` JSON, ``--markdown``, ``--plot``): bright (F200W S/N > 10)
 sigma_IQR, outlier rate and PIT KS for each model on each test field; the foreign/home
@@ -77,6 +82,8 @@ from rail.deepdisc.store.scenes import SceneStore, read_objects
 REPO = Path(__file__).resolve().parents[1]
 #: the metrics reported per model and test field
 REPORTED = ("sigma_iqr", "outlier_rate", "pit_ks", "bias", "n")
+#: the in-domain figures the randomised model is compared on with the home model
+IN_DOMAIN = ("sigma_iqr", "outlier_rate", "pit_ks")
 #: bootstrap resamples of the test objects behind the intervals of the summary figures
 BOOTSTRAP = 1000
 #: EAZY's templates folder (not shipped with the package; ``--eazy-templates``)
@@ -248,7 +255,9 @@ def summary_intervals(results: dict, seed: int = 0) -> dict[str, list[float]]:
             if test not in resamples:
                 resamples[test] = rng.integers(0, delta.size, (BOOTSTRAP, delta.size))
             q25, q75 = np.percentile(delta[resamples[test]], [25, 75], axis=1)
-            out[test] = {"sigma_iqr": (q75 - q25) / 1.349}
+            out[test] = {"sigma_iqr": (q75 - q25) / 1.349,
+                         "outlier_rate": np.mean(np.abs(delta[resamples[test]]) > 0.15,
+                                                 axis=1)}
         return out
 
     booted = {"deepdisc": {name: boot(f) for name, f in results["deepdisc"].items()},
@@ -310,6 +319,10 @@ def _args(argv):
                    "and the fine-tuning then use the continued models")
     p.add_argument("--continue-lr", type=float, default=2.0e-4,
                    help="peak learning rate of the continued epochs")
+    p.add_argument("--calibrate-on-home", action="store_true",
+                   help="recalibrate each randomised model's PDFs (widths and mean shift) "
+                   "on the home training field's labelled objects; every figure and the "
+                   "fine-tuning then use the recalibrated models")
     p.add_argument("--finetune-epochs", type=int, default=15)
     p.add_argument("--finetune-lr", type=float, default=3.0e-4)
     p.add_argument("--finetune-all-scenes", action="store_true",
@@ -366,6 +379,19 @@ def _continued(store: str, pretrained: Path, cfg: TrainConfig, epochs: int, lr: 
     return path, _train(store, str(path), more, init=str(pretrained))
 
 
+def _home_calibrated(home_store: str, pretrained: Path, threads: int) -> tuple[Path, dict]:
+    """A pretrained model with its PDFs recalibrated on every scene of the home training
+    field (``rail-deepdisc calibrate``; reused when written before)."""
+    from rail.deepdisc.net.model_file import read_model_file
+    from rail.deepdisc.net.recalibrate import recalibrate_model
+
+    path = pretrained.with_name(f"{pretrained.stem}_homecal.pt")
+    if not path.exists():
+        recalibrate_model(str(pretrained), home_store, str(path), num_threads=threads,
+                          progress=True)
+    return path, read_model_file(path)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
     threads = set_threads(args.threads)
@@ -401,7 +427,10 @@ def main(argv: list[str] | None = None) -> int:
                                            replace(cfg, seed=seed), args.continue_epochs,
                                            args.continue_lr)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
-            seed_models[name, seed], seed_paths[name, seed] = trained["obj"], path
+            model_obj = trained["obj"]
+            if name == "randomised" and args.calibrate_on_home:
+                path, model_obj = _home_calibrated(stores["home_train"], path, threads)
+            seed_models[name, seed], seed_paths[name, seed] = model_obj, path
     ft_cfg = replace(cfg, epochs=args.finetune_epochs, learning_rate=args.finetune_lr,
                      freeze_backbone_epochs=1,
                      labelled_scenes_only=not args.finetune_all_scenes)
@@ -497,6 +526,10 @@ def summary(results: dict) -> dict:
             dd[name]["home_test"]["sigma_iqr"]
     home_rand = dd["randomised"]["home_test"]["sigma_iqr"]
     out["in_domain_change"] = home_rand / dd["home"]["home_test"]["sigma_iqr"] - 1.0
+    for metric in IN_DOMAIN[1:]:  # (a bootstrap resample has no PIT)
+        if metric in dd["randomised"]["home_test"]:
+            out[f"in_domain_{metric}_change"] = (dd["randomised"]["home_test"][metric]
+                                                 / dd["home"]["home_test"][metric] - 1.0)
     gap = out["ratio_randomised"] - 1.0
     for name, figures in dd.items():
         if "+" in name:
@@ -511,18 +544,24 @@ def summary(results: dict) -> dict:
             out[f"ratio_{name}_ensemble"] = e["foreign_test"]["sigma_iqr"] / \
                 e["home_test"]["sigma_iqr"]
     if "home ensemble" in dd and "randomised ensemble" in dd:
-        out["in_domain_change_ensemble"] = dd["randomised ensemble"]["home_test"][
-            "sigma_iqr"] / dd["home ensemble"]["home_test"]["sigma_iqr"] - 1.0
+        for metric in IN_DOMAIN:
+            if metric not in dd["randomised ensemble"]["home_test"]:
+                continue
+            key = "in_domain_change" if metric == "sigma_iqr" else f"in_domain_{metric}_change"
+            out[f"{key}_ensemble"] = (dd["randomised ensemble"]["home_test"][metric]
+                                      / dd["home ensemble"]["home_test"][metric] - 1.0)
     for name, by_seed in results.get("seeds", {}).items():
         ratios = [f["foreign_test"]["sigma_iqr"] / f["home_test"]["sigma_iqr"]
                   for f in by_seed.values()]
         out[f"ratio_{name}_seed_mean"] = float(np.mean(ratios))
         out[f"ratio_{name}_seed_sd"] = float(np.std(ratios, ddof=1))
     if {"home", "randomised"} <= set(results.get("seeds", {})):
-        home_sigma = {name: np.mean([f["home_test"]["sigma_iqr"]
-                                     for f in results["seeds"][name].values()])
-                      for name in ("home", "randomised")}
-        out["in_domain_change_seed_mean"] = home_sigma["randomised"] / home_sigma["home"] - 1
+        for metric in IN_DOMAIN:  # the seeds' mean figures compared
+            mean = {name: np.mean([f["home_test"][metric]
+                                   for f in results["seeds"][name].values()])
+                    for name in ("home", "randomised")}
+            key = "in_domain_change" if metric == "sigma_iqr" else f"in_domain_{metric}_change"
+            out[f"{key}_seed_mean"] = float(mean["randomised"] / mean["home"] - 1.0)
     for name, closed in finetuned_gaps(results).items():
         before, after = closed["before"], closed["after"]
         finite = closed["closed"][np.isfinite(closed["closed"])]  # seeds with a gap
@@ -558,6 +597,9 @@ def finetuned_gaps(results: dict) -> dict[str, dict]:
 def markdown(results: dict) -> str:
     rows = ["| model | test field | σ_IQR | η (\\|Δ\\|>0.15) | PIT KS | bias | N |",
             "|---|---|---:|---:|---:|---:|---:|"]
+    if results.get("config", {}).get("calibrate_on_home"):
+        rows = ["The randomised models' PDFs are recalibrated (widths and mean shift) on the "
+                "home training field.", "", *rows]
     entries = [(f"DeepDISC, {k}", v) for k, v in results["deepdisc"].items()]
     if results.get("bpz"):
         entries.append(("BPZ, home templates", results["bpz"]))
@@ -567,14 +609,15 @@ def markdown(results: dict) -> str:
                         f"{m['outlier_rate']:.3f} | {m['pit_ks']:.3f} | {m['bias']:+.3f} | "
                         f"{m['n']:.0f} |")
     if results.get("seeds"):
-        rows += ["", "| model | seed | home σ_IQR | foreign σ_IQR | ratio | foreign η |",
-                 "|---|---:|---:|---:|---:|---:|"]
+        rows += ["", "| model | seed | home σ_IQR | foreign σ_IQR | ratio | home η | "
+                 "home PIT KS | foreign η |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
         for name, by_seed in results["seeds"].items():
             for seed, f in by_seed.items():
                 home, foreign = f["home_test"], f["foreign_test"]
                 rows.append(f"| {name} | {seed} | {home['sigma_iqr']:.3f} | "
                             f"{foreign['sigma_iqr']:.3f} | "
                             f"{foreign['sigma_iqr'] / home['sigma_iqr']:.2f} | "
+                            f"{home['outlier_rate']:.3f} | {home['pit_ks']:.3f} | "
                             f"{foreign['outlier_rate']:.3f} |")
     tuned = results.get("finetuned_seeds", {})
     if tuned:

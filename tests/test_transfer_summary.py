@@ -62,6 +62,40 @@ def test_gap_closed_per_seed_and_over_seeds(transfer):
     assert s["ratio_bpz"] == pytest.approx(4.0)
 
 
+def test_in_domain_change_of_each_figure(transfer):
+    results = _results()
+    results["seeds"]["randomised"][1]["home_test"] = {**_figures(0.10, eta=0.12),
+                                                      "pit_ks": 0.04}
+    results["seeds"]["randomised"][2]["home_test"] = {**_figures(0.05, eta=0.10),
+                                                      "pit_ks": 0.08}
+    results["deepdisc"]["randomised"] = results["seeds"]["randomised"][1]
+    s = transfer.summary(results)
+    # first seed: eta 0.12 against the home model's 0.10, PIT KS 0.04 against 0.05
+    assert s["in_domain_outlier_rate_change"] == pytest.approx(0.2)
+    assert s["in_domain_pit_ks_change"] == pytest.approx(-0.2)
+    # the seeds' means: eta 0.11 against 0.10, PIT KS 0.06 against 0.05
+    assert s["in_domain_outlier_rate_change_seed_mean"] == pytest.approx(0.1)
+    assert s["in_domain_pit_ks_change_seed_mean"] == pytest.approx(0.2)
+    row = "| randomised | 2 | 0.050 | 0.060 | 1.20 | 0.100 | 0.080 | 0.100 |"
+    results["summary"] = s
+    assert row in transfer.markdown(results)
+
+
+def test_bootstrap_intervals_of_in_domain_changes(transfer):
+    rng = np.random.default_rng(1)
+    results = _results()
+    for name, scale in (("home", 0.10), ("randomised", 0.12)):
+        for test, figures in results["deepdisc"][name].items():
+            delta = rng.normal(0.0, scale, 400)
+            results["deepdisc"][name][test] = {**figures, "delta": delta}
+    results["deepdisc"]["randomised+300 foreign labels"]["foreign_test"]["delta"] = \
+        rng.normal(0.0, 0.1, 400)
+    results["bpz"] = {}
+    intervals = transfer.summary_intervals(results)
+    lo, hi = intervals["in_domain_outlier_rate_change"]
+    assert lo < hi and "in_domain_pit_ks_change" not in intervals  # no PIT in a resample
+
+
 def test_no_gap_left_is_not_a_closed_gap(transfer):
     results = _results()
     results["seeds"]["randomised"][2]["foreign_test"] = _figures(0.045)  # ratio 0.9
