@@ -132,3 +132,23 @@ def test_training_calibrates_on_a_calibration_store(tiny_train_store, jades_stor
     # a calibration store of other bands is refused before any training
     with pytest.raises(ModelFileError, match="bands"):
         train(tiny_train_store, replace(cfg, calibration_store=lsst_store), progress=False)
+
+
+def test_fine_tuning_starts_from_the_uncalibrated_outputs(tiny_model, tiny_train_store,
+                                                          jades_store, tmp_path):
+    """A calibration fitted to the initial model's weights on other data does not steer the
+    fine-tuning: from the model and from its recalibrated copy, the same weights come out."""
+    from rail.deepdisc.net.config import TrainConfig
+    from rail.deepdisc.net.train import train
+
+    calibrated = tmp_path / "calibrated.pt"
+    assert main(["calibrate", "--model", tiny_model, "--input", jades_store, "--output",
+                 str(calibrated), "--num-threads", "1", "-q"]) == 0
+    cfg = TrainConfig.from_mapping(backbone="resnet18_fpn", epochs=1, batch_size=4, seed=4,
+                                   num_threads=1, val_fraction=0.25, calibrate=False)
+    tuned = [train(tiny_train_store, replace(cfg, init_model=init), progress=False).model
+             for init in (tiny_model, str(calibrated))]
+    for key, value in tuned[0].state_dict().items():
+        torch.testing.assert_close(value, tuned[1].state_dict()[key], rtol=0, atol=0)
+    head = tuned[1].roi_heads.redshift_head
+    assert float(head.width_scale) == 1.0 and float(head.z_shift) == 0.0

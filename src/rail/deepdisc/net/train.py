@@ -135,6 +135,7 @@ def _prepare(store_path: str, config: TrainConfig) -> _Setup:
                                  f"{bands}")
         model = build_from_state(init)
         model.roi_heads.redshift_weight = config.redshift_weight
+        _reset_calibration(model, config.init_model)
         scales = model.normalizer.scale.numpy().astype(float)
     else:
         k = config.num_components
@@ -372,6 +373,19 @@ def _train_process(store_path: str, config: TrainConfig, progress: bool
                            extras={"feature_density": density.to_state()})
     finally:
         distributed.teardown(ctx)
+
+
+def _reset_calibration(model: DeepDiscNet, source: str) -> None:
+    """Train from an initial model's uncalibrated outputs (width factor 1, no mean shift), as
+    its own training did: its calibration was fitted to its weights on other data, and is
+    refitted after this training (``calibrate``)."""
+    head = model.roi_heads.redshift_head
+    scale, shift = float(head.width_scale), float(head.z_shift)
+    if scale != 1.0 or shift != 0.0:
+        log.info("the PDF calibration of %s (widths x %.3f, means shifted by %+.4f) is not "
+                 "carried into training", source, scale, shift)
+    head.width_scale.fill_(1.0)
+    head.z_shift.fill_(0.0)
 
 
 def _calibrate(model: DeepDiscNet, val: SceneTrainingData, config: TrainConfig,
