@@ -106,6 +106,10 @@ def test_calibrate_refuses_bad_input_before_work(tiny_model, jades_store, lsst_s
         (["--model", str(tmp_path / "none.pt"), "--input", jades_store, "--output",
           str(out)], "does not exist"),
     ]
+    with pytest.raises(SystemExit):  # refused while parsing
+        main(["calibrate", "--model", tiny_model, "--input", jades_store, "--output",
+              str(out), "--batch-size", "0"])
+    assert "integer >= 1" in capsys.readouterr().err
     for args, named in cases:
         assert main(["calibrate", *args, "-q"]) == 2, args
         err = capsys.readouterr().err

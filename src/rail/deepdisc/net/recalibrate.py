@@ -63,10 +63,13 @@ def recalibrate_model(model_path: str, store_path: str, output: str,
 
     Raises
     ------
+    OutputPathError
+        For an output path that is a directory or equals an input.
     InputError
-        For an output path that is a directory or equals an input, a store with other bands,
-        invalid redshifts or too few labelled objects, or an unreadable model file; all
-        before any network pass.
+        For a store with other bands, invalid redshifts, too few labelled objects or a
+        selection beyond its scenes, or an unreadable model file.
+
+    All are raised before any network pass.
     """
     check_output_path(output, "--output", inputs=[model_path, store_path])
     obj = read_model_file(model_path)
