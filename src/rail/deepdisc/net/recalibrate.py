@@ -23,6 +23,7 @@ from rail.deepdisc.net.calibrate import MIN_CALIBRATION_OBJECTS, calibrate_pdfs
 from rail.deepdisc.net.data import SceneTrainingData, check_training_store
 from rail.deepdisc.net.device import resolve_device, set_threads
 from rail.deepdisc.net.model_file import build_from_state, model_meta, read_model_file
+from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.store.atomic import atomic_output, check_output_path
 from rail.deepdisc.store.join import scene_range
 from rail.deepdisc.store.provenance import package_versions
@@ -50,6 +51,27 @@ def calibration_scenes(store_path: str, bands: list[str], scenes: int | slice | 
     return index
 
 
+def calibrate_on_store(model: DeepDiscNet, store_path: str, bands: list[str],
+                       scenes: int | slice | None = None, batch_size: int = 4,
+                       device: torch.device | None = None, fit_shift: bool = True,
+                       progress: bool = False) -> dict[str, Any]:
+    """Refit ``model``'s PDF calibration (:func:`~rail.deepdisc.net.calibrate.calibrate_pdfs`)
+    on the labelled objects of a store's scenes, after checking the store
+    (:func:`calibration_scenes`); returns the fit with the store and the scenes."""
+    index = calibration_scenes(store_path, bands, scenes)
+    data = SceneTrainingData(store_path, index)
+    try:
+        fit = calibrate_pdfs(model, data, batch_size, device or torch.device("cpu"),
+                             fit_shift, progress)
+    finally:
+        data.close()
+    log.info("PDF widths x %.3f, means shifted by %+.4f in ln(1+z) (NLL %.3f -> %.3f on %d "
+             "objects of %d scenes of %s)", fit["width_scale"], fit["z_shift"],
+             fit["nll_before"], fit["nll_after"], fit["n_objects"], index.size, store_path)
+    return {**fit, "store": os.path.abspath(store_path),
+            "scenes": [int(index[0]), int(index[-1]) + 1], "fit_shift": fit_shift}
+
+
 def recalibrate_model(model_path: str, store_path: str, output: str,
                       scenes: int | slice | None = None, fit_shift: bool = True,
                       batch_size: int = 4, device: str = "auto", num_threads: int = 0,
@@ -58,8 +80,9 @@ def recalibrate_model(model_path: str, store_path: str, output: str,
     labelled objects of ``store_path`` (all scenes, the first ``scenes`` or a slice).
 
     The head's width factor and (with ``fit_shift``) mean shift are refitted by maximum
-    likelihood; the model's metadata records the fit, the store, the scenes and the previous
-    calibration. Returns the fit (factor, shift, objects, NLL before and after).
+    likelihood (:func:`calibrate_on_store`); the model's metadata records the fit, the store,
+    the scenes and the previous calibration. Returns the fit (factor, shift, objects, NLL
+    before and after).
 
     Raises
     ------
@@ -74,22 +97,12 @@ def recalibrate_model(model_path: str, store_path: str, output: str,
     check_output_path(output, "--output", inputs=[model_path, store_path])
     obj = read_model_file(model_path)
     meta = model_meta(obj)
-    index = calibration_scenes(store_path, meta["bands"], scenes)
     set_threads(num_threads)
     dev = resolve_device(device)
     net = build_from_state(obj, dev)
-    data = SceneTrainingData(store_path, index)
-    try:
-        fit = calibrate_pdfs(net, data, batch_size, dev, fit_shift, progress)
-    finally:
-        data.close()
-    log.info("PDF widths x %.3f, means shifted by %+.4f in ln(1+z) (NLL %.3f -> %.3f on %d "
-             "objects of %d scenes of %s)", fit["width_scale"], fit["z_shift"],
-             fit["nll_before"], fit["nll_after"], fit["n_objects"], index.size, store_path)
-    meta["calibration"] = {**fit, "store": os.path.abspath(store_path),
-                           "scenes": [int(index[0]), int(index[-1]) + 1],
-                           "fit_shift": fit_shift,
-                           "previous": meta.get("calibration"),
+    fit = calibrate_on_store(net, store_path, meta["bands"], scenes, batch_size, dev,
+                             fit_shift, progress)
+    meta["calibration"] = {**fit, "previous": meta.get("calibration"),
                            "versions": package_versions()}
     head = "roi_heads.redshift_head."
     state = dict(obj["state_dict"])

@@ -33,7 +33,7 @@ import torch
 from rail.deepdisc.errors import InputError, ModelFileError, TrainingError
 from rail.deepdisc.net import distributed
 from rail.deepdisc.net.architectures import architecture
-from rail.deepdisc.net.calibrate import calibrate_pdfs, calibrate_widths, training_density
+from rail.deepdisc.net.calibrate import calibrate_widths, training_density
 from rail.deepdisc.net.config import TrainConfig
 from rail.deepdisc.net.data import (
     EpochSampler,
@@ -48,7 +48,7 @@ from rail.deepdisc.net.device import resolve_device, set_threads
 from rail.deepdisc.net.distributed import DistContext
 from rail.deepdisc.net.model_file import build_from_state, model_meta, read_model_file
 from rail.deepdisc.net.network import DeepDiscNet
-from rail.deepdisc.net.recalibrate import calibration_scenes
+from rail.deepdisc.net.recalibrate import calibrate_on_store, calibration_scenes
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore
@@ -391,17 +391,8 @@ def _reset_calibration(model: DeepDiscNet, source: str) -> None:
 def _calibrate(model: DeepDiscNet, val: SceneTrainingData, config: TrainConfig,
                device: torch.device, bands: list[str]) -> dict[str, Any] | None:
     if config.calibrate and config.calibration_store:
-        index = calibration_scenes(config.calibration_store, bands, None)
-        data = SceneTrainingData(config.calibration_store, index)
-        try:
-            calibration = calibrate_pdfs(model, data, config.batch_size, device)
-        finally:
-            data.close()
-        log.info("PDF widths x %.3f, means shifted by %+.4f in ln(1+z) (NLL %.3f -> %.3f on "
-                 "%d objects of %s)", calibration["width_scale"], calibration["z_shift"],
-                 calibration["nll_before"], calibration["nll_after"],
-                 calibration["n_objects"], config.calibration_store)
-        return {**calibration, "store": os.path.abspath(config.calibration_store)}
+        return calibrate_on_store(model, config.calibration_store, bands,
+                                  batch_size=config.batch_size, device=device)
     if not (config.calibrate and len(val)):
         return None
     calibration = calibrate_widths(model, val, config.batch_size, device)
