@@ -525,11 +525,7 @@ def summary(results: dict) -> dict:
         out[f"ratio_{name}"] = dd[name]["foreign_test"]["sigma_iqr"] / \
             dd[name]["home_test"]["sigma_iqr"]
     home_rand = dd["randomised"]["home_test"]["sigma_iqr"]
-    out["in_domain_change"] = home_rand / dd["home"]["home_test"]["sigma_iqr"] - 1.0
-    for metric in IN_DOMAIN[1:]:  # (a bootstrap resample has no PIT)
-        if metric in dd["randomised"]["home_test"]:
-            out[f"in_domain_{metric}_change"] = (dd["randomised"]["home_test"][metric]
-                                                 / dd["home"]["home_test"][metric] - 1.0)
+    out.update(_in_domain_changes(dd["randomised"]["home_test"], dd["home"]["home_test"]))
     gap = out["ratio_randomised"] - 1.0
     for name, figures in dd.items():
         if "+" in name:
@@ -544,24 +540,19 @@ def summary(results: dict) -> dict:
             out[f"ratio_{name}_ensemble"] = e["foreign_test"]["sigma_iqr"] / \
                 e["home_test"]["sigma_iqr"]
     if "home ensemble" in dd and "randomised ensemble" in dd:
-        for metric in IN_DOMAIN:
-            if metric not in dd["randomised ensemble"]["home_test"]:
-                continue
-            key = "in_domain_change" if metric == "sigma_iqr" else f"in_domain_{metric}_change"
-            out[f"{key}_ensemble"] = (dd["randomised ensemble"]["home_test"][metric]
-                                      / dd["home ensemble"]["home_test"][metric] - 1.0)
+        out.update(_in_domain_changes(dd["randomised ensemble"]["home_test"],
+                                      dd["home ensemble"]["home_test"], "_ensemble"))
     for name, by_seed in results.get("seeds", {}).items():
         ratios = [f["foreign_test"]["sigma_iqr"] / f["home_test"]["sigma_iqr"]
                   for f in by_seed.values()]
         out[f"ratio_{name}_seed_mean"] = float(np.mean(ratios))
         out[f"ratio_{name}_seed_sd"] = float(np.std(ratios, ddof=1))
     if {"home", "randomised"} <= set(results.get("seeds", {})):
-        for metric in IN_DOMAIN:  # the seeds' mean figures compared
-            mean = {name: np.mean([f["home_test"][metric]
-                                   for f in results["seeds"][name].values()])
-                    for name in ("home", "randomised")}
-            key = "in_domain_change" if metric == "sigma_iqr" else f"in_domain_{metric}_change"
-            out[f"{key}_seed_mean"] = float(mean["randomised"] / mean["home"] - 1.0)
+        seed_means = {name: {metric: float(np.mean([f["home_test"][metric] for f in
+                                                    results["seeds"][name].values()]))
+                             for metric in IN_DOMAIN} for name in ("home", "randomised")}
+        out.update(_in_domain_changes(seed_means["randomised"], seed_means["home"],
+                                      "_seed_mean"))
     for name, closed in finetuned_gaps(results).items():
         before, after = closed["before"], closed["after"]
         finite = closed["closed"][np.isfinite(closed["closed"])]  # seeds with a gap
@@ -575,6 +566,15 @@ def summary(results: dict) -> dict:
         b = results["bpz"]
         out["ratio_bpz"] = b["foreign_test"]["sigma_iqr"] / b["home_test"]["sigma_iqr"]
     return out
+
+
+def _in_domain_changes(randomised: dict, home: dict, suffix: str = "") -> dict[str, float]:
+    """The randomised model's relative change of each in-domain figure against the home
+    model's (``in_domain_change`` for sigma_IQR, ``in_domain_<figure>_change`` for the
+    others, each + ``suffix``; arrays for bootstrap resamples, which lack PIT: left out)."""
+    return {("in_domain_change" if metric == "sigma_iqr" else f"in_domain_{metric}_change")
+            + suffix: randomised[metric] / home[metric] - 1.0
+            for metric in IN_DOMAIN if metric in randomised}
 
 
 def finetuned_gaps(results: dict) -> dict[str, dict]:
