@@ -11,14 +11,19 @@ by chunk without template files at estimation time; a test checks the result aga
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.errors import InputError
+from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.eazy_model import EazyModel, trapz_weights
-from rail.deepdisc.fit.eazy_templates import import_eazy
+from rail.deepdisc.fit.eazy_options import EazyInputOptions
+from rail.deepdisc.magnitudes import mag_to_flux
 
+#: objects fitted together (memory: ~1 kB per object and template)
+_OBJECTS_AT_ONCE = 20000
 #: eazy-py's default clip: p(z) = 0 where 1100 A (1+z) is redder than the reddest valid band
 CLIP_WAVELENGTH = 1100.0
 
@@ -61,6 +66,19 @@ class FitResult:
             out[i] = np.interp(0.5 * cdf[i, -1], cdf[i], self.zgrid)
         return out
 
+    def ensemble(self, ancil: Mapping[str, np.ndarray] | None = None) -> Any:
+        """A ``qp.interp`` ensemble of p(z) (flat for unfitted objects) with the point
+        estimates, ``chi2`` and ``n_filters`` (and ``ancil``) as ancillary columns."""
+        import qp
+
+        pdf = self.pdf
+        pdf[~self.fitted] = 1.0  # no usable band: flat p(z)
+        ens = qp.Ensemble(qp.interp, data={"xvals": self.zgrid, "yvals": pdf})
+        ens.set_ancil({"zmode": self.zmode, "zmean": self.zmean, "zmedian": self.zmedian,
+                       "zbest": self.zbest, "chi2": self.chi2,
+                       "n_filters": self.n_filters.astype(np.int32), **(ancil or {})})
+        return ens
+
     @property
     def zbest(self) -> np.ndarray:
         """Maximum of p(z) refined by a parabola through the peak (eazy's ``zml``)."""
@@ -80,6 +98,43 @@ class FitResult:
             good = np.isfinite(vertex) & (c2 < 0)
             z[np.flatnonzero(inner)[good]] = vertex[good]
         return np.where(self.fitted, z, np.nan)
+
+
+def catalog_fluxes(data: Mapping[str, Any], config: Any, opts: EazyInputOptions
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """(N, NFILT) fluxes and errors of a catalog's band columns, for :func:`fit`.
+
+    ``config`` holds RAIL's ``bands``, ``err_bands``, ``nondetect_val``,
+    ``nonobserved_val`` and ``mag_limits``. Linear columns (``input_type = flux``) are used
+    as they are. Magnitude columns follow RAIL's conventions: ``nondetect_val`` marks a
+    non-detection, fitted as zero flux with the band's 1-sigma ``mag_limits`` as error;
+    ``nonobserved_val`` or non-finite values mark bands without data (NaN here).
+    """
+    zp = opts.flux_zeropoint
+    cols = [np.asarray(data[b], float) for b in config.bands]
+    errs = [np.asarray(data[e], float) for e in config.err_bands]
+    if opts.input_type == "flux":
+        return np.stack(cols, axis=1), np.stack(errs, axis=1)
+    fnu, efnu = [], []
+    for band, mag, err in zip(config.bands, cols, errs, strict=True):
+        nondet = np.isnan(mag) if np.isnan(config.nondetect_val) else \
+            np.isclose(mag, config.nondetect_val)
+        unobs = ~np.isfinite(mag) | np.isclose(mag, config.nonobserved_val)
+        unobs &= ~nondet
+        det = ~nondet & ~unobs & np.isfinite(err) & (err > 0)
+        f = np.full(mag.shape, np.nan)
+        e = np.full(mag.shape, np.nan)
+        f[det] = mag_to_flux(mag[det], zp)
+        e[det] = f[det] * err[det] * np.log(10.0) / 2.5
+        f[nondet] = 0.0
+        if nondet.any():
+            if band not in config.mag_limits:
+                raise OptionError(f"mag_limits has no 1-sigma limit for {band}, needed for "
+                                  "its non-detections")
+            e[nondet] = mag_to_flux(float(config.mag_limits[band]), zp)
+        fnu.append(f)
+        efnu.append(e)
+    return np.stack(fnu, axis=1), np.stack(efnu, axis=1)
 
 
 def prior_lnp(model: EazyModel, mag: np.ndarray) -> np.ndarray:
@@ -103,15 +158,51 @@ def prior_lnp(model: EazyModel, mag: np.ndarray) -> np.ndarray:
     return out
 
 
+def template_fits(templates: np.ndarray, fnu: np.ndarray, efnu: np.ndarray,
+                  tef: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Non-negative template fits of many objects, as eazy-py's ``template_lsq`` (NNLS).
+
+    Parameters
+    ----------
+    templates
+        (NTEMP, NFILT) template fluxes shared by all objects, or (N, NTEMP, NFILT) one set
+        per object (e.g. each at its own redshift).
+    fnu, efnu
+        (N, NFILT) fluxes and errors; bands with ``efnu <= 0`` or non-finite values are not
+        used.
+    tef
+        (NFILT,) or (N, NFILT) template error function at the redshift(s).
+
+    Returns
+    -------
+    chi2, coeffs, fmodel
+        (N,) chi-square over the used bands (0 for objects with fewer than 2 bands, which
+        eazy-py does not fit), (N, NTEMP) coefficients and (N, NFILT) model fluxes.
+    """
+    from rail.deepdisc.fit.nnls import nnls_batch
+
+    ok = (efnu > 0) & np.isfinite(fnu) & np.isfinite(efnu)
+    f = np.where(ok, fnu, 0.0)
+    rms = np.sqrt(np.where(ok, efnu, 1.0) ** 2 + (tef * np.maximum(f, 0.0)) ** 2)
+    t = np.broadcast_to(templates, (fnu.shape[0], *np.shape(templates)[-2:]))
+    a = np.where(ok[:, :, None], np.swapaxes(t, 1, 2) / rms[:, :, None], 0.0)  # (N, F, T)
+    norm = np.sqrt(np.einsum("nft,nft->nt", a, a))  # eazy's template renormalisation
+    a = a / np.where(norm > 0, norm, 1.0)[:, None, :]
+    coeffs, chi2 = nnls_batch(a, np.where(ok, f / rms, 0.0))
+    coeffs = coeffs / np.where(norm > 0, norm, 1.0)
+    fitted = ok.sum(axis=1) >= 2
+    fmodel = np.einsum("nt,ntf->nf", coeffs, t)
+    return np.where(fitted, chi2, 0.0), coeffs, fmodel
+
+
 def _fit_redshifts(args: tuple) -> tuple[np.ndarray, np.ndarray]:
-    izs, tempfilt, fnu, efnu, tef, zgrid, renorm = args
-    eazy = import_eazy()
-    zp = np.ones(fnu.shape[1], dtype=fnu.dtype)
+    izs, tempfilt, fnu, efnu, tef, _zgrid, _renorm = args
     chi2 = np.zeros((fnu.shape[0], len(izs)), dtype=fnu.dtype)
     for k, iz in enumerate(izs):
-        _, c2, _ = eazy.photoz.fit_by_redshift(iz, zgrid[iz], tempfilt[iz], fnu, efnu,
-                                                tef[iz], zp, 0, "nnls", renorm, 1.0)
-        chi2[:, k] = c2
+        for s in range(0, fnu.shape[0], _OBJECTS_AT_ONCE):
+            e = min(s + _OBJECTS_AT_ONCE, fnu.shape[0])
+            chi2[s:e, k] = template_fits(tempfilt[iz].astype(float), fnu[s:e], efnu[s:e],
+                                         tef[iz])[0]
     return izs, chi2
 
 
@@ -124,7 +215,7 @@ def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float =
     fnu, efnu
         (N, NFILT) flux densities and 1-sigma errors in one linear unit. Non-finite values
         or errors <= 0 mark a band as not observed for that object. Negative fluxes are
-        valid measurements.
+        valid measurements. Both are multiplied by the model's zero points.
     sys_err
         Fractional systematic error added in quadrature for positive fluxes (``SYS_ERR``).
     prior_mag
@@ -138,6 +229,7 @@ def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float =
         raise InputError(f"photometry has shape {fnu.shape} / {efnu_in.shape}; the model has "
                          f"{model.nfilt} filters")
     ok = np.isfinite(fnu) & np.isfinite(efnu_in) & (efnu_in > 0)
+    fnu, efnu_in = fnu * model.zeropoints, efnu_in * model.zeropoints  # as eazy: fnu * zp
     f = np.where(ok, fnu, 0.0)
     e = np.sqrt(np.where(ok, efnu_in, 0.0) ** 2 + (sys_err * np.maximum(f, 0.0)) ** 2)
     chi2 = _chi2_grid(model, f, np.where(ok, e, -99.0), n_proc)
