@@ -32,6 +32,8 @@ FORMAT = "deepdisc-eazy-model"
 VERSION = 1
 #: the arrays of a model file
 _ARRAYS = ("zgrid", "tempfilt", "tef", "pivot", "prior_mags", "prior_data")
+#: arrays added later, with their value in files written before them
+_OPTIONAL_ARRAYS = ("zeropoints",)
 
 
 @dataclass
@@ -50,6 +52,9 @@ class EazyModel:
         Filter pivot wavelengths (Angstrom).
     prior_mags, prior_data
         Apparent-magnitude prior grid (``PhotoZ.read_prior``); empty when there is none.
+    zeropoints
+        (NFILT,) factors on the fluxes and errors of each band before fitting (EAZY's zero
+        points; :mod:`rail.deepdisc.fit.eazy_zeropoints`); ones when none were fitted.
     meta
         JSON-able: filters, templates, settings and provenance.
     filters_res
@@ -64,6 +69,11 @@ class EazyModel:
     prior_data: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
     filters_res: str = ""
+    zeropoints: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.zeropoints is None:
+            self.zeropoints = np.ones(self.nfilt)
 
     @property
     def nfilt(self) -> int:
@@ -82,7 +92,7 @@ class EazyModel:
             f.attrs["version"] = VERSION
             f.attrs["meta"] = json.dumps(self.meta, sort_keys=True)
             f.attrs["filters_res"] = self.filters_res
-            for name in _ARRAYS:
+            for name in _ARRAYS + _OPTIONAL_ARRAYS:
                 f.create_dataset(name, data=np.asarray(getattr(self, name)))
 
     @classmethod
@@ -104,6 +114,7 @@ class EazyModel:
                          f"{FORMAT} file", ModelFileError)
             try:
                 arrays = {k: f[k][()] for k in _ARRAYS}
+                arrays.update({k: f[k][()] for k in _OPTIONAL_ARRAYS if k in f})
                 meta = json.loads(f.attrs["meta"])
             except (KeyError, ValueError) as err:
                 raise ModelFileError(f"EAZY model {path} is incomplete or damaged: {err}") \

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, FALLBACK_SET
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.options import Options, option
 
@@ -29,16 +30,30 @@ class EazyInputOptions(Options):
                                    f"columns ({NJY_ZEROPOINT} for nJy)")
     n_proc: int = option(0, "worker processes (informer: over the templates; estimator: over "
                          "the redshift grid; 0: this process)", ge=0)
+    sys_err: float = option(0.01, "fractional systematic flux error (SYS_ERR)", ge=0)
 
 
 @dataclass(frozen=True)
-class EazyModelOptions(EazyInputOptions):
+class TemplateSetOptions(Options):
+    """Which templates EAZY fits with (:mod:`rail.deepdisc.fit.eazy_data`)."""
+
+    templates_file: str = option(
+        "auto", "template set: 'auto' (EAZY's fsps QSF 12 v3 where installed, else "
+        f"{FALLBACK_SET}), 'fsps', 'fsps+sfhz', a built-in set (cww, cosmos, oracle) or EAZY "
+        ".param file(s), comma-separated", path=True)
+    template_error_file: str = option(
+        "auto", "EAZY template error function file: 'auto' (EAZY's TEMPLATE_ERROR.eazy_v1.0 "
+        "where installed), '' (none) or a path", path=True)
+    eazy_photoz_dir: str = option(
+        "", f"an eazy-photoz checkout (the folder holding templates/); '' looks in "
+        f"${EAZY_DIR_ENV} and then eazy-py's data folder (eazy.fetch_eazy_photoz())",
+        path=True)
+
+
+@dataclass(frozen=True)
+class EazyModelOptions(TemplateSetOptions, EazyInputOptions):
     """``EazyInformer``: templates, template error function, prior and redshift grid step."""
 
-    templates_file: str = option("", "EAZY templates .param file(s), comma-separated, or a "
-                                 "built-in set (cww, cosmos, oracle); '' = cww", path=True)
-    template_error_file: str = option("", "EAZY template error function file ('' none)",
-                                      path=True)
     template_error_amplitude: float = option(0.2, "template error amplitude (TEMP_ERR_A2)",
                                              ge=0)
     prior_file: str = option("", "EAZY apparent-magnitude prior file ('': see "
@@ -48,6 +63,12 @@ class EazyModelOptions(EazyInputOptions):
     prior_band: str = option("mag_i_lsst", "column of the magnitude (or flux) the prior "
                              "p(z | m) is a function of")
     prior_floor: float = option(0.01, "floor of the normalised prior (PRIOR_FLOOR)", ge=0)
+    zeropoints: bool = option(
+        True, "fit zero-point offsets on the training objects with a redshift (EAZY's "
+        "iterative residual correction, at their redshifts)")
+    zeropoint_snr_min: float = option(3.0, "smallest S/N of a band measurement used for "
+                                      "the zero points", gt=0)
+    zeropoint_iterations: int = option(3, "iterations of the zero-point fit", ge=1, le=20)
     zstep: float = option(0.01, "redshift grid step in dz / (1 + z) (Z_STEP)", gt=0)
     add_igm: bool = option(True, "apply eazy's IGM attenuation to the templates")
 
@@ -56,6 +77,8 @@ class EazyModelOptions(EazyInputOptions):
 class EazyFitOptions(EazyInputOptions):
     """``EazyEstimator``: the systematic error and the prior's magnitude column."""
 
-    sys_err: float = option(0.01, "fractional systematic flux error (SYS_ERR)", ge=0)
     prior_band: str = option("", "column whose magnitude (or flux) the model's prior uses "
                              "('' = the model's prior_band)")
+    ancil_columns: tuple[str, ...] = option(
+        (), "input columns copied into the output's ancillary data (e.g. ra dec scene x y), "
+        "so a catalog can be made from the PDFs alone")

@@ -1,7 +1,9 @@
 """k-fold cross-validation: a photo-z for every labelled object from a model that never saw
 its label (how the paper validates on spectroscopic redshifts).
 
-The objects of a training store that have a redshift are dealt into ``k`` folds (seeded).
+The objects of a training store that have a redshift are dealt into ``k`` folds by their
+ids (:func:`rail.deepdisc.folds.fold_of_ids`, so the template fitters' and the hybrid's
+cross-validations hold out the same objects).
 For each fold a copy of the store keeps every label but that fold's (its objects stay, as
 unlabelled objects still train detection and masks), a model is trained on it (from
 ``init_model`` when given: pre-training, then fine-tuning), and that model estimates the
@@ -20,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.errors import InputError
+from rail.deepdisc.folds import fold_of_ids
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 
 log = logging.getLogger(__name__)
@@ -35,16 +37,6 @@ class CrossValidation:
     object_id: np.ndarray
     training_ids: list[np.ndarray]
     meta: list[dict[str, Any]]
-
-
-def assign_folds(n: int, k: int, seed: int) -> np.ndarray:
-    """Fold of each of ``n`` labelled objects: a seeded shuffle dealt into ``k`` folds."""
-    if not 2 <= k <= max(n, 2):
-        raise InputError(f"{k}-fold cross-validation needs at least {k} labelled objects "
-                         f"(there are {n})")
-    fold = np.empty(n, np.int64)
-    fold[np.random.default_rng([seed, 41]).permutation(n)] = np.arange(n) % k
-    return fold
 
 
 def cross_validate(store_path: str, train_config: TrainConfig, estimate: EstimateConfig,
@@ -62,7 +54,7 @@ def cross_validate(store_path: str, train_config: TrainConfig, estimate: Estimat
         objects = store.objects(["object_id", "scene", "redshift"])
     labelled = np.flatnonzero(np.isfinite(objects["redshift"]))
     fold_of = np.full(objects["object_id"].size, -1, np.int64)
-    fold_of[labelled] = assign_folds(labelled.size, k, seed)
+    fold_of[labelled] = fold_of_ids(objects["object_id"][labelled], k, seed)
     device = resolve_device(estimate.compute.device)
     parts, training_ids, meta = [], [], []
     with tempfile.TemporaryDirectory(dir=workdir, prefix="folds_") as tmp:

@@ -23,18 +23,21 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import qp
 from rail.core.common_params import SharedParams
-from rail.core.data import ModelHandle, TableHandle
+from rail.core.data import ModelHandle, QPHandle, TableHandle
+from rail.core.stage import RailStage
 from rail.estimation.estimator import CatEstimator
 from rail.estimation.informer import CatInformer
 
 from rail.deepdisc.errors import InputError, ModelFileError, OptionError
-from rail.deepdisc.fit.eazy_model import EazyModel, build_model, training_prior
+from rail.deepdisc.fit.eazy_data import SET_NAMES, resolve_template_set
+from rail.deepdisc.fit.eazy_model import EazyModel, build_model
 from rail.deepdisc.fit.eazy_options import EazyFitOptions, EazyModelOptions
-from rail.deepdisc.fit.eazyfit import fit
+from rail.deepdisc.fit.eazy_training import label_training, prior_magnitudes, train_on_labels
+from rail.deepdisc.fit.eazyfit import catalog_fluxes, fit
 from rail.deepdisc.fit.templates import BUILTIN_SETS
-from rail.deepdisc.magnitudes import flux_to_mag, mag_to_flux
+from rail.deepdisc.folds import FoldOptions
+from rail.deepdisc.magnitudes import flux_to_mag
 from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
@@ -96,13 +99,14 @@ class EazyInformer(StrictConfigMixin, CatInformer):
     """
 
     path_options = EazyModelOptions.path_options()
-    path_keywords = BUILTIN_SETS
+    path_keywords = (*BUILTIN_SETS, *SET_NAMES, "auto")
     name = "EazyInformer"
     entrypoint_function = "inform"
     interactive_function = "eazy_informer"
     config_options = CatInformer.config_options.copy()
     config_options.update({k: SharedParams.copy_param(k) for k in (
-        "redshift_col", "zmin", "zmax", "bands", "err_bands", "filter_list")})
+        "redshift_col", "zmin", "zmax", "bands", "err_bands", "filter_list", "nondetect_val",
+        "nonobserved_val", "mag_limits")})
     config_options.update(EazyModelOptions.stage_params())
     outputs = [("model", EazyModelHandle)]
 
@@ -114,39 +118,47 @@ class EazyInformer(StrictConfigMixin, CatInformer):
                               f"({len(c.err_bands)}) and filter_list ({len(c.filter_list)}) "
                               "must have the same length")
         _check_columns(self, list(c.bands) + list(c.err_bands))
+        choice = resolve_template_set(opts.templates_file, opts.template_error_file,
+                                      opts.eazy_photoz_dir)
         model = build_model(
-            list(c.filter_list), opts.templates_file or "cww", zmin=c.zmin, zmax=c.zmax,
-            zstep=opts.zstep, template_error_file=opts.template_error_file,
+            list(c.filter_list), choice.templates, zmin=c.zmin, zmax=c.zmax,
+            zstep=opts.zstep, template_error_file=choice.template_error_file,
             template_error_amplitude=opts.template_error_amplitude,
             prior_file=opts.prior_file, prior_floor=opts.prior_floor, add_igm=opts.add_igm,
             n_proc=opts.n_proc,
             meta={"bands": list(c.bands), "err_bands": list(c.err_bands),
+                  "template_set": choice.name, "template_set_description": choice.description,
                   "prior": "file" if opts.prior_file else "none",
                   "prior_band": opts.prior_band if opts.prior_file else "",
                   "provenance": provenance(c.to_dict(), f"rail.estimation.algos.eazy."
                                                          f"{self.name}")})
-        if not opts.prior_file and opts.training_prior:
-            self._add_training_prior(model, opts)
+        model = self._train_on_labels(model, opts)
         self.model = model
         self.add_data("model", model)
 
-    def _add_training_prior(self, model: EazyModel, opts: EazyModelOptions) -> None:
+    def _train_on_labels(self, model: EazyModel, opts: EazyModelOptions) -> EazyModel:
+        """The prior (unless a prior file is given) and the zero points, from the training
+        objects with a redshift."""
         c = self.config
+        settings = label_training(opts, list(c.bands))
+        if not settings.prior and not settings.zeropoints:
+            return model
         data = self.get_data("input")
         if c.hdf5_groupname:
             data = data[c.hdf5_groupname]
-        missing = [k for k in (c.redshift_col, opts.prior_band) if k not in data]
+        needed = [c.redshift_col] + ([opts.prior_band] if settings.prior else [])
+        missing = [k for k in needed if k not in data]
         if missing:
-            raise InputError(f"{self.name}: the training prior needs columns {missing} in the "
-                             "training data (or set training_prior=False or prior_file)")
-        mag = np.asarray(data[opts.prior_band], float)
-        if opts.input_type == "flux":
-            mag = flux_to_mag(mag, opts.flux_zeropoint)
-        else:
-            mag = np.where((mag > 0) & (mag < 50), mag, np.nan)  # drop 99 / -99 sentinels
-        model.prior_mags, model.prior_data = training_prior(
-            np.asarray(data[c.redshift_col], float), mag, model.zgrid, floor=opts.prior_floor)
-        model.meta.update(prior="training", prior_band=opts.prior_band)
+            raise InputError(f"{self.name}: the training prior and zero points need columns "
+                             f"{missing} in the training data (or set training_prior=False "
+                             "or prior_file, and zeropoints=False)")
+        fnu, efnu = catalog_fluxes(data, c, opts)
+        mag = prior_magnitudes(data, opts.prior_band, opts) if settings.prior else None
+        model = train_on_labels(model, fnu, efnu, np.asarray(data[c.redshift_col], float),
+                                mag, settings)
+        if settings.prior:
+            model.meta.update(prior="training", prior_band=opts.prior_band)
+        return model
 
 
 class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
@@ -187,22 +199,8 @@ class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         return model
 
     def _check_config(self) -> None:
-        c, m = self.config, self.model
         self._opts = _options(self, EazyFitOptions)
-        if not (len(c.bands) == len(c.err_bands) == m.nfilt):
-            raise OptionError(f"{self.name}: bands ({len(c.bands)}) and err_bands "
-                              f"({len(c.err_bands)}) must match the model's {m.nfilt} filters "
-                              f"({[f['name'] for f in m.meta.get('filters', [])]})")
-        if self._opts.input_type == "mag":
-            missing = [b for b in c.bands if b not in c.mag_limits]
-            if missing:
-                raise OptionError(f"{self.name}: mag_limits has no 1-sigma limit for "
-                                  f"{missing}, needed for their non-detections")
-        if m.has_prior and self._prior_band() not in c.bands:
-            raise OptionError(f"{self.name}: the model has a magnitude prior "
-                              f"({m.meta.get('prior')}, band {self._prior_band()!r}); set "
-                              "prior_band to one of bands")
-        _check_columns(self, list(c.bands) + list(c.err_bands))
+        check_fit_config(self, self.model, self._opts)
 
     def _prior_band(self) -> str:
         return self._opts.prior_band or self.model.meta.get("prior_band", "")
@@ -211,42 +209,126 @@ class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         super()._initialize_run()
         self._check_config()
 
-    def _photometry(self, data: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        c, zp = self.config, self._opts.flux_zeropoint
-        cols = [np.asarray(data[b], float) for b in c.bands]
-        errs = [np.asarray(data[e], float) for e in c.err_bands]
-        if self._opts.input_type == "flux":
-            return np.stack(cols, axis=1), np.stack(errs, axis=1)
-        fnu, efnu = [], []
-        for band, mag, err in zip(c.bands, cols, errs, strict=True):
-            nondet = np.isnan(mag) if np.isnan(c.nondetect_val) else \
-                np.isclose(mag, c.nondetect_val)
-            unobs = ~np.isfinite(mag) | np.isclose(mag, c.nonobserved_val)
-            unobs &= ~nondet
-            det = ~nondet & ~unobs & np.isfinite(err) & (err > 0)
-            f = np.full(mag.shape, np.nan)
-            e = np.full(mag.shape, np.nan)
-            f[det] = mag_to_flux(mag[det], zp)
-            e[det] = f[det] * err[det] * np.log(10.0) / 2.5
-            f[nondet] = 0.0
-            e[nondet] = mag_to_flux(float(c.mag_limits[band]), zp)
-            fnu.append(f)
-            efnu.append(e)
-        return np.stack(fnu, axis=1), np.stack(efnu, axis=1)
-
     def _process_chunk(self, start: int, end: int, data: Any, first: bool) -> None:
         opts = self._opts
-        fnu, efnu = self._photometry(data)
-        prior_mag = None
-        if self.model.has_prior:
-            k = list(self.config.bands).index(self._prior_band())
-            prior_mag = flux_to_mag(fnu[:, k], opts.flux_zeropoint)
+        fnu, efnu = catalog_fluxes(data, self.config, opts)
+        prior_mag = _prior_mags(self.model, self.config, opts, fnu)
         res = fit(self.model, fnu, efnu, sys_err=opts.sys_err, prior_mag=prior_mag,
                   n_proc=opts.n_proc)
-        pdf = res.pdf
-        pdf[~res.fitted] = 1.0  # no usable band: flat p(z)
-        ens = qp.Ensemble(qp.interp, data={"xvals": res.zgrid, "yvals": pdf})
-        ens.set_ancil({"zmode": res.zmode, "zmean": res.zmean, "zmedian": res.zmedian,
-                       "zbest": res.zbest, "chi2": res.chi2,
-                       "n_filters": res.n_filters.astype(np.int32)})
-        self._do_chunk_output(ens, start, end, first, data=data)
+        self._do_chunk_output(res.ensemble(_copied(data, opts, self.name)), start, end, first,
+                              data=data)
+
+
+def check_fit_config(stage: Any, model: EazyModel, opts: EazyFitOptions) -> None:
+    """Raise OptionError (naming the stage) unless the stage's bands fit the model's."""
+    c = stage.config
+    if not (len(c.bands) == len(c.err_bands) == model.nfilt):
+        raise OptionError(f"{stage.name}: bands ({len(c.bands)}) and err_bands "
+                          f"({len(c.err_bands)}) must match the model's {model.nfilt} filters "
+                          f"({[f['name'] for f in model.meta.get('filters', [])]})")
+    if opts.input_type == "mag":
+        missing = [b for b in c.bands if b not in c.mag_limits]
+        if missing:
+            raise OptionError(f"{stage.name}: mag_limits has no 1-sigma limit for "
+                              f"{missing}, needed for their non-detections")
+    band = opts.prior_band or model.meta.get("prior_band", "")
+    if model.has_prior and band not in c.bands:
+        raise OptionError(f"{stage.name}: the model has a magnitude prior "
+                          f"({model.meta.get('prior')}, band {band!r}); set "
+                          "prior_band to one of bands")
+    _check_columns(stage, list(c.bands) + list(c.err_bands))
+
+
+def _copied(data: Any, opts: EazyFitOptions, stage: str) -> dict[str, np.ndarray]:
+    """The input columns ``ancil_columns`` names (InputError for one the input lacks)."""
+    missing = [k for k in opts.ancil_columns if k not in data]
+    if missing:
+        raise InputError(f"{stage}: ancil_columns names {missing}, which the input lacks")
+    return {k: np.asarray(data[k]) for k in opts.ancil_columns}
+
+
+def _prior_mags(model: EazyModel, config: Any, opts: EazyFitOptions,
+                fnu: np.ndarray) -> np.ndarray | None:
+    """Magnitudes of the model's prior band (None without a prior)."""
+    if not model.has_prior:
+        return None
+    band = opts.prior_band or model.meta.get("prior_band", "")
+    return flux_to_mag(fnu[:, list(config.bands).index(band)], opts.flux_zeropoint)
+
+
+class EazyCrossValidator(StrictConfigMixin, RailStage):
+    """Out-of-fold EAZY posteriors of every labelled object of a catalog (k-fold).
+
+    The model's template grid is kept; what ``EazyInformer`` learned from labels (the prior
+    p(z | m) and the zero points, as recorded in the model) is learned again for each fold
+    from the other folds' labelled objects, and the fold's objects are fitted with it
+    (:mod:`rail.deepdisc.fit.eazy_crossval`). Folds come from the objects' ids (``id_col``)
+    and ``seed`` (:func:`rail.deepdisc.folds.fold_of_ids`), so they are the network's.
+    Output: ``qp.interp`` PDFs of the labelled rows in input order, with ``object_id``,
+    ``redshift`` and ``fold`` besides EazyEstimator's columns. Options: EazyEstimator's,
+    ``redshift_col``, ``id_col``, ``folds`` and ``seed``.
+    """
+
+    name = "EazyCrossValidator"
+    entrypoint_function = "cross_validate"
+    interactive_function = "eazy_cross_validator"
+    config_options = RailStage.config_options.copy()
+    config_options.update({k: SharedParams.copy_param(k) for k in (
+        "bands", "err_bands", "nondetect_val", "nonobserved_val", "mag_limits",
+        "redshift_col", "id_col", "hdf5_groupname")})
+    config_options.update(EazyFitOptions.stage_params())
+    config_options.update(FoldOptions.stage_params())
+    inputs = [("model", EazyModelHandle), ("input", TableHandle)]
+    outputs = [("output", QPHandle)]
+
+    def cross_validate(self, model: Any, input_data: Any, **kwargs: Any) -> QPHandle:
+        """Cross-validate EAZY on a labelled catalog.
+
+        Parameters
+        ----------
+        model : EazyModel | str
+            The model (from EazyInformer).
+        input_data : dict | str
+            The catalog (photometry and redshifts; NaN redshift: unlabelled).
+        **kwargs : Any
+            Options to change.
+
+        Returns
+        -------
+        QPHandle
+            The out-of-fold ensemble.
+        """
+        return self.run_on({"model": model, "input": input_data}, "output", **kwargs)
+
+    def run(self) -> None:
+        from rail.deepdisc.fit.eazy_crossval import cross_validate
+        from rail.deepdisc.fit.eazy_training import LabelTraining
+        from rail.deepdisc.folds import fold_of_ids
+
+        c = self.config
+        opts = _options(self, EazyFitOptions)
+        folds = _options(self, FoldOptions)
+        self.check_output_paths()
+        model = self.get_data("model")
+        check_fit_config(self, model, opts)
+        data = self.get_data("input")
+        if c.hdf5_groupname:
+            data = data[c.hdf5_groupname]
+        missing = [k for k in (c.redshift_col, c.id_col) if k not in data]
+        if missing:
+            raise InputError(f"{self.name}: the input lacks columns {missing} "
+                             "(redshift_col, id_col)")
+        z = np.asarray(data[c.redshift_col], float)
+        ids = np.asarray(data[c.id_col]).astype(np.int64)
+        labelled = np.isfinite(z)
+        fold = np.full(z.size, -1, np.int64)
+        fold[labelled] = fold_of_ids(ids[labelled], folds.folds, folds.seed)
+        fnu, efnu = catalog_fluxes(data, c, opts)
+        settings = LabelTraining(**{k: v for k, v in model.meta.get(
+            "label_training", {"prior": False, "zeropoints": False}).items()
+            if k in LabelTraining.__dataclass_fields__})
+        cv = cross_validate(model, fnu, efnu, z, _prior_mags(model, c, opts, fnu), fold,
+                            settings, sys_err=opts.sys_err, n_proc=opts.n_proc)
+        copied = {k: v[cv.rows] for k, v in _copied(data, opts, self.name).items()}
+        self.add_data("output", cv.result.ensemble({
+            **copied, "object_id": ids[cv.rows], "redshift": z[cv.rows], "fold": cv.fold}))
