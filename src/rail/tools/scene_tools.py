@@ -16,6 +16,7 @@ import numpy as np
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
+from rail.creation.engines.survey_field import SurveyFileHandle
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.photometry import empty_table, iter_measurements
 from rail.deepdisc.fit.photometry_options import PhotometryOptions
@@ -222,3 +223,43 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         if n == 0 and self.rank == 0:
             parts.append({ROW_COLUMN: np.zeros(0, np.int64), **empty_table(setup)})
         parts.join(finish=lambda path: put_rows_in_order(path, n))
+
+
+class SurveyScenePhotometry(ScenePhotometry):
+    """``ScenePhotometry`` of a store whose PSFs are a survey file's: the tiles of a user's
+    mosaics carry no PSF model, and the survey measured from those mosaics
+    (``MosaicSurveyMeasurer``) holds them (files or stars). Inputs: the scene store and the
+    survey file; everything else as ``ScenePhotometry`` (``psf_survey`` is the input)."""
+
+    name = "SurveyScenePhotometry"
+    entrypoint_function = "measure_with_survey"
+    interactive_function = "survey_scene_photometry"
+    inputs = [("input", SceneHandle), ("survey", SurveyFileHandle)]
+
+    def measure_with_survey(self, input_data: SceneHandle | SceneStore | str,
+                            survey: str, **kwargs: Any) -> ProvenanceHdf5Handle:
+        """Measure a scene store with a survey file's PSFs (interactive use).
+
+        Parameters
+        ----------
+        input_data : SceneHandle, SceneStore or str
+            The scene store (handle, :class:`SceneStore` or path).
+        survey : str
+            Path of the survey file whose PSFs are used.
+        **kwargs : Any
+            Options of the stage, set before it runs.
+
+        Returns
+        -------
+        ProvenanceHdf5Handle
+            The photometry table (one row per object).
+        """
+        self.set_data("survey", None, path=os.fspath(survey), do_read=False)
+        return self.measure(input_data, **kwargs)
+
+    def run(self) -> None:
+        handle = self.get_handle("survey", allow_missing=True)
+        if handle is None or handle.path in (None, "", "None"):
+            raise InputError(f"{self.name}: no survey file given (input 'survey')")
+        self.config["psf_survey"] = os.fspath(handle.path)
+        super().run()

@@ -51,6 +51,10 @@ class PhotometryConfig(Options):
         Magnitudes of non-detections and of bands without data (RAIL's conventions).
     bands
         Bands to measure (empty: all of the store's).
+    psf_survey
+        A survey (preset name or survey file) whose PSF models replace the store's, e.g. for
+        tiles cut from mosaics, which carry none: the survey measured from those mosaics
+        (``rail-deepdisc survey``) holds their PSFs.
     """
 
     method: str = option("kron", "photometry method: kron (Kron apertures from the "
@@ -75,6 +79,10 @@ class PhotometryConfig(Options):
                                   "1-sigma limiting magnitude)")
     nonobserved_val: float = option(-99.0, "magnitude and error of a band without data")
     bands: tuple[str, ...] = option((), "bands to measure (default: all of the store's)")
+    psf_survey: str = option("", "survey (preset or survey file) whose PSF models to use "
+                             "instead of the store's (tiles of mosaics carry none: give the "
+                             "survey measured from the mosaics); '' for the store's own",
+                             path=True, metavar="SURVEY")
 
     def _check(self) -> None:
         if self.background_annulus is not None:

@@ -9,8 +9,9 @@ circular apertures, the matching kernels.
 
 from __future__ import annotations
 
+import json
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -85,16 +86,41 @@ def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
     return bands
 
 
-def _aperture_radius(store: SceneStore, cfg: PhotometryConfig, bands: list[str]) -> float:
+def _aperture_radius(store: SceneStore, info: StoreInfo, cfg: PhotometryConfig,
+                     bands: list[str]) -> float:
     """The circular aperture radius in arcsec (given, or from the PSF model)."""
     if cfg.aperture_radius is not None:
         return float(cfg.aperture_radius)
-    if not has_psf_model(store.info):
+    if not has_psf_model(info):
         raise SceneStoreError(f"scene store {store.path} has no PSF model: give "
-                              "aperture_radius (arcsec) explicitly")
-    scale = float(store.info.pixel_scale_arcsec)
-    r50 = max(psf_half_light_radius(store.info, b) for b in bands) * scale
+                              "aperture_radius (arcsec) or psf_survey (a survey file with "
+                              "the PSFs, e.g. measured from the mosaics)")
+    scale = float(info.pixel_scale_arcsec)
+    r50 = max(psf_half_light_radius(info, b) for b in bands) * scale
     return max(3.0 * r50, 2.0 * scale)
+
+
+def _with_survey_psf(info: StoreInfo, survey: str) -> StoreInfo:
+    """The store's metadata with the PSF model of ``survey`` (a preset or survey file), or
+    unchanged for ''.
+
+    Raises
+    ------
+    OptionError
+        If the survey lacks one of the store's bands.
+    """
+    if not survey:
+        return info
+    from rail.deepdisc.sim.psf import psf_description
+    from rail.deepdisc.sim.surveys import get_survey
+
+    preset = get_survey(survey)
+    missing = [b for b in info.bands if b not in preset.bands]
+    if missing:
+        raise OptionError(f"psf_survey {survey}: no PSF for the store's band(s) {missing} "
+                          f"(it has {list(preset.bands)})")
+    psf = json.dumps(psf_description(preset), sort_keys=True)
+    return replace(info, attrs={**info.attrs, "psf": psf})
 
 
 def _store_noise(info: StoreInfo, band_index: np.ndarray) -> np.ndarray | None:
@@ -115,10 +141,10 @@ def prepare(store: SceneStore, cfg: PhotometryConfig) -> PhotometrySetup:
         radius without a PSF model.
     """
     cfg.validate()
-    info = store.info
+    info = _with_survey_psf(store.info, cfg.psf_survey)
     bands = measured_bands(store, cfg)
     scale = float(info.pixel_scale_arcsec)
-    radius = _aperture_radius(store, cfg, bands)
+    radius = _aperture_radius(store, info, cfg, bands)
     ann = tuple(cfg.background_annulus or (2.0 * radius, 4.0 * radius))
     nb = len(bands)
     band_index = np.array([info.bands.index(b) for b in bands])
