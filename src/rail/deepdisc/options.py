@@ -241,11 +241,18 @@ class Options:
         out: dict[str, tuple[OptionSpec, _Kind, Any]] = {}
         for f, spec, kind in cls._fields():
             if kind.base == "options":
-                out.update(kind.options_class.option_specs())
+                nested = kind.options_class.option_specs()
+                clash = sorted(set(nested) & set(out))
+                out.update(nested)
             elif spec is not None:
                 default = f.default if f.default is not MISSING else (
                     f.default_factory() if f.default_factory is not MISSING else MISSING)
+                clash = [f.name] if f.name in out else []
                 out[f.name] = (spec, kind, default)
+            else:
+                continue
+            if clash:  # a flattened name given twice would silently be one option
+                raise TypeError(f"{cls.__name__}: option(s) {clash} defined twice")
         return out
 
     # -- building and checking -------------------------------------------------------------
