@@ -5,6 +5,7 @@ SEDs that are not the simulator's templates."""
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -286,9 +287,25 @@ def test_command_writes_a_field_and_a_truth_table(tmp_path, fits_field):
     assert '"catalog_objects"' in run.stdout
     assert (tmp_path / "f" / "field_inputs.yml").is_file()
     assert (tmp_path / "f" / "truth_catalog.fits").is_file()
+    # the truth table of a fits-field directory
+    first = tmp_path / "first"
+    first.mkdir()
+    for name in ("truth.hdf5", "catalog.fits"):
+        shutil.copyfile(fits_field / name, first / name)
+    subprocess.run([sys.executable, str(SCRIPT), "--truth-from-store", str(first)],
+                   capture_output=True, text=True, check=True)
+    assert Table.read(first / "truth_catalog.fits").colnames == \
+        Table.read(tmp_path / "f" / "truth_catalog.fits").colnames
     # an output that is a directory is refused before any work
     (tmp_path / "g" / "catalog.fits").mkdir(parents=True)
     bad = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(tmp_path / "g"),
                           "--mosaic-size", "96"], capture_output=True, text=True)
-    assert bad.returncode != 0 and "directory" in bad.stderr
+    assert bad.returncode == 2 and "directory" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "g" / "jwst_f090w.fits").exists()
+    # an empty field is refused, nothing written
+    empty = subprocess.run([sys.executable, str(SCRIPT), "--output-dir", str(tmp_path / "e"),
+                            "--mosaic-size", "64", "--surface-density", "0.01"],
+                           capture_output=True, text=True)
+    assert empty.returncode == 2 and "no galaxy" in empty.stderr
+    assert not any((tmp_path / "e").glob("*.fits"))

@@ -102,6 +102,12 @@ class WrittenField:
     z_quantiles: dict[str, float]
 
 
+#: what each output is, for messages
+_WHAT = {"segmap": "segmentation map", "catalog": "catalog", "spectra": "spectroscopic catalog",
+         "truth": "truth catalog", "inputs": "field inputs", "image": "FITS mosaic",
+         "psf": "PSF image"}
+
+
 def _output_paths(out: Path, bands: list[str]) -> dict[str, Path]:
     paths = {f"image_{b}": out / f"{b}.fits" for b in bands}
     paths.update({f"psf_{b}": out / f"psf_{b}.fits" for b in bands})
@@ -114,6 +120,7 @@ def _output_paths(out: Path, bands: list[str]) -> dict[str, Path]:
 def write_field(out_dir: str | os.PathLike, cfg: FieldConfig | None = None,
                 progress: bool = False) -> WrittenField:
     """Render the field and write its files (see the module docstring)."""
+    from rail.deepdisc.errors import OptionError
     from rail.deepdisc.store.atomic import check_output_path
 
     cfg = cfg or FieldConfig()
@@ -121,7 +128,7 @@ def write_field(out_dir: str | os.PathLike, cfg: FieldConfig | None = None,
     out = Path(out_dir)
     paths = _output_paths(out, cfg.bands)
     for key, path in paths.items():
-        check_output_path(path, key)
+        check_output_path(path, _WHAT[key.split("_")[0]])
     bands, scale = cfg.bands, cfg.pixel_scale
     ny = nx = cfg.mosaic_size
     rng = np.random.default_rng([cfg.seed, 0])
@@ -141,6 +148,10 @@ def write_field(out_dir: str | os.PathLike, cfg: FieldConfig | None = None,
     image, best, owner, ap_flux = _render(pop, smooth, clumps, kernels, cfg, sigma0)
     ids = np.arange(1, len(pop) + 1, dtype=np.int64)
     listed = _segment(best, owner, pop, cfg)
+    if listed.size == 0:
+        raise OptionError(f"no galaxy of the {len(pop)} rendered owns a footprint on the "
+                          f"{nx} x {ny} mosaic: raise --mosaic-size or --surface-density "
+                          "(nothing written)")
     segmap = np.where(owner >= 0, ids[np.maximum(owner, 0)], 0).astype(np.int32)
     del best, owner
     px = np.clip(np.floor(pop.x + 0.5).astype(int), 0, nx - 1)
