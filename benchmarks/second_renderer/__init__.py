@@ -10,6 +10,8 @@ selection rule). ``benchmarks/second_renderer.py`` is the command; docs/second_r
 describes the field.
 """
 
-from .field import DEPTHS, FieldConfig, WrittenField, truth_table_from_store, write_field
+from .config import DEPTHS, FieldConfig
+from .field import WrittenField, write_field
+from .outputs import truth_table_from_store
 
 __all__ = ["DEPTHS", "FieldConfig", "WrittenField", "truth_table_from_store", "write_field"]
