@@ -9,8 +9,8 @@ import torch
 
 from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.errors import InputError
+from rail.deepdisc.hybrid.options import PhotometryNetOptions
 from rail.deepdisc.hybrid.photometry_network import (
-    NetworkTraining,
     PhotometryNetwork,
     fine_tune,
     photometry_features,
@@ -72,7 +72,8 @@ def test_features_mark_missing_bands():
 def test_network_learns_redshifts_and_saves_without_pickles(catalog, noise, tmp_path):
     torch.set_num_threads(1)
     net = train_network(catalog.flux, catalog.redshift, noise, BANDS,
-                        NetworkTraining(epochs=20, batch_size=256, hidden=64, layers=2))
+                        PhotometryNetOptions(photnet_epochs=20, photnet_batch_size=256,
+                                             photnet_hidden=64, photnet_layers=2))
     history = net.meta["training"]["history"]
     assert history[-1] < history[0]
     rng = np.random.default_rng(9)
@@ -145,7 +146,8 @@ def test_informer_folds_never_see_their_labels(catalog, noise, tmp_path):
 
 def test_fine_tuning_moves_the_network_towards_the_labels(catalog, noise):
     net = train_network(catalog.flux, catalog.redshift, noise, BANDS,
-                        NetworkTraining(epochs=2, batch_size=256, hidden=32, layers=1))
+                        PhotometryNetOptions(photnet_epochs=2, photnet_batch_size=256,
+                                             photnet_hidden=32, photnet_layers=1))
     rng = np.random.default_rng(5)
     flux = catalog.flux[:300]
     err = noise.draw(flux, rng)

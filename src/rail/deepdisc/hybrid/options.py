@@ -54,7 +54,7 @@ class PhotometryNetOptions(Options):
     photnet_sed_library: str = option("", "SED library of the simulated population ('': the "
                                       "realism preset's, COSMOS templates)",
                                       metavar="NAME|FILE")
-    photnet_epochs: int = option(12, "passes over the simulated catalog (new noise each)",
+    photnet_epochs: int = option(24, "passes over the simulated catalog (new noise each)",
                                  ge=1)
     photnet_batch_size: int = option(1024, "galaxies per step", ge=16)
     photnet_learning_rate: float = option(3e-3, "peak learning rate", gt=0)

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from rail.deepdisc.errors import InputError, ModelFileError
+from rail.deepdisc.hybrid.options import PhotometryNetOptions
 
 log = logging.getLogger(__name__)
 
@@ -164,24 +165,12 @@ class PhotometryNetwork:
         return cls(state=data["state_dict"], meta=json.loads(data["meta"]))
 
 
-@dataclass(frozen=True)
-class NetworkTraining:
-    """How the photometry network is trained."""
-
-    epochs: int = 12
-    batch_size: int = 1024
-    learning_rate: float = 3e-3
-    hidden: int = 256
-    layers: int = 3
-    components: int = 6
-    seed: int = 0
-
-
 def train_network(flux: np.ndarray, redshift: np.ndarray, noise: Any, bands: Sequence[str],
-                  settings: NetworkTraining, *, progress: bool = False,
+                  settings: PhotometryNetOptions, seed: int = 0, *, progress: bool = False,
                   meta: dict[str, Any] | None = None) -> PhotometryNetwork:
     """Train on true fluxes with new noise from ``noise`` (a
-    :class:`~rail.deepdisc.hybrid.simulated_photometry.NoiseModel`) every epoch.
+    :class:`~rail.deepdisc.hybrid.simulated_photometry.NoiseModel`) every epoch, as
+    ``settings`` say (the ``photnet_*`` options).
 
     Raises
     ------
@@ -196,8 +185,8 @@ def train_network(flux: np.ndarray, redshift: np.ndarray, noise: Any, bands: Seq
     if flux.shape[0] < 1000:
         raise InputError(f"the photometry network needs at least 1,000 simulated galaxies, "
                          f"got {flux.shape[0]}")
-    rng = np.random.default_rng([settings.seed, 61])
-    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng([seed, 61])
+    torch.manual_seed(seed)
 
     def noisy() -> np.ndarray:
         err = noise.draw(flux, rng)
@@ -206,14 +195,15 @@ def train_network(flux: np.ndarray, redshift: np.ndarray, noise: Any, bands: Seq
     first = noisy()
     center = first.mean(axis=0)
     scale = np.where(first.std(axis=0) > 0, first.std(axis=0), 1.0)
-    net = _module(first.shape[1], settings.hidden, settings.layers, settings.components)
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.learning_rate, weight_decay=1e-5)
-    steps = settings.epochs * -(-flux.shape[0] // settings.batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.learning_rate,
+    net = _module(first.shape[1], settings.photnet_hidden, settings.photnet_layers,
+                  settings.photnet_components)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.photnet_learning_rate, weight_decay=1e-5)
+    steps = settings.photnet_epochs * -(-flux.shape[0] // settings.photnet_batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, settings.photnet_learning_rate,
                                                 total_steps=steps)
     target = torch.from_numpy(u)
     history = []
-    bar = tqdm(range(settings.epochs), desc="photometry network", unit="epoch",
+    bar = tqdm(range(settings.photnet_epochs), desc="photometry network", unit="epoch",
                disable=not progress)
     for epoch in bar:
         x = torch.from_numpy((first if epoch == 0 else noisy()) - center) / \
@@ -221,9 +211,9 @@ def train_network(flux: np.ndarray, redshift: np.ndarray, noise: Any, bands: Seq
         perm = torch.from_numpy(rng.permutation(flux.shape[0]))
         total = 0.0
         net.train()
-        for s in range(0, flux.shape[0], settings.batch_size):
-            idx = perm[s:s + settings.batch_size]
-            loss = -_log_likelihood(net(x[idx]), target[idx], settings.components).mean()
+        for s in range(0, flux.shape[0], settings.photnet_batch_size):
+            idx = perm[s:s + settings.photnet_batch_size]
+            loss = -_log_likelihood(net(x[idx]), target[idx], settings.photnet_components).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -231,13 +221,14 @@ def train_network(flux: np.ndarray, redshift: np.ndarray, noise: Any, bands: Seq
             total += loss.item() * idx.numel()
         history.append(total / flux.shape[0])
         bar.set_postfix(loss=f"{history[-1]:.3f}")
-        log.info("photometry network epoch %d/%d: loss %.4f", epoch + 1, settings.epochs,
+        log.info("photometry network epoch %d/%d: loss %.4f", epoch + 1, settings.photnet_epochs,
                  history[-1])
     state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     return PhotometryNetwork(state=state, meta={
-        "bands": list(bands), "hidden": settings.hidden, "layers": settings.layers,
-        "components": settings.components, "center": center.tolist(),
-        "scale": scale.tolist(), "training": {**settings.__dict__, "history": history,
+        "bands": list(bands), "hidden": settings.photnet_hidden, "layers": settings.photnet_layers,
+        "components": settings.photnet_components, "center": center.tolist(),
+        "scale": scale.tolist(), "training": {**settings.as_dict(), "seed": seed,
+                                              "history": history,
                                               "n_galaxies": int(flux.shape[0])},
         **(meta or {})})
 

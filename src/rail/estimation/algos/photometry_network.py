@@ -111,11 +111,7 @@ class PhotometryNetInformer(StrictConfigMixin, CatInformer):
     def run(self) -> None:
         from rail.deepdisc.folds import fold_of_ids
         from rail.deepdisc.hybrid.grid import redshift_grid
-        from rail.deepdisc.hybrid.photometry_network import (
-            NetworkTraining,
-            fine_tune,
-            train_network,
-        )
+        from rail.deepdisc.hybrid.photometry_network import fine_tune, train_network
         from rail.deepdisc.hybrid.simulated_photometry import NoiseModel, simulate_catalog
         from rail.deepdisc.store.provenance import provenance
 
@@ -140,15 +136,10 @@ class PhotometryNetInformer(StrictConfigMixin, CatInformer):
         catalog = simulate_catalog(str(survey), list(c.filter_list), opts.photnet_galaxies,
                                    seed, realism=opts.photnet_realism,
                                    sed_library=opts.photnet_sed_library or None, zmax=c.zmax)
-        training = NetworkTraining(epochs=opts.photnet_epochs,
-                                   batch_size=opts.photnet_batch_size,
-                                   learning_rate=opts.photnet_learning_rate,
-                                   hidden=opts.photnet_hidden, layers=opts.photnet_layers,
-                                   components=opts.photnet_components, seed=seed)
         record = {"simulation": catalog.meta, "columns": list(c.bands), "zmax": c.zmax,
                   "provenance": provenance(opts.as_dict(), self.name)}
         net = train_network(catalog.flux, catalog.redshift, noise, list(c.filter_list),
-                            training, meta=record)
+                            opts, seed, meta=record)
         anchor = (catalog.flux, catalog.redshift, noise)
         tune = {"epochs": opts.photnet_finetune_epochs,
                 "learning_rate": opts.photnet_finetune_learning_rate, "seed": seed,
