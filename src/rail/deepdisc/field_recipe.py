@@ -11,16 +11,18 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from rail.deepdisc.errors import InputError
+from rail.deepdisc.fit.eazy_options import TemplateSetOptions
+from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
 from rail.deepdisc.options import Options, option
 from rail.deepdisc.sim.randomise import REALISM_LEVELS
 
 #: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
 _PATH_MAPS = ("images", "errors", "weights", "psfs")
-_PATH_KEYS = ("segmap", "spec_catalog", "catalog")
+_PATH_KEYS = ("segmap", "spec_catalog", "catalog", "truth_catalog")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,6 +57,13 @@ class FieldSettings(Options):
     num_threads: int = option(0, "torch CPU threads per stage (0: automatic)", ge=0)
     seed: int = option(0, "random seed of the simulation, the training and the folds", ge=0)
     title: str = option("Photo-z validation of the field", "title of the report")
+    template_set: TemplateSetOptions = field(default_factory=TemplateSetOptions)
+    photometry_net: PhotometryNetOptions = field(default_factory=PhotometryNetOptions)
+    fusion: FusionOptions = field(default_factory=FusionOptions)
+    truth_catalog: str = option(
+        "", "a table of the catalog objects' true redshifts (columns id and redshift, "
+        "optionally snr_<band>): simulated fields only; the report then also evaluates every "
+        "method on the objects without spectra", path=True)
 
 
 def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.handle import SceneHandle
 from rail.deepdisc.store.mosaic import TilerConfig
 from rail.deepdisc.store.scenes import SceneStore
+from rail.estimation.algos.eazy import EazyModelHandle
 
 _TOOK = re.compile(r"Stage complete: \S+ @ .* took ([0-9.]+) minutes")
 
@@ -59,11 +60,17 @@ class MarkdownHandle(DataHandle):
             tmp.write_text(data, encoding="utf-8")
 
 
+#: the comparison report's methods: input tag -> default name
+COMPARISON_METHODS = {"deepdisc": "DeepDISC", "bpz": "BPZ", "eazy": "EAZY",
+                      "photometric": "photometry network", "hybrid": "hybrid"}
+
+
 class PhotoZComparisonReport(StrictConfigMixin, RailStage):
     """Compare photo-z ensembles row-aligned with a scene store's objects.
 
     Inputs: the test scene store (its ``/objects`` table is the truth), the ensembles of
-    DeepDISC (forced), BPZ and EAZY, and a DeepDISC detect-mode detections table. Output:
+    DeepDISC (forced), BPZ, EAZY, the photometry network and the hybrid, and a DeepDISC
+    detect-mode detections table. Output:
     ``report.md`` (tables of σ_IQR, bias, outlier rates, σ_MAD, PIT KS/CvM/AD, CDE loss,
     Brier, object counts and seconds per method, for S/N > 10 and for all objects) with PNG
     figures and ``metrics.json`` beside it. Seconds come from the ceci logs in ``log_dir``
@@ -76,18 +83,19 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
     config_options = RailStage.config_options.copy()
     config_options.update(
         title=Param(str, "Photo-z comparison", msg="title of the report"),
-        method_names=Param(list, ["DeepDISC", "BPZ", "EAZY"],
-                           msg="names of the methods of inputs deepdisc, bpz, eazy"),
+        method_names=Param(list, list(COMPARISON_METHODS.values()),
+                           msg="names of the methods of inputs "
+                           + ", ".join(COMPARISON_METHODS)),
         log_dir=Param(str, "", msg="ceci log directory to read stage run times from"),
         timing_stages=Param(dict, {}, msg="method name -> list of stage names it ran"),
     )
-    inputs = [("truth", SceneHandle), ("deepdisc", QPHandle), ("bpz", QPHandle),
-              ("eazy", QPHandle), ("detections", Hdf5Handle)]
+    inputs = [("truth", SceneHandle), *((tag, QPHandle) for tag in COMPARISON_METHODS),
+              ("detections", Hdf5Handle)]
     outputs = [("report", MarkdownHandle)]
 
-    def write(self, truth: Any, deepdisc: Any, bpz: Any, eazy: Any, detections: Any,
-              **kwargs: Any) -> MarkdownHandle:
-        """Write the report of three methods' ensembles on one scene store's objects.
+    def write(self, truth: Any, deepdisc: Any, bpz: Any, eazy: Any, photometric: Any,
+              hybrid: Any, detections: Any, **kwargs: Any) -> MarkdownHandle:
+        """Write the report of the methods' ensembles on one scene store's objects.
 
         Parameters
         ----------
@@ -99,6 +107,10 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             BPZ's ensemble.
         eazy : str | qp.Ensemble | QPHandle
             EAZY's ensemble.
+        photometric : str | qp.Ensemble | QPHandle
+            The photometry network's ensemble.
+        hybrid : str | qp.Ensemble | QPHandle
+            The hybrid's ensemble.
         detections : str | dict | Hdf5Handle
             DeepDISC's detect-mode detections table.
         **kwargs : Any
@@ -110,7 +122,7 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             The handle of the report text.
         """
         inputs = {"truth": truth, "deepdisc": deepdisc, "bpz": bpz, "eazy": eazy,
-                  "detections": detections}
+                  "photometric": photometric, "hybrid": hybrid, "detections": detections}
         return self.run_on(inputs, "report", **kwargs)
 
     def _path(self, tag: str) -> str:
@@ -134,11 +146,11 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             truth = store.objects()
             survey = store.info.survey
         names = list(self.config.method_names)
-        if len(names) != 3:
-            raise OptionError(f"{self.name}: method_names needs three names (deepdisc, bpz, "
-                             f"eazy), got {names}")
+        if len(names) != len(COMPARISON_METHODS):
+            raise OptionError(f"{self.name}: method_names needs {len(COMPARISON_METHODS)} "
+                              f"names ({', '.join(COMPARISON_METHODS)}), got {names}")
         results = []
-        for tag, name in zip(("deepdisc", "bpz", "eazy"), names, strict=True):
+        for tag, name in zip(COMPARISON_METHODS, names, strict=True):
             ens = qp.read(self._path(tag))
             results.append(MethodResult(name, ens, self._seconds(name)))
         det_table = tables_io.read(self._path("detections"))
@@ -165,16 +177,53 @@ def _detections(table: dict[str, np.ndarray], object_ids: np.ndarray) -> Detecti
     return Detections(object_row=rows, score=np.asarray(table["score"], float))
 
 
+class JsonHandle(DataHandle):
+    """A JSON file (suffix ``json``); its data is the decoded object."""
+
+    suffix = "json"
+    interactive_type = "dict"
+
+    @classmethod
+    def _open(cls, path: str, **kwargs: Any):
+        return open(path, encoding="utf-8")
+
+    @classmethod
+    def _read(cls, path: str, **kwargs: Any) -> Any:
+        import json
+
+        with open(path, encoding="utf-8") as fin:
+            return json.load(fin)
+
+    @classmethod
+    def _write(cls, data: Any, path: str, **kwargs: Any) -> None:
+        import json
+
+        from rail.deepdisc.evaluate.report import _json_default
+
+        with atomic_output(path, "metrics") as tmp:
+            tmp.write_text(json.dumps(data, indent=1, default=_json_default),
+                           encoding="utf-8")
+
+
+#: the field report's methods: input-tag suffix -> default name
+REPORT_METHODS = {"": "DeepDISC", "_templates": "EAZY", "_photometric": "photometry network",
+                  "_hybrid": "hybrid"}
+
+
 class FieldValidationReport(StrictConfigMixin, RailStage):
     """The validation report of a survey field (the field recipe's last stage).
 
-    Inputs: ``oof``, the out-of-fold ensemble of the spectroscopic objects
-    (``DeepDiscCrossValidator``: each PDF from a model that never saw that object's label;
-    ancil ``redshift`` holds the spec-z); ``field``, the forced ensemble of every catalog
-    object; ``detections``, the detect-mode ensemble of the field. Output: ``report.md``
-    with the comparison report's tables (bright and all, by quality flag) and figures for
-    the out-of-fold objects, the field map (RGB of the ``images`` mosaics with detections
-    coloured by photo-z, flagged ones marked) and N(z) of the field by flag.
+    Every method side by side: the image network (``oof``, ``field``), template fitting
+    (``oof_templates``, ``field_templates``, with the EAZY model ``template_model`` that
+    says which template set ran), the photometry network (``oof_photometric``,
+    ``field_photometric``) and the hybrid (``oof_hybrid``, ``field_hybrid``). The ``oof*``
+    inputs are out-of-fold ensembles of the spectroscopic objects (each PDF from a model that
+    never saw that object's label; ancil ``redshift``), the ``field*`` inputs the ensembles
+    of every catalog object (same rows for all methods); ``detections`` is the detect-mode
+    ensemble of the field. With ``truth_catalog`` (true redshifts of a simulated field)
+    every method is also evaluated on the objects without spectra. Outputs: ``report.md``
+    (tables by subset, magnitude, redshift and quality flag; figures; the field map and
+    N(z)) and ``metrics`` (JSON, with the methods ranked out of fold and the headline one).
     """
 
     name = "FieldValidationReport"
@@ -186,31 +235,62 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
     config_options.update(
         title=Param(str, "Photo-z validation", msg="title of the report"),
         survey=Param(str, "", msg="survey name (chooses the band of the bright cut)"),
+        truth_catalog=Param(str, "", msg="table of true redshifts of the catalog objects "
+                            "(id, redshift, optional snr_<band>), simulated fields only"),
+        method_names=Param(list, list(REPORT_METHODS.values()),
+                           msg="names of the image, template, photometry-network and hybrid "
+                           "methods"),
     )
-    inputs = [("oof", QPHandle), ("field", QPHandle), ("detections", QPHandle)]
-    outputs = [("report", MarkdownHandle)]
+    path_options = ("truth_catalog",)
+    inputs = [("oof", QPHandle), ("field", QPHandle), ("detections", QPHandle),
+              ("oof_templates", QPHandle), ("field_templates", QPHandle),
+              ("oof_photometric", QPHandle), ("field_photometric", QPHandle),
+              ("oof_hybrid", QPHandle), ("field_hybrid", QPHandle),
+              ("template_model", EazyModelHandle)]
+    outputs = [("report", MarkdownHandle), ("metrics", JsonHandle)]
 
-    def write(self, oof: Any, field: Any, detections: Any, **kwargs: Any) -> MarkdownHandle:
+    def write(self, oof: Any, field: Any, detections: Any, oof_templates: Any,
+              field_templates: Any, oof_photometric: Any, field_photometric: Any,
+              oof_hybrid: Any, field_hybrid: Any, template_model: Any,
+              **kwargs: Any) -> MarkdownHandle:
         """Write the validation report of a field.
 
         Parameters
         ----------
         oof : str | qp.Ensemble | QPHandle
-            Out-of-fold ensemble of the spectroscopic objects.
+            Out-of-fold ensemble of the spectroscopic objects (image network).
         field : str | qp.Ensemble | QPHandle
-            Forced ensemble of the field's catalog objects.
+            Forced ensemble of the field's catalog objects (image network).
         detections : str | qp.Ensemble | QPHandle
             Detect-mode ensemble of the field.
+        oof_templates : str | qp.Ensemble | QPHandle
+            Out-of-fold ensemble of the spectroscopic objects (template fitting).
+        field_templates : str | qp.Ensemble | QPHandle
+            Ensemble of the field's catalog objects (template fitting).
+        oof_photometric : str | qp.Ensemble | QPHandle
+            Out-of-fold ensemble of the spectroscopic objects (photometry network).
+        field_photometric : str | qp.Ensemble | QPHandle
+            Ensemble of the field's catalog objects (photometry network).
+        oof_hybrid : str | qp.Ensemble | QPHandle
+            Out-of-fold ensemble of the spectroscopic objects (hybrid).
+        field_hybrid : str | qp.Ensemble | QPHandle
+            Ensemble of the field's catalog objects (hybrid).
+        template_model : str | EazyModel
+            The EAZY model (which template set ran).
         **kwargs : Any
-            Options to change (``images``, ``title``, ``survey``).
+            Options to change (``images``, ``title``, ``survey``, ``truth_catalog``).
 
         Returns
         -------
         MarkdownHandle
             The handle of the report text.
         """
-        return self.run_on({"oof": oof, "field": field, "detections": detections}, "report",
-                           **kwargs)
+        return self.run_on({"oof": oof, "field": field, "detections": detections,
+                            "oof_templates": oof_templates, "field_templates": field_templates,
+                            "oof_photometric": oof_photometric,
+                            "field_photometric": field_photometric,
+                            "oof_hybrid": oof_hybrid, "field_hybrid": field_hybrid,
+                            "template_model": template_model}, "report", **kwargs)
 
     def _ensemble(self, tag: str) -> Any:
         handle = self.get_handle(tag, allow_missing=True)
@@ -221,18 +301,34 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
         return qp.read(handle.path)
 
     def run(self) -> None:
-        from rail.deepdisc.evaluate.field_report import write_field_report
+        from rail.deepdisc.evaluate.field_report import (
+            FieldMethod,
+            load_truth,
+            write_field_report,
+        )
 
         images = dict(self.config.images or {})
         if not images:
             raise OptionError(f"{self.name}: images (band -> mosaic) is needed for the map")
+        names = list(self.config.method_names)
+        if len(names) != len(REPORT_METHODS):
+            raise OptionError(f"{self.name}: method_names needs {len(REPORT_METHODS)} names "
+                              f"(image, templates, photometry network, hybrid), got {names}")
+        self.check_output_paths()
+        truth = load_truth(self.config.truth_catalog) if self.config.truth_catalog else None
+        model = self.get_data("template_model")
+        methods = [FieldMethod(name, self._ensemble(f"oof{suffix}"),
+                               self._ensemble(f"field{suffix}"))
+                   for name, suffix in zip(names, REPORT_METHODS, strict=True)]
+        notes = [f"{names[1]}: {model.meta.get('template_set_description', 'templates')}; "
+                 "zero points and prior from the spectroscopic objects"]
         out_dir = os.path.dirname(os.path.abspath(self.get_output(
             self.get_aliased_tag("report"))))
         paths = write_field_report(
-            os.path.join(out_dir, "report_files"), self._ensemble("oof"),
-            self._ensemble("field"), self._ensemble("detections"), images, list(images),
-            survey=self.config.survey, title=self.config.title,
-            provenance={"stage": self.options_dict()})
+            os.path.join(out_dir, "report_files"), methods, self._ensemble("detections"),
+            images, list(images), survey=self.config.survey, title=self.config.title,
+            truth=truth, notes=notes, provenance={"stage": self.options_dict()})
         with open(paths["report"], encoding="utf-8") as fin:
             text = fin.read().replace("](", "](report_files/")
         self.add_data("report", text)
+        self.add_data("metrics", JsonHandle._read(paths["metrics"]))

@@ -11,16 +11,25 @@ marked; N(z) is the field's, for all objects and without each flag.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from rail.deepdisc.bands import reference_band
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.evaluate.catalog import QUALITY_BITS
 from rail.deepdisc.evaluate.display import rgb_composite, subplots
-from rail.deepdisc.evaluate.report import MethodResult, _save, write_report
+from rail.deepdisc.evaluate.report import MethodResult, _json_default, _save, write_report
+from rail.deepdisc.store.atomic import atomic_output
+
+#: the out-of-fold metric (lower is better) that ranks the methods and picks the headline
+#: catalog: the CDE loss, a proper score of the whole PDF (scatter, outliers and
+#: calibration together)
+RANK_METRIC = "cde_loss"
 
 
 def mosaic_rgb(images: Mapping[str, str], max_pixels: int = 1200
@@ -94,36 +103,184 @@ def plot_field_nz(field: Any, path: str, title: str) -> None:
     _save(fig, path)
 
 
-def write_field_report(output_dir: str | os.PathLike, oof: Any, field: Any, detections: Any,
-                       images: Mapping[str, str], bands: Sequence[str], *, survey: str = "",
-                       title: str = "Photo-z validation",
+@dataclass
+class FieldMethod:
+    """One method of a field run: its out-of-fold PDFs of the spectroscopic objects and its
+    PDFs of every catalog object (row-aligned with the other methods')."""
+
+    name: str
+    oof: Any
+    field: Any
+
+
+def rank_methods(oof_metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """Method names, best first, by the out-of-fold :data:`RANK_METRIC` (lower is better;
+    ties by σ_IQR)."""
+    def key(name: str) -> tuple[float, float]:
+        m = oof_metrics[name]
+        v = m.get(RANK_METRIC)
+        return (float(v) if v is not None and np.isfinite(v) else np.inf,
+                float(m.get("sigma_iqr") or np.inf))
+    return sorted(oof_metrics, key=key)
+
+
+def load_truth(path: str) -> dict[str, np.ndarray]:
+    """A truth table (``id``, ``redshift``, optional ``snr_<band>``, ``mag_<band>``), from
+    any table format :func:`rail.deepdisc.store.catalogs.read_table` reads.
+
+    Raises
+    ------
+    InputError
+        Naming the file and the missing column.
+    """
+    from rail.deepdisc.store.catalogs import read_table
+
+    table, _ = read_table(path)
+    missing = [c for c in ("id", "redshift") if c not in table]
+    if missing:
+        raise InputError(f"truth catalog {path}: no column {missing[0]!r} (it has "
+                         f"{sorted(table)[:12]})")
+    return {k: np.asarray(v) for k, v in table.items()
+            if k in ("id", "redshift") or k.startswith(("snr_", "mag_"))}
+
+
+def _truth_rows(truth: Mapping[str, np.ndarray], ids: np.ndarray) -> dict[str, np.ndarray]:
+    """The truth table's rows of the given ids (NaN where an id has no truth)."""
+    tid = np.asarray(truth["id"]).astype(np.int64)
+    order = np.argsort(tid)
+    pos = np.clip(np.searchsorted(tid[order], ids), 0, max(tid.size - 1, 0))
+    hit = (tid.size > 0) & (tid[order][pos] == ids)
+    out = {}
+    for k, v in truth.items():
+        if k == "id":
+            continue
+        col = np.full(ids.size, np.nan)
+        col[hit] = np.asarray(v, float)[order][pos[hit]]
+        out[k] = col
+    return out
+
+
+def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMethod],
+                       detections: Any, images: Mapping[str, str], bands: Sequence[str], *,
+                       survey: str = "", title: str = "Photo-z validation",
+                       truth: Mapping[str, np.ndarray] | None = None,
+                       notes: Sequence[str] = (),
                        provenance: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Write ``report.md``, ``metrics.json`` and the figures into ``output_dir``.
 
     Parameters
     ----------
-    oof
-        Out-of-fold ensemble of the spectroscopic objects (ancil ``redshift``, ``snr``,
-        quality flags).
-    field, detections
-        The field's forced and detect-mode ensembles.
+    methods
+        Every method, the image network's first: out-of-fold ensembles of the spectroscopic
+        objects (ancil ``redshift``; the first also ``snr`` and the quality flags, which
+        define "bright" and the flag subsets for all) and the field's ensembles (forced, one
+        row per catalog object, all in the same order).
+    detections
+        The field's detect-mode ensemble (for the map).
     images
         ``band -> path[EXT]`` of the mosaics (for the map).
     bands
         The bands (the reference band's S/N defines "bright").
+    truth
+        True redshifts of the catalog objects (:func:`load_truth`), for simulated fields:
+        every method is then also evaluated on the objects without spectra.
+    notes
+        Lines on what ran (template set, fusion), printed under the title.
     """
+    from rail.deepdisc.hybrid.ensembles import align
+
     os.makedirs(output_dir, exist_ok=True)
     ref = reference_band(bands, survey)
-    truth = {"redshift": np.asarray(oof.ancil["redshift"], float),
-             f"snr_{ref}": np.asarray(oof.ancil["snr"], float)}
-    paths = write_report(output_dir, [MethodResult("DeepDISC, out of fold", oof)], truth,
-                         survey=survey, title=title, provenance=provenance)
+    image = methods[0]
+    flags = {k: np.asarray(v) for k, v in (image.oof.ancil or {}).items()
+             if k.startswith("flag_")}
+    oof = [MethodResult(m.name, _with_ancil(align(image.oof, m.oof, m.name), flags))
+           for m in methods]
+    truth_oof = {"redshift": np.asarray(image.oof.ancil["redshift"], float).ravel(),
+                 f"snr_{ref}": np.asarray(image.oof.ancil["snr"], float).ravel()}
+    paths = write_report(os.path.join(output_dir, "oof"), oof, truth_oof, survey=survey,
+                         title=f"{title}: out of fold, spectroscopic objects",
+                         provenance=provenance)
+    metrics = {"oof": _read_metrics(paths["metrics"])}
+    ranking = rank_methods(metrics["oof"]["all"])
+    metrics.update(ranking=ranking, headline=ranking[0], rank_metric=RANK_METRIC)
+    md = [f"# {title}", "", *[f"- {n}" for n in notes], "",
+          f"**Headline catalog: {ranking[0]}** (methods ranked by the out-of-fold "
+          f"{RANK_METRIC.replace('_', ' ')} of all spectroscopic objects: "
+          + ", ".join(f"{n} {metrics['oof']['all'][n][RANK_METRIC]:.3f}" for n in ranking)
+          + ").", "", "## Out of fold, on the spectroscopic objects", "",
+          "Each PDF comes from a model (network weights, template zero points and prior, "
+          "fusion exponents) that never saw that object's redshift.", "",
+          _section(paths["report"], "oof")]
+    if truth is not None:
+        md += _photometric_section(output_dir, methods, truth, ref, survey, title, metrics)
     extra = {"field_map": os.path.join(output_dir, "field_map.png"),
              "field_nz": os.path.join(output_dir, "field_nz.png")}
     plot_field_map(images, detections, extra["field_map"],
                    f"{title}: detections coloured by photo-z")
-    plot_field_nz(field, extra["field_nz"], f"{title}: N(z) of the field")
-    with open(paths["report"], "a", encoding="utf-8") as fout:
-        fout.write(f"\n## The field\n\n{field.npdf} catalog objects, {detections.npdf} "
-                   "detections.\n\n![field map](field_map.png)\n\n![N(z)](field_nz.png)\n")
-    return {**paths, **extra}
+    plot_field_nz(image.field, extra["field_nz"], f"{title}: N(z) of the field")
+    md += ["## The field", "", f"{image.field.npdf} catalog objects, {detections.npdf} "
+           "detections.", "", "![field map](field_map.png)", "", "![N(z)](field_nz.png)", ""]
+    out = {"report": os.path.join(output_dir, "report.md"),
+           "metrics": os.path.join(output_dir, "metrics.json"), **extra}
+    with atomic_output(out["report"], "report") as tmp:
+        tmp.write_text("\n".join(md) + "\n", encoding="utf-8")
+    with atomic_output(out["metrics"], "metrics") as tmp:
+        tmp.write_text(json.dumps({**metrics, "notes": list(notes),
+                                   "provenance": provenance or {}}, indent=1,
+                                  default=_json_default), encoding="utf-8")
+    return out
+
+
+def _photometric_section(output_dir: str, methods: Sequence[FieldMethod],
+                         truth: Mapping[str, np.ndarray], ref: str, survey: str, title: str,
+                         metrics: dict[str, Any]) -> list[str]:
+    """Every method on the catalog objects without spectra, against the simulation's truth
+    (rows of the field ensembles)."""
+    from rail.deepdisc.hybrid.ensembles import ids_of
+
+    field = methods[0].field
+    ids = ids_of(field)
+    if ids is None:
+        raise InputError("the field ensemble has no object ids to match the truth catalog")
+    rows = _truth_rows(truth, ids)
+    spec = np.isfinite(np.asarray((field.ancil or {}).get("redshift", np.full(ids.size, np.nan)),
+                                  float).ravel())
+    keep = np.flatnonzero(~spec & np.isfinite(rows["redshift"]))
+    if f"snr_{ref}" not in rows:
+        rows[f"snr_{ref}"] = np.asarray(field.ancil["snr"], float).ravel()
+    sub = {k: v[keep] for k, v in rows.items()}
+    flags = {k: np.asarray(v).ravel()[keep] for k, v in (field.ancil or {}).items()
+             if k.startswith("flag_")}
+    results = [MethodResult(m.name, _with_ancil(m.field[keep], flags)) for m in methods]
+    paths = write_report(os.path.join(output_dir, "photometric"), results, sub, survey=survey,
+                         title=f"{title}: objects without spectra (simulation's truth)")
+    metrics["photometric"] = _read_metrics(paths["metrics"])
+    return ["## The objects without spectra (truth from the simulation)", "",
+            f"{keep.size} catalog objects without a spectroscopic redshift, each method's "
+            "catalog PDFs against the true redshifts: the sample a photometric catalog "
+            "exists for (fainter and redder than the spectroscopic one).", "",
+            _section(paths["report"], "photometric")]
+
+
+def _with_ancil(ens: Any, columns: Mapping[str, np.ndarray]) -> Any:
+    """The ensemble with extra ancillary columns (e.g. the image network's flags)."""
+    ancil = {k: np.asarray(v).ravel() for k, v in (ens.ancil or {}).items()}
+    for k, v in columns.items():
+        ancil.setdefault(k, v)
+    ens.set_ancil(ancil)
+    return ens
+
+
+def _read_metrics(path: str) -> dict[str, Any]:
+    with open(path, encoding="utf-8") as fin:
+        return json.load(fin)["metrics"]
+
+
+def _section(report: str, folder: str) -> str:
+    """The body of a sub-report (its title dropped, headings one level down, figures
+    linked into its folder)."""
+    with open(report, encoding="utf-8") as fin:
+        lines = fin.read().splitlines()[1:]
+    text = "\n".join("#" + x if x.startswith("#") else x for x in lines)
+    return text.replace("](", f"]({folder}/")

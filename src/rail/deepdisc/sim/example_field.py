@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.sim.sed import SEDOptions
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class ExampleFieldOptions(Options):
     spec_mag_50: float = option(26.5, "magnitude (survey's detection band) at which half of "
                                 "the spectroscopic targets get a redshift")
     seed: int = option(0, "random seed", ge=0)
+    seds: SEDOptions = field(default_factory=SEDOptions)
 
 
 @dataclass
@@ -66,15 +68,17 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
     opts.validate()
     out = Path(out_dir)
     truth = out / "truth.hdf5"
+    truth_table = out / "truth_catalog.fits"
     inputs_path = out / "field_inputs.yml"
     preset = get_survey(opts.survey)
     for path, what in ((truth, "scene store"), (inputs_path, "field inputs"),
+                       (truth_table, "truth catalog"),
                        *((out / f"psf_{b}.fits", "PSF image") for b in preset.bands)):
         check_output_path(path, what)
     out.mkdir(parents=True, exist_ok=True)
     spec = FieldSpec(survey=opts.survey, n_scenes=1, scene_size=opts.mosaic_size,
                      objects_per_scene=opts.density * (opts.mosaic_size / 128.0) ** 2,
-                     seed=opts.seed)
+                     seed=opts.seed, **opts.seds.given(SEDOptions.option_specs()))
     log.info("simulating a %d x %d pixel %s field", opts.mosaic_size, opts.mosaic_size,
              opts.survey)
     simulate_field(spec, truth, n_workers=1, progress=progress)
@@ -83,6 +87,7 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
                              seed=opts.seed)
     n_spec = len(Table.read(field.spectra))
     psfs = write_psf_images(truth, out)
+    write_truth_table(truth, truth_table)
 
     def rel(spec: str) -> str:
         return os.path.relpath(spec, out)
@@ -95,7 +100,9 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
               # the survey of the pre-training field is measured from the mosaics, with
               # the survey's model PSFs and the redshift range of the field
               "psfs": {b: rel(p) for b, p in psfs.items()},
-              "zmax": preset.zmax, "detection_band": preset.detection_band}
+              "zmax": preset.zmax, "detection_band": preset.detection_band,
+              # the simulation's true redshifts of every catalog object, for the report
+              "truth_catalog": rel(str(truth_table))}
     with atomic_output(inputs_path, "field inputs") as tmp:
         tmp.write_text("# the field's catalog, and its mosaics and spectra as options of the "
                        "tiler (rail-deepdisc field --inputs);\n# relative paths are "
@@ -106,3 +113,22 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
     return ExampleField(inputs=str(inputs_path), catalog=field.catalog,
                         spectra=field.spectra, truth=str(truth),
                         n_objects=int(field.object_id.size), n_spec=n_spec)
+
+
+def write_truth_table(store: str | os.PathLike, path: str | os.PathLike) -> str:
+    """The true redshift, S/N and magnitude of every object of a simulated store, as a FITS
+    table (``id`` = the catalog's id, ``redshift``, ``snr_<band>``, ``mag_<band>``): what
+    the field recipe's report compares the catalogs with on the objects without spectra."""
+    from astropy.table import Table
+
+    from rail.deepdisc.store.atomic import atomic_output
+    from rail.deepdisc.store.scenes import SceneStore
+
+    with SceneStore(os.fspath(store)) as st:
+        names = [c for c in st.object_columns if c.startswith(("snr_", "mag_"))
+                 and not c.startswith("mag_err_")]
+        cols = st.objects(["object_id", "redshift", *names])
+    table = Table({"id": cols.pop("object_id"), **cols})
+    with atomic_output(path, "truth catalog") as tmp:
+        table.write(tmp, format="fits")
+    return os.fspath(path)

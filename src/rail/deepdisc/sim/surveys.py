@@ -219,6 +219,16 @@ def get_survey(name: str | os.PathLike) -> SurveyPreset:
                       f"presets {preset_names()}")
 
 
+def survey_file(name: str | os.PathLike) -> str:
+    """The file that defines a survey: a preset's file in :data:`PRESET_DIR`, or the path of
+    a survey file (checked by :func:`get_survey`)."""
+    get_survey(name)
+    text = os.fspath(name)
+    if isinstance(name, str) and text.lower() in preset_names():
+        return str(PRESET_DIR / f"{text.lower()}.yml")
+    return str(Path(os.path.expandvars(text)).expanduser().resolve())
+
+
 @cache
 def _load(path: str, mtime_ns: int = 0, size: int = 0) -> SurveyPreset:
     """Read a survey file (cached by path and modification)."""

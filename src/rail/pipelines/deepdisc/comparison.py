@@ -26,6 +26,8 @@ from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.surveys import get_survey
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
+from rail.estimation.algos.hybrid import HybridCrossValidator
+from rail.estimation.algos.photometry_network import PhotometryNetEstimator, PhotometryNetInformer
 from rail.tools.bpz_tools import BPZDataPreparer
 from rail.tools.report_tools import PhotoZComparisonReport
 from rail.tools.scene_tools import ScenePhotometry
@@ -49,8 +51,9 @@ class ComparisonSettings:
     backbone, epochs, num_components
         DeepDISC training.
     bpz_templates, eazy_templates
-        BPZ's built-in set (``cww``, ``cosmos``, ``oracle``) and EAZY's (a built-in set or
-        EAZY ``.param`` file paths, comma-separated).
+        BPZ's built-in set (``cww``, ``cosmos``, ``oracle``) and EAZY's (``auto``: EAZY's
+        fsps QSF 12 v3 where installed, else CWW+SB4; a named or built-in set or EAZY
+        ``.param`` file paths, comma-separated; :mod:`rail.deepdisc.fit.eazy_data`).
     work_dir
         Directory for working files (relative paths are relative to where ceci runs).
     bpz_data_dir
@@ -76,7 +79,7 @@ class ComparisonSettings:
     epochs: int = 20
     num_components: int = 5
     bpz_templates: str = "cww"
-    eazy_templates: str = "cww"
+    eazy_templates: str = "auto"
     work_dir: str = "output/comparison"
     bpz_data_dir: str = ""
     log_dir: str = "output/comparison/logs"
@@ -170,9 +173,28 @@ class DeepDiscComparisonPipeline(RailPipeline):
             zmax=zmax, templates_file=s.eazy_templates, **eazy_common)
         self.estimate_eazy = EazyEstimator.build(
             connections={"input": self.photometry_test.io.output,
-                         "model": self.inform_eazy.io.model}, **eazy_common)
+                         "model": self.inform_eazy.io.model}, id_col="object_id",
+            **eazy_common)
 
-        for method in ("deepdisc", "bpz", "eazy"):
+        # the photometry network: trained on the survey's simulated catalog with the training
+        # field's errors, fine-tuned on the training field's labels
+        phot = {"bands": flux, "err_bands": flux_err, "hdf5_groupname": ""}
+        self.inform_photometry_net = PhotometryNetInformer.build(
+            connections={"input": self.photometry_train.io.output}, filter_list=bands,
+            ref_band=f"flux_{preset.detection_band}", zmax=zmax, redshift_col="redshift",
+            id_col="object_id", seed=s.train_seed, **phot)
+        self.estimate_photometry_net = PhotometryNetEstimator.build(
+            connections={"input": self.photometry_test.io.output,
+                         "model": self.inform_photometry_net.io.model}, id_col="object_id",
+            **phot)
+        # the hybrid on the test field: exponents fitted out of fold on its known redshifts
+        self.estimate_hybrid = HybridCrossValidator.build(
+            connections={"image": self.estimate_deepdisc.io.output,
+                         "templates": self.estimate_eazy.io.output,
+                         "photometric": self.estimate_photometry_net.io.output},
+            seed=s.test_seed)
+
+        for method in ("deepdisc", "bpz", "eazy", "photometry_net", "hybrid"):
             estimate = getattr(self, f"estimate_{method}")
             setattr(self, f"evaluate_{method}", SingleEvaluator.build(
                 connections={"input": estimate.io.output,
@@ -183,19 +205,29 @@ class DeepDiscComparisonPipeline(RailPipeline):
                 metric_config={"brier": {"limits": [0.0, zmax]},
                                "cdeloss": {"limits": [0.0, zmax]}}))
 
+        names = ["DeepDISC", f"BPZ ({s.bpz_templates})", "EAZY", "photometry network",
+                 "hybrid"]
         self.report = PhotoZComparisonReport.build(
             connections={"truth": test.io.output, "deepdisc": self.estimate_deepdisc.io.output,
                          "bpz": self.estimate_bpz.io.output,
                          "eazy": self.estimate_eazy.io.output,
+                         "photometric": self.estimate_photometry_net.io.output,
+                         "hybrid": self.estimate_hybrid.io.output,
                          "detections": self.detect_deepdisc.io.detections},
             title=f"DeepDISC vs template fitting, {s.survey}-like field",
-            method_names=["DeepDISC", "BPZ", "EAZY"], log_dir=s.log_dir,
+            method_names=names, log_dir=s.log_dir,
             timing_stages={
-                "DeepDISC": ["inform_deepdisc", "estimate_deepdisc"],
-                "BPZ": ["photometry_train", "photometry_test", "prepare_bpz", "inform_bpz",
-                        "estimate_bpz"],
-                "EAZY": ["photometry_train", "photometry_test", "inform_eazy",
-                         "estimate_eazy"],
+                names[0]: ["inform_deepdisc", "estimate_deepdisc"],
+                names[1]: ["photometry_train", "photometry_test", "prepare_bpz", "inform_bpz",
+                           "estimate_bpz"],
+                names[2]: ["photometry_train", "photometry_test", "inform_eazy",
+                           "estimate_eazy"],
+                names[3]: ["photometry_train", "photometry_test", "inform_photometry_net",
+                           "estimate_photometry_net"],
+                names[4]: ["inform_deepdisc", "estimate_deepdisc", "photometry_train",
+                           "photometry_test", "inform_eazy", "estimate_eazy",
+                           "inform_photometry_net", "estimate_photometry_net",
+                           "estimate_hybrid"],
             })
         self.settings = s
 
@@ -215,16 +247,22 @@ class LsstComparisonPipeline(DeepDiscComparisonPipeline):
 
 
 def write_pipeline(pipeline: DeepDiscComparisonPipeline, yml_path: str, output_dir: str,
-                   log_dir: str, resume: bool = True) -> str:
+                   log_dir: str, resume: bool = True, relative_to: str = "") -> str:
     """Write the pipeline YAML (and its ``_config.yml``) for ``ceci``; returns the path.
 
-    Creates the YAML's directory and the pipeline's BPZ data directory, which ceci needs to
-    exist when it loads the pipeline.
+    The survey's file (its preset's) is the pipeline's input ``survey``, as a path relative
+    to ``relative_to`` when given. Creates the YAML's directory and the pipeline's BPZ data
+    directory, which ceci needs to exist when it loads the pipeline.
     """
+    from rail.deepdisc.sim.surveys import survey_file
+
     os.makedirs(os.path.dirname(os.path.abspath(yml_path)), exist_ok=True)
     os.makedirs(pipeline.bpz_data_dir, exist_ok=True)
-    pipeline.initialize({}, {"output_dir": output_dir, "log_dir": log_dir, "resume": resume},
-                        None)
+    survey = survey_file(pipeline.settings.survey)
+    if relative_to:  # a committed example: the path from where ceci is run
+        survey = os.path.relpath(survey, relative_to)
+    pipeline.initialize({"survey": survey},
+                        {"output_dir": output_dir, "log_dir": log_dir, "resume": resume}, None)
     pipeline.save(yml_path)
     return yml_path
 
@@ -241,7 +279,8 @@ def write_examples(directory: str = "examples") -> list[str]:
         pipe = cls()
         out = pipe.settings.work_dir
         written.append(write_pipeline(pipe, os.path.join(directory, f"{name}.yml"),
-                                      os.path.join(out, "data"), pipe.settings.log_dir))
+                                      os.path.join(out, "data"), pipe.settings.log_dir,
+                                      relative_to=os.curdir))
     return written
 
 

@@ -28,6 +28,8 @@ from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRe
 from rail.creation.engines.survey_field import MosaicSurveyMeasurer, SurveyFieldSimulator
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.field_recipe import FieldSettings
+from rail.deepdisc.fit.eazy_options import TemplateSetOptions
+from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
 from rail.deepdisc.net.train import MIN_TRAINING_LABELS
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
@@ -36,13 +38,22 @@ from rail.deepdisc.store.mosaic import TilerConfig
 from rail.deepdisc.store.mosaic_io import MosaicMapOptions
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
 from rail.estimation.algos.deepdisc_cv import DeepDiscCrossValidator, DeepDiscFineTuner
-from rail.tools.catalog_tools import PhotoZCatalog
+from rail.estimation.algos.eazy import EazyCrossValidator, EazyEstimator, EazyInformer
+from rail.estimation.algos.hybrid import HybridCrossValidator, HybridEstimator, HybridInformer
+from rail.estimation.algos.photometry_network import PhotometryNetEstimator, PhotometryNetInformer
+from rail.tools.catalog_tools import HeadlineCatalog, PhotoZCatalog
 from rail.tools.report_tools import FieldValidationReport
-from rail.tools.scene_tools import MosaicTiler
+from rail.tools.scene_tools import MosaicTiler, ScenePhotometry, SurveyScenePhotometry
 
 #: the catalog's file name (without ``.fits``) in the output directory: the output of the
 #: stage ``photoz_catalog`` (``rail-deepdisc catalog`` writes Parquet, ECSV or HDF5 too)
 CATALOG_NAME = "output_photoz_catalog"
+#: the methods of the recipe: key of their stages (``catalog_<key>``) -> name in catalogs
+#: and reports (``METHOD``)
+METHODS = {"deepdisc": "DeepDISC", "eazy": "EAZY", "photometry_net": "photometry network",
+           "hybrid": "hybrid"}
+#: photometry columns the template fitter's PDFs carry, so its catalog needs no store
+CATALOG_COLUMNS = ("scene", "x", "y", "ra", "dec")
 #: inputs of the committed example (``rail-deepdisc fits-field --output-dir field_data``),
 #: relative to the repository root, where ``ceci examples/field_pipeline.yml`` is run
 EXAMPLE_INPUTS = "field_data/field_inputs.yml"
@@ -75,17 +86,36 @@ class DeepDiscFieldPipeline(RailPipeline):
             raise OptionError("the field recipe needs a spectroscopic catalog (spec_catalog)")
         tiles = tiler.given(TilerConfig.option_specs())
         tiles.pop("require_redshift", None)
-        threads = {"num_threads": s.num_threads}
         self.tile_field = MosaicTiler.build(**tiles)
         self.tile_train = MosaicTiler.build(**{
             **tiles, "tile_size": s.train_tile_size, "overlap": s.train_overlap,
             "require_redshift": True})
+        if not s.survey:
+            measured = survey_options or MosaicSurveyOptions.from_mapping(
+                {k: getattr(tiler, k) for k in MosaicMapOptions.option_specs()})
+            self.measure_survey = MosaicSurveyMeasurer.build(
+                **measured.given(MosaicSurveyOptions.option_specs()))
+            survey_options = measured
+        self._add_network(s)
+        self._add_template_fitting(tiler, s, survey_options)
+        self._add_hybrid(s)
+        self._add_catalogs(tiler, s)
+        self.settings = s
+        self.survey_options = survey_options
+        self.tiler = tiler
+        self.log_dir = log_dir
+
+    def _add_network(self, s: FieldSettings) -> None:
+        """Pre-training (unless a model is given), fine-tuning, its cross-validation, and the
+        field estimated in forced and detect mode (``pretrain``, ``finetune``, ``crossval``,
+        ``estimate_field``, ``detect_field``)."""
+        threads = {"num_threads": s.num_threads}
         finetune = {"backbone": s.backbone, "epochs": s.finetune_epochs,
                     "learning_rate": s.finetune_learning_rate, "warmup_steps": 20,
                     "seed": s.seed, "val_fraction": 0.1, **threads}
         init = {}
         if not s.pretrained_model:
-            self._add_pretraining_field(tiler, s, survey_options)
+            self._add_pretraining_field(s)
             self.pretrain = DeepDiscInformer.build(
                 connections={"input": self.scenes_pretrain.io.output}, backbone=s.backbone,
                 epochs=s.pretrain_epochs, seed=s.seed, **threads)
@@ -102,20 +132,96 @@ class DeepDiscFieldPipeline(RailPipeline):
         self.detect_field = DeepDiscEstimator.build(
             connections={"input": self.tile_field.io.output, **model}, mode="detect",
             **threads)
-        self.photoz_catalog = PhotoZCatalog.build(
-            connections={"input": self.estimate_field.io.output}, method="DeepDISC")
+
+    def _add_template_fitting(self, tiler: TilerConfig, s: FieldSettings,
+                              survey_options: MosaicSurveyOptions | None) -> None:
+        """Photometry of every catalog object on the field's tiles (with the survey's PSFs)
+        → EAZY informed on the spectroscopic objects (prior and zero points), and the
+        photometry network trained on the simulated survey and fine-tuned on them → every
+        object, and out of fold (``photometry_field``, ``inform_eazy``, ``estimate_eazy``,
+        ``crossval_eazy``, ``inform_photometry_net``, ``estimate_photometry_net``)."""
+        if s.survey:
+            self.photometry_field = ScenePhotometry.build(
+                connections={"input": self.tile_field.io.output}, psf_survey=s.survey)
+        else:
+            self.photometry_field = SurveyScenePhotometry.build(
+                connections={"input": self.tile_field.io.output,
+                             "survey": self.measure_survey.io.output})
+        zmax, detection = template_range(s, survey_options)
+        bands = list(tiler.images)
+        columns = {"bands": [f"flux_{b}" for b in bands],
+                   "err_bands": [f"flux_err_{b}" for b in bands], "hdf5_groupname": "",
+                   "input_type": "flux", "prior_band": f"flux_{detection}"}
+        self.inform_eazy = EazyInformer.build(
+            connections={"input": self.photometry_field.io.output}, filter_list=bands,
+            zmax=zmax, redshift_col="redshift",
+            **s.template_set.given(TemplateSetOptions.option_specs()), **columns)
+        fit = {**columns, "id_col": "object_id", "ancil_columns": list(CATALOG_COLUMNS)}
+        survey = {} if s.survey else {"survey": self.measure_survey.io.output}
+        self.inform_photometry_net = PhotometryNetInformer.build(
+            connections={"input": self.photometry_field.io.output, **survey},
+            filter_list=bands, ref_band=columns["prior_band"], zmax=zmax,
+            redshift_col="redshift", id_col="object_id", folds=s.folds, seed=s.seed,
+            bands=columns["bands"], err_bands=columns["err_bands"], hdf5_groupname="",
+            **s.photometry_net.given(PhotometryNetOptions.option_specs()))
+        self.estimate_photometry_net = PhotometryNetEstimator.build(
+            connections={"input": self.photometry_field.io.output,
+                         "model": self.inform_photometry_net.io.model},
+            bands=columns["bands"], err_bands=columns["err_bands"], hdf5_groupname="",
+            id_col="object_id")
+        self.estimate_eazy = EazyEstimator.build(
+            connections={"input": self.photometry_field.io.output,
+                         "model": self.inform_eazy.io.model}, **fit)
+        self.crossval_eazy = EazyCrossValidator.build(
+            connections={"input": self.photometry_field.io.output,
+                         "model": self.inform_eazy.io.model},
+            folds=s.folds, seed=s.seed, redshift_col="redshift", **fit)
+
+    def _add_hybrid(self, s: FieldSettings) -> None:
+        """The hybrid: fused out of fold on the spectroscopic objects, fitted on all of them
+        and applied to every object (``crossval_hybrid``, ``inform_hybrid``,
+        ``estimate_hybrid``)."""
+        oof = {"image": self.crossval.io.output, "templates": self.crossval_eazy.io.output,
+               "photometric": self.inform_photometry_net.io.oof}
+        fusion = s.fusion.given(FusionOptions.option_specs())
+        self.crossval_hybrid = HybridCrossValidator.build(connections=oof, folds=s.folds,
+                                                          seed=s.seed, **fusion)
+        self.inform_hybrid = HybridInformer.build(connections=oof, **fusion)
+        self.estimate_hybrid = HybridEstimator.build(
+            connections={"image": self.estimate_field.io.output,
+                         "templates": self.estimate_eazy.io.output,
+                         "photometric": self.estimate_photometry_net.io.output,
+                         "model": self.inform_hybrid.io.model})
+
+    def _add_catalogs(self, tiler: TilerConfig, s: FieldSettings) -> None:
+        """One catalog per method (``catalog_<method>``), the report ranking the methods out
+        of fold (``validate``), and the headline catalog, the best-ranked method's
+        (``photoz_catalog``)."""
+        field = {"deepdisc": self.estimate_field, "eazy": self.estimate_eazy,
+                 "photometry_net": self.estimate_photometry_net,
+                 "hybrid": self.estimate_hybrid}
+        for key, method in METHODS.items():
+            setattr(self, f"catalog_{key}", PhotoZCatalog.build(
+                connections={"input": field[key].io.output}, method=method))
         self.validate = FieldValidationReport.build(
             connections={"oof": self.crossval.io.output,
                          "field": self.estimate_field.io.output,
-                         "detections": self.detect_field.io.output},
-            images=dict(tiler.images), survey=s.survey, title=s.title)
-        self.settings = s
-        self.survey_options = survey_options
-        self.tiler = tiler
-        self.log_dir = log_dir
+                         "detections": self.detect_field.io.output,
+                         "oof_templates": self.crossval_eazy.io.output,
+                         "field_templates": self.estimate_eazy.io.output,
+                         "oof_photometric": self.inform_photometry_net.io.oof,
+                         "field_photometric": self.estimate_photometry_net.io.output,
+                         "oof_hybrid": self.crossval_hybrid.io.output,
+                         "field_hybrid": self.estimate_hybrid.io.output,
+                         "template_model": self.inform_eazy.io.model},
+            images=dict(tiler.images), survey=s.survey, title=s.title,
+            truth_catalog=s.truth_catalog, method_names=list(METHODS.values()))
+        self.photoz_catalog = HeadlineCatalog.build(
+            connections={"metrics": self.validate.io.metrics,
+                         **{key: getattr(self, f"catalog_{key}").io.output
+                            for key in METHODS}})
 
-    def _add_pretraining_field(self, tiler: TilerConfig, s: FieldSettings,
-                               survey_options: MosaicSurveyOptions | None) -> None:
+    def _add_pretraining_field(self, s: FieldSettings) -> None:
         """The simulated pre-training field: of the survey measured from the mosaics, or of
         the survey preset/file the settings name (stage ``scenes_pretrain``)."""
         seds = {"sed_library": s.pretrain_sed_library} if s.pretrain_sed_library else {}
@@ -130,22 +236,47 @@ class DeepDiscFieldPipeline(RailPipeline):
                 n_scenes=s.pretrain_scenes, seed=s.seed, survey=s.survey,
                 realism=s.pretrain_realism)
             return
-        measured = survey_options or MosaicSurveyOptions.from_mapping(
-            {k: getattr(tiler, k) for k in MosaicMapOptions.option_specs()})
-        self.measure_survey = MosaicSurveyMeasurer.build(
-            **measured.given(MosaicSurveyOptions.option_specs()))
         self.scenes_pretrain = SurveyFieldSimulator.build(
             connections={"survey": self.measure_survey.io.output},
             n_scenes=s.pretrain_scenes, seed=s.seed, realism=s.pretrain_realism, **seds)
 
     def external_inputs(self) -> dict[str, str]:
-        """The pipeline's inputs from outside: the catalog, and a pre-trained model if any."""
+        """The pipeline's inputs from outside: the catalog, a pre-trained model if any, and
+        the survey file of a survey given by name or file (else it is measured)."""
+        from rail.deepdisc.sim.surveys import survey_file
+
         inputs = {"input": self.catalog_path}
         if self.settings.pretrained_model:
             inputs["init_model"] = self.settings.pretrained_model
+        if self.settings.survey:
+            inputs["survey"] = survey_file(self.settings.survey)
         return inputs
 
     catalog_path: str = ""
+
+
+def check_template_set(opts: TemplateSetOptions) -> None:
+    """Resolve the template set now, so a missing set or file stops the run before any
+    work (OptionError naming it)."""
+    from rail.deepdisc.fit.eazy_data import resolve_template_set
+
+    choice = resolve_template_set(opts.templates_file, opts.template_error_file,
+                                  opts.eazy_photoz_dir)
+    for path in [*choice.templates.split(","), choice.template_error_file]:
+        if path and os.sep in path and not os.path.isfile(path):
+            raise InputError(f"EAZY template file {path} does not exist")
+
+
+def template_range(s: FieldSettings, survey_options: MosaicSurveyOptions | None
+                   ) -> tuple[float, str]:
+    """Highest redshift of the template fits, and the band of their magnitude prior: the
+    measured survey's (``zmax``, detection band) or the survey preset's."""
+    if survey_options is not None:
+        return float(survey_options.zmax), survey_options.detection
+    from rail.deepdisc.sim.surveys import get_survey
+
+    preset = get_survey(s.survey)
+    return float(preset.zmax), preset.detection_band
 
 
 def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings,
@@ -174,9 +305,12 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
             raise OptionError(f"pretrain_sed_library: {err}") from None
     if settings.pretrained_model:
         inputs.append(settings.pretrained_model)
-    elif not settings.survey and survey_options is not None:
+    if settings.truth_catalog:
+        inputs.append(settings.truth_catalog)
+    if not settings.survey and survey_options is not None:
         survey_options.validate()  # a filter curve for every band, PSF files named
         inputs += survey_options.input_paths()
+    check_template_set(settings.template_set)
     catalog_out = os.path.join(output_dir, "data", f"{CATALOG_NAME}.fits")
     check_output_path(catalog_out, "photo-z catalog", inputs=inputs)
     _check_bands(tiler, settings)
@@ -233,8 +367,7 @@ def build_field_pipeline(options: dict[str, Any], log_dir: str = ""
     :func:`~rail.deepdisc.field_recipe.load_field_inputs` reads them), and its catalog."""
     settings = FieldSettings.from_mapping(options)
     tiler = TilerConfig.from_mapping(options, survey=settings.survey)
-    survey_options = None if settings.survey or settings.pretrained_model else \
-        MosaicSurveyOptions.from_mapping(options)
+    survey_options = None if settings.survey else MosaicSurveyOptions.from_mapping(options)
     catalog = options.get("catalog")
     if not catalog:
         raise InputError("no catalog given (catalog in the inputs file, or --catalog)")
