@@ -50,9 +50,9 @@ def test_template_fits_equal_eazy_template_lsq():
     e = 0.5 + rng.random((50, 9))
     e[3, 4] = -99.0  # a band without data
     tef = 0.05 * rng.random(9)
-    chi2, coeffs, fmodel = template_fits(temp, f, e, tef)
+    chi2, _, fmodel = template_fits(temp, f, e, tef)
     for i in range(50):
-        c2, c, fm, _ = eazy.photoz.template_lsq(np.where(e[i] > 0, f[i], 0.0), e[i], temp,
+        c2, _, fm, _ = eazy.photoz.template_lsq(np.where(e[i] > 0, f[i], 0.0), e[i], temp,
                                                 tef, np.ones(9), False, "nnls", True, 1)
         assert chi2[i] == pytest.approx(c2, rel=1e-6)
         np.testing.assert_allclose(fmodel[i][e[i] > 0], fm[e[i] > 0], rtol=1e-6, atol=1e-9)

@@ -27,7 +27,12 @@ from rail.deepdisc.sim.sed import rail_sed_dir
 from rail.deepdisc.store.catalogs import SpectraColumns, attach_spectra, load_catalog
 
 TINY = ["--pretrain-scenes", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1",
-        "--folds", "3", "--num-threads", "1"]
+        "--folds", "3", "--num-threads", "1", "--photnet-galaxies", "3000",
+        "--photnet-epochs", "2", "--photnet-hidden", "32", "--photnet-layers", "1",
+        "--photnet-finetune-epochs", "2"]
+#: EAZY's own templates for the recipe's template fitting (read-only, from shared/data)
+EAZY_ROOT = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "shared", "data",
+                         "eazy-photoz")
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +47,57 @@ def example_field(tmp_path_factory):
 def field_run(example_field, tmp_path_factory):
     out = tmp_path_factory.mktemp("field_run") / "run"
     assert main(["field", "--inputs", example_field.inputs, *TINY, "--output-dir", str(out),
-                 "-q"]) == 0
+                 "--eazy-photoz-dir", EAZY_ROOT, "-q"]) == 0
     return out / "data"
+
+
+@pytest.mark.slow
+def test_every_method_has_a_row_aligned_catalog_and_the_best_is_the_headline(field_run):
+    import json
+
+    tables = {key: Table.read(field_run / f"output_catalog_{key}.fits")
+              for key in ("deepdisc", "eazy", "photometry_net", "hybrid")}
+    ids = np.asarray(tables["deepdisc"]["id"])
+    for key, table in tables.items():
+        np.testing.assert_array_equal(np.asarray(table["id"]), ids)  # same objects, order
+        assert np.all(np.isfinite(table["z_mode"])), key
+        assert np.all(np.isfinite(table["ra"])), key
+    assert {t.meta["METHOD"] for t in tables.values()} == {
+        "DeepDISC", "EAZY", "photometry network", "hybrid"}
+    metrics = json.loads((field_run / "metrics_validate.json").read_text())
+    headline = Table.read(field_run / "output_photoz_catalog.fits")
+    assert headline.meta["METHOD"] == metrics["headline"] == metrics["ranking"][0]
+    best = next(t for t in tables.values() if t.meta["METHOD"] == metrics["headline"])
+    np.testing.assert_array_equal(np.asarray(headline["z_mode"]), np.asarray(best["z_mode"]))
+    assert "RANKING" in headline.meta
+    oof = metrics["oof"]["all"]
+    assert set(oof) == set(metrics["ranking"])
+    ranked = [oof[m]["cde_loss"] for m in metrics["ranking"]]
+    assert ranked == sorted(ranked)
+    # the simulation's truth: every method also judged on the objects without spectra
+    assert set(metrics["photometric"]["all"]) == set(oof)
+
+
+@pytest.mark.slow
+def test_every_method_holds_out_the_networks_folds(field_run):
+    """Each out-of-fold method uses the network's folds (the unit tests of the template
+    fitter, the photometry network and the fusion check that a fold's zero points, prior,
+    fine-tuning and exponents never see its labels: tests/test_eazy_training.py,
+    tests/test_photometry_network.py, tests/test_hybrid.py)."""
+    import tables_io
+
+    labels = tables_io.read(str(field_run / "training_labels_crossval.hdf5"))
+    network = {f: set(np.asarray(labels["object_id"])[np.asarray(labels["fold"]) == f])
+               for f in range(3)}
+    for name in ("output_crossval_eazy", "oof_inform_photometry_net",
+                 "output_crossval_hybrid"):
+        ens = qp.read(str(field_run / f"{name}.hdf5"))
+        ids = np.asarray(ens.ancil["object_id"]).ravel()
+        fold = np.asarray(ens.ancil["fold"]).ravel()
+        for f in range(3):
+            # the same folds as the network's: what fold f's network trained on, fold f's
+            # template zero points, prior, photometry network and fusion never saw either
+            assert not set(ids[fold == f]) & network[f], name
 
 
 def _footprint_ids(example_field) -> np.ndarray:
@@ -113,8 +167,13 @@ def test_out_of_fold_photoz_never_from_a_model_trained_on_that_label(field_run,
 @pytest.mark.slow
 def test_validation_report_and_pictures(field_run):
     report = (field_run / "report_validate.md").read_text()
-    assert "out of fold" in report and "By quality flag" in report
-    for name in ("field_map.png", "field_nz.png", "zphot_vs_ztrue.png"):
+    assert "Out of fold" in report and "By quality flag" in report
+    assert "Headline catalog" in report and "objects without spectra" in report
+    for name in ("DeepDISC", "EAZY", "photometry network", "hybrid"):
+        assert f"| {name} |" in report
+    assert "fsps QSF 12 v3" in report  # which template set ran
+    for name in ("field_map.png", "field_nz.png", "oof/zphot_vs_ztrue.png",
+                 "photometric/zphot_vs_ztrue.png", "oof/metrics_vs_redshift.png"):
         assert (field_run / "report_files" / name).stat().st_size > 1000
 
 

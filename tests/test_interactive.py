@@ -28,12 +28,18 @@ FUNCTIONS = {
                                                    "deep_disc_estimator"),
     "rail.interactive.estimation.algos.deepdisc_cv": ("deep_disc_fine_tuner",
                                                       "deep_disc_cross_validator"),
-    "rail.interactive.estimation.algos.eazy": ("eazy_informer", "eazy_estimator"),
-    "rail.interactive.tools.scene_tools": ("mosaic_tiler", "scene_photometry"),
+    "rail.interactive.estimation.algos.eazy": ("eazy_informer", "eazy_estimator",
+                                               "eazy_cross_validator"),
+    "rail.interactive.estimation.algos.hybrid": ("hybrid_informer", "hybrid_estimator",
+                                                 "hybrid_cross_validator"),
+    "rail.interactive.estimation.algos.photometry_network": ("photometry_net_informer",
+                                                             "photometry_net_estimator"),
+    "rail.interactive.tools.scene_tools": ("mosaic_tiler", "scene_photometry",
+                                           "survey_scene_photometry"),
     "rail.interactive.tools.bpz_tools": ("bpz_data_preparer",),
     "rail.interactive.tools.report_tools": ("photo_z_comparison_report",
                                             "field_validation_report"),
-    "rail.interactive.tools.catalog_tools": ("photo_z_catalog",),
+    "rail.interactive.tools.catalog_tools": ("photo_z_catalog", "headline_catalog"),
 }
 
 
@@ -146,8 +152,9 @@ def test_report_function_runs(interactive, jades_store, tiny_model, tmp_path, mo
     report = interactive["rail.interactive.tools.report_tools"]
     text = report.photo_z_comparison_report(
         truth=jades_store, deepdisc=str(tmp_path / "pz.hdf5"), bpz=str(tmp_path / "pz.hdf5"),
-        eazy=str(tmp_path / "pz.hdf5"), detections=str(tmp_path / "det.hdf5"),
-        method_names=["DeepDISC", "again", "and again"])["report"]
+        eazy=str(tmp_path / "pz.hdf5"), photometric=str(tmp_path / "pz.hdf5"),
+        hybrid=str(tmp_path / "pz.hdf5"), detections=str(tmp_path / "det.hdf5"),
+        method_names=["DeepDISC", "again", "and again", "once more", "last"])["report"]
     assert "σ_IQR" in text
     catalog = interactive["rail.interactive.tools.catalog_tools"]
     table = catalog.photo_z_catalog(input_data=str(tmp_path / "pz.hdf5"), scenes=jades_store,

@@ -48,16 +48,17 @@ def test_pipeline_writes_the_comparison_report(quick_run):
     report = (out / "data" / "report_report.md").read_text()
     metrics = json.loads((out / "data" / "report_files" / "metrics.json").read_text())
     rows = metrics["metrics"]["all"]
-    assert set(rows) == {"DeepDISC", "BPZ", "EAZY"}
+    names = {"DeepDISC", "BPZ (cww)", "EAZY", "photometry network", "hybrid"}
+    assert set(rows) == names
     assert len({m["n"] for m in rows.values()}) == 1  # the same objects for every method
-    for name in ("DeepDISC", "BPZ", "EAZY"):
+    for name in names:
         assert f"| {name} |" in report
         assert rows[name]["seconds"] is not None and rows[name]["seconds"] >= 0
     for fig in ("zphot_vs_ztrue", "pit", "metrics_vs_magnitude", "metrics_vs_redshift", "nz",
                 "detection"):
         assert (out / "data" / "report_files" / f"{fig}.png").stat().st_size > 10_000
     # RAIL's evaluators ran on each ensemble
-    for method in ("deepdisc", "bpz", "eazy"):
+    for method in ("deepdisc", "bpz", "eazy", "photometry_net", "hybrid"):
         assert (out / "data" / f"summary_evaluate_{method}.hdf5").exists()
 
 

@@ -18,6 +18,7 @@ from dataclasses import replace
 from typing import Any
 
 from rail.deepdisc.errors import MissingDependencyError, PipelineError
+from rail.deepdisc.hybrid.options import PhotometryNetOptions
 from rail.deepdisc.store.atomic import check_output_path
 
 #: module -> what provides it: the template fitters the demo compares DeepDISC with
@@ -26,7 +27,10 @@ FITTERS = {"rail.estimation.algos.bpz_lite": "pz-rail-bpz (BPZ)", "eazy": "eazy-
 #: demo-sized fields and schedule: about 10 minutes on 2 CPU cores
 DEMO = {"n_train_scenes": 240, "n_test_scenes": 80, "epochs": 14}
 #: a tiny run (CI, notebooks): a couple of minutes, numbers meaningless
-QUICK = {"n_train_scenes": 12, "n_test_scenes": 6, "scene_size": 64, "epochs": 1}
+QUICK = {"n_train_scenes": 12, "n_test_scenes": 6, "scene_size": 64, "epochs": 1,
+         "photometry_net": PhotometryNetOptions(
+             photnet_galaxies=3000, photnet_epochs=2, photnet_hidden=32, photnet_layers=1,
+             photnet_finetune_epochs=2)}
 
 
 def demo_pipeline(output_dir: str, quick: bool = False, eazy_templates: str | None = None,

@@ -137,7 +137,8 @@ def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
                                  pipe.survey_options)
     if progress:
         print(f"field: {summary['n_objects']} catalog objects, {summary['n_spec']} with a "
-              f"spectroscopic redshift, bands {summary['bands']}", flush=True)
+              f"spectroscopic redshift, bands {summary['bands']}\n"
+              f"template fitting: {summary['templates']}", flush=True)
     data_dir, log_dir = os.path.join(output_dir, "data"), os.path.join(output_dir, "logs")
     pipe.log_dir = log_dir
     yml = write_field_pipeline(pipe, catalog, os.path.join(output_dir, "pipeline.yml"),

@@ -199,13 +199,33 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
                      filters_res=eazy_res_text(curves))
 
 
+def read_template_error(path: str) -> tuple[np.ndarray, np.ndarray]:
+    """An EAZY template error file's (rest wavelength, error) columns.
+
+    Raises
+    ------
+    InputError
+        If the file is missing or not two numeric columns of positive wavelengths, naming it.
+    """
+    if not os.path.isfile(path):
+        raise InputError(f"template error file {path} does not exist")
+    try:
+        data = np.loadtxt(path, ndmin=2)
+    except ValueError as err:
+        raise InputError(f"template error file {path}: not numeric columns ({err})") from None
+    if data.shape[1] < 2 or data.shape[0] < 2 or not np.all(np.isfinite(data[:, :2])) \
+            or not np.all(data[:, 0] > 0):
+        raise InputError(f"template error file {path}: expected two columns (rest "
+                         "wavelength in Angstrom > 0, error), finite")
+    return data[:, 0], data[:, 1]
+
+
 def _template_error(eazy: Any, path: str, amplitude: float, pivot: np.ndarray,
                     zgrid: np.ndarray) -> np.ndarray:
     """(NZ, NFILT) EAZY template error function times its amplitude (zeros without one)."""
     if not path:
         return np.zeros((zgrid.size, pivot.size))
-    if not os.path.isfile(path):
-        raise InputError(f"template error file {path} does not exist")
+    read_template_error(path)
     try:
         te = eazy.templates.TemplateError(file=path, filter_wavelengths=pivot,
                                           scale=float(amplitude))

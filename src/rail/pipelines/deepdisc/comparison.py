@@ -13,7 +13,7 @@ YAML and its ``_config.yml`` for ``ceci`` (RailPipeline.build_and_write is broke
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from rail.core.stage import RailPipeline
@@ -22,6 +22,7 @@ from rail.evaluation.single_evaluator import SingleEvaluator
 
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
 from rail.deepdisc.fit.bpz import SURVEY_ZMAX, bpz_stage_configs, describe_bpz_data
+from rail.deepdisc.hybrid.options import PhotometryNetOptions
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.surveys import get_survey
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
@@ -66,6 +67,9 @@ class ComparisonSettings:
         ceci's log directory, where the report reads stage run times.
     num_threads
         Torch CPU threads (0: all cores).
+    photometry_net
+        How the photometry network is trained (:class:`~rail.deepdisc.hybrid.options.
+        PhotometryNetOptions`).
     """
 
     survey: str = "jades"
@@ -84,6 +88,7 @@ class ComparisonSettings:
     bpz_data_dir: str = ""
     log_dir: str = "output/comparison/logs"
     num_threads: int = 0
+    photometry_net: PhotometryNetOptions = field(default_factory=PhotometryNetOptions)
 
 
 JWST_SETTINGS = ComparisonSettings(survey="jades", work_dir="output/jwst_comparison",
@@ -182,7 +187,8 @@ class DeepDiscComparisonPipeline(RailPipeline):
         self.inform_photometry_net = PhotometryNetInformer.build(
             connections={"input": self.photometry_train.io.output}, filter_list=bands,
             ref_band=f"flux_{preset.detection_band}", zmax=zmax, redshift_col="redshift",
-            id_col="object_id", seed=s.train_seed, **phot)
+            id_col="object_id", seed=s.train_seed,
+            **s.photometry_net.given(PhotometryNetOptions.option_specs()), **phot)
         self.estimate_photometry_net = PhotometryNetEstimator.build(
             connections={"input": self.photometry_test.io.output,
                          "model": self.inform_photometry_net.io.model}, id_col="object_id",

@@ -255,16 +255,20 @@ class DeepDiscFieldPipeline(RailPipeline):
     catalog_path: str = ""
 
 
-def check_template_set(opts: TemplateSetOptions) -> None:
-    """Resolve the template set now, so a missing set or file stops the run before any
-    work (OptionError naming it)."""
+def check_template_set(opts: TemplateSetOptions) -> str:
+    """Resolve and read the template set now, so a missing or malformed template or
+    template-error file stops the run before any work (an error naming the file); returns
+    the set's description."""
     from rail.deepdisc.fit.eazy_data import resolve_template_set
+    from rail.deepdisc.fit.eazy_model import read_template_error
+    from rail.deepdisc.fit.eazy_templates import load_templates
 
     choice = resolve_template_set(opts.templates_file, opts.template_error_file,
                                   opts.eazy_photoz_dir)
-    for path in [*choice.templates.split(","), choice.template_error_file]:
-        if path and os.sep in path and not os.path.isfile(path):
-            raise InputError(f"EAZY template file {path} does not exist")
+    load_templates(choice.templates)
+    if choice.template_error_file:
+        read_template_error(choice.template_error_file)
+    return choice.description
 
 
 def template_range(s: FieldSettings, survey_options: MosaicSurveyOptions | None
@@ -310,7 +314,7 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
     if not settings.survey and survey_options is not None:
         survey_options.validate()  # a filter curve for every band, PSF files named
         inputs += survey_options.input_paths()
-    check_template_set(settings.template_set)
+    templates = check_template_set(settings.template_set)
     catalog_out = os.path.join(output_dir, "data", f"{CATALOG_NAME}.fits")
     check_output_path(catalog_out, "photo-z catalog", inputs=inputs)
     _check_bands(tiler, settings)
@@ -324,7 +328,7 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
                          f"redshifts match catalog objects; {settings.folds}-fold "
                          f"cross-validation needs at least {need}")
     return {"bands": list(tiler.images), "n_objects": int(cat.ids.size),
-            "n_spec": n_spec, "catalog": catalog_out}
+            "n_spec": n_spec, "catalog": catalog_out, "templates": templates}
 
 
 def _check_bands(tiler: TilerConfig, settings: FieldSettings) -> None:
