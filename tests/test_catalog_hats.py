@@ -145,9 +145,21 @@ def test_hats_catalog_has_the_fits_catalogs_rows(two_files, tmp_path):
 
 
 def test_hats_output_published_whole_or_refused(two_files, tmp_path, capsys):
+    from rail.deepdisc.store.atomic import process_tag
+
     out = tmp_path / "cat.hats"
     args = ["catalog", "--pdfs", two_files[0], "-q", "--output", str(out)]
+    # the temporary folders of a run that was killed (its process is gone) are removed
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    host = process_tag().rpartition("-")[0]
+    stale = [tmp_path / f".cat.hats.{host}-{gone.pid}-0123abcd.tmp",
+             tmp_path / f".cat.hats.parts.{host}-{gone.pid}-0123abcd.tmp"]
+    for folder in stale:
+        (folder / "dataset").mkdir(parents=True)
+        (folder / "dataset" / "part.parquet").write_bytes(b"partial")
     assert main([*args, "--method", "first"]) == 0
+    assert not any(folder.exists() for folder in stale)
     assert main([*args, "--method", "second"]) == 2
     assert "exists" in capsys.readouterr().err
     assert main([*args, "--method", "second", "--overwrite"]) == 0

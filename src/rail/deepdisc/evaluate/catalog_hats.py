@@ -264,11 +264,14 @@ def write_hats(tables: Iterable[Any], path: str | os.PathLike, *,
     The tables are written as Parquet parts in a hidden temporary folder beside ``path``
     (removed at the end), then partitioned (:func:`import_parts`).
     """
-    from rail.deepdisc.store.atomic import temporary_sibling
+    from rail.deepdisc.store.atomic import remove_stale_temporaries, temporary_sibling
 
     require_hats()
     final = check_hats_output(path, "HATS catalog", inputs, overwrite)
-    parts = HatsParts(temporary_sibling(final.with_name(final.name + ".parts")))
+    parts_name = final.with_name(final.name + ".parts")
+    for stale in (final, parts_name):  # folders of runs killed before they could clean up
+        remove_stale_temporaries(stale)
+    parts = HatsParts(temporary_sibling(parts_name))
     try:
         for table in tables:
             parts.append(table)
