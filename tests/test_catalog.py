@@ -1,5 +1,6 @@
-"""The photo-z catalog: one row per object, percentiles in order, the bit mask agrees with
-the flags, and it reads back with astropy (units intact) and pandas in every format."""
+"""The photo-z catalog: one row per object, quantiles in order, the bit mask agrees with
+the flags, and it reads back (units intact) in every format: with astropy, and the Parquet
+file (the mixture nested) with pandas and nested-pandas too."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import qp
 from astropy.table import Table
 
 from rail.deepdisc.cli import main
-from rail.deepdisc.evaluate.catalog import QUALITY_BITS, build_catalog
+from rail.deepdisc.evaluate.catalog import QUALITY_BITS, build_catalog, read_catalog
 from rail.deepdisc.store.scenes import read_objects
 
 
@@ -31,7 +32,7 @@ def forced(tiny_model, jades_store, tmp_path_factory):
 def _check(table, objects) -> None:
     assert len(table) == len(objects["object_id"])
     np.testing.assert_array_equal(table["id"], objects["object_id"])
-    order = ["z_p025", "z_p160", "z_median", "z_p840", "z_p975"]
+    order = ["z_q2p5", "z_q16", "z_median", "z_q84", "z_97p5"]
     for lo, hi in itertools.pairwise(order):
         assert np.all(np.asarray(table[lo]) <= np.asarray(table[hi]) + 1e-9), (lo, hi)
     assert np.all((table["odds"] >= 0) & (table["odds"] <= 1))
@@ -49,14 +50,23 @@ def test_deepdisc_catalog_in_every_format(forced, jades_store, tmp_path, capsys,
     out = tmp_path / f"cat.{suffix}"
     assert main(["catalog", "--pdfs", forced, "--scenes", jades_store, "--method",
                  "DeepDISC", "--output", str(out), "-q"]) == 0
-    table = Table.read(out, **({"path": "catalog"} if suffix == "hdf5" else {}))
+    table = read_catalog(out)
     _check(table, read_objects(jades_store))
     assert str(table["ra"].unit) == "deg" and str(table["dec"].unit) == "deg"
-    assert table["pdf_means"].shape[1] == 5 and "z_mean" in table.colnames
+    assert table["pdf_means"].shape[1] == 5 and "z_std" in table.colnames
     assert table.meta["METHOD"] == "DeepDISC" and "rail-deepdisc catalog" in table.meta["PROV"]
     if suffix == "parquet":
+        import nested_pandas as npd
+
         frame = pd.read_parquet(out)
         assert len(frame) == len(table) and "z_mode" in frame.columns
+        nested = npd.read_parquet(out)
+        assert nested["pdf"].nest.columns == ["weights", "means", "stds"]
+        np.testing.assert_allclose(np.asarray(nested["pdf.means"], float).reshape(-1, 5),
+                                   table["pdf_means"])
+    else:
+        other = Table.read(out, **({"path": "catalog"} if suffix == "hdf5" else {}))
+        np.testing.assert_array_equal(other["z_q84"], table["z_q84"])
 
 
 def test_template_fit_ensemble_takes_ids_from_the_store(jades_store):
@@ -102,4 +112,4 @@ def test_catalog_stage_runs_the_ceci_way(forced, jades_store, tmp_path):
                           "--method=DeepDISC"], capture_output=True, text=True, timeout=300,
                          cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
-    _check(Table.read(out), read_objects(jades_store))
+    _check(read_catalog(out), read_objects(jades_store))

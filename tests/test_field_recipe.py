@@ -125,7 +125,7 @@ def test_catalog_has_one_row_per_object_on_the_footprint(field_run, example_fiel
                                   _footprint_ids(example_field))
     assert len(np.unique(table["id"])) == len(table)
     assert str(table["ra"].unit) == "deg" and str(table["dec"].unit) == "deg"
-    order = ["z_p025", "z_p160", "z_median", "z_p840", "z_p975"]
+    order = ["z_q2p5", "z_q16", "z_median", "z_q84", "z_97p5"]
     for lo, hi in itertools.pairwise(order):
         assert np.all(np.asarray(table[lo]) <= np.asarray(table[hi]) + 1e-9), (lo, hi)
     for bit, name in enumerate(QUALITY_BITS):

@@ -1,13 +1,18 @@
 """The photo-z catalog stage: any qp ensemble (+ its scene store) -> a published catalog.
 
-The numerics live in :mod:`rail.deepdisc.evaluate.catalog`.
+The numerics live in :mod:`rail.deepdisc.evaluate.catalog`; the HATS catalog in
+:mod:`rail.deepdisc.evaluate.catalog_hats`.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+from rail.core.common_params import SharedParams
 from rail.core.data import DataHandle, QPHandle
 from rail.core.stage import RailStage
 
@@ -17,7 +22,8 @@ from rail.tools.report_tools import JsonHandle
 
 
 class PhotoZCatalogHandle(DataHandle):
-    """A photo-z catalog: FITS, Parquet, ECSV or HDF5 by its suffix (astropy Table)."""
+    """A photo-z catalog: FITS, Parquet, ECSV or HDF5 by its suffix (an astropy Table), or a
+    HATS catalog folder (``.hats``, opened lazily with ``lsdb.read_hats``)."""
 
     suffix = "fits"
     interactive_type = "astropy.table.Table"
@@ -28,12 +34,13 @@ class PhotoZCatalogHandle(DataHandle):
 
     @classmethod
     def _read(cls, path: str, **kwargs: Any):
-        from astropy.table import Table
+        from rail.deepdisc.evaluate.catalog import catalog_format, read_catalog
 
-        from rail.deepdisc.evaluate.catalog import catalog_format
+        if catalog_format(path) == "hats":
+            import lsdb
 
-        fmt = catalog_format(path)
-        return Table.read(path, format=fmt, **({"path": "catalog"} if fmt == "hdf5" else {}))
+            return lsdb.read_hats(path)
+        return read_catalog(path)
 
     @classmethod
     def _write(cls, data: Any, path: str, **kwargs: Any) -> None:
@@ -44,9 +51,11 @@ class PhotoZCatalogHandle(DataHandle):
 
 class PhotoZCatalog(StrictConfigMixin, RailStage):
     """Turn a qp ensemble into a photo-z catalog: one row per object with id, RA/Dec,
-    z_mode/z_mean/z_median, the 2.5/16/84/97.5 percentiles, odds, the mixture parameters,
-    the detection score, the quality flags and their bit mask, and provenance. The output
-    format follows the output's suffix (``.fits``, ``.parquet``, ``.ecsv``, ``.hdf5``)."""
+    RAIL's summary statistics under RAIL's names (z_mode, z_mean, z_std, z_q2p5, z_q16,
+    z_median, z_q84, z_97p5), odds, the mixture parameters, the detection score, the quality
+    flags and their bit mask, and provenance. The output format follows the output's suffix
+    (``.fits``, ``.parquet``, ``.ecsv``, ``.hdf5``, or ``.hats`` for a HATS catalog that LSDB
+    reads, built ``chunk_size`` rows at a time; under MPI the ranks share the chunks)."""
 
     name = "PhotoZCatalog"
     entrypoint_function = "make_catalog"
@@ -54,6 +63,7 @@ class PhotoZCatalog(StrictConfigMixin, RailStage):
     path_options = CatalogOptions.path_options()
     config_options = RailStage.config_options.copy()
     config_options.update(CatalogOptions.stage_params())
+    config_options["chunk_size"] = SharedParams.copy_param("chunk_size")
     inputs = [("input", QPHandle)]
     outputs = [("output", PhotoZCatalogHandle)]
 
@@ -65,29 +75,85 @@ class PhotoZCatalog(StrictConfigMixin, RailStage):
         input_data : str | qp.Ensemble | QPHandle
             The PDFs: a path, an ensemble or a handle.
         **kwargs : Any
-            Options to change (``scenes``, ``method``).
+            Options to change (``scenes``, ``method``, ``overwrite``, ...).
 
         Returns
         -------
         PhotoZCatalogHandle
-            The handle of the catalog (an astropy Table).
+            The handle of the catalog (an astropy Table; a lazy LSDB catalog for HATS).
         """
         return self.run_on({"input": input_data}, "output", **kwargs)
 
+    def _is_hats(self) -> bool:
+        from rail.deepdisc.evaluate.catalog import catalog_format
+
+        final = self.get_output(self.get_aliased_tag("output"), final_name=True)
+        return catalog_format(final) == "hats"
+
+    def check_output_paths(self) -> None:
+        """As every stage's (an OutputPathError), but a HATS catalog is a folder: one that
+        exists is refused unless ``overwrite`` is set."""
+        if not self._is_hats():
+            super().check_output_paths()
+            return
+        from rail.deepdisc.evaluate.catalog_hats import check_hats_output
+
+        final = self.get_output(self.get_aliased_tag("output"), final_name=True)
+        check_hats_output(final, "PhotoZCatalog output 'output'", self.input_paths(),
+                          bool(self.config["overwrite"]))
+
     def run(self) -> None:
-        from rail.deepdisc.evaluate.catalog import build_catalog, catalog_format
+        from rail.deepdisc.evaluate.catalog import catalog_table
         from rail.deepdisc.store.provenance import provenance
-        from rail.deepdisc.store.scenes import read_objects
 
         opts = CatalogOptions.from_mapping(self.config)
-        catalog_format(self.get_output(self.get_aliased_tag("output"), final_name=True))
         self.check_output_paths()
-        ens = self.get_data("input")
-        objects = read_objects(opts.scenes, ["object_id", "ra", "dec", "scene", "x", "y"]) \
-            if opts.scenes else None
         record = provenance({"stage": self.options_dict(), "inputs": self.input_paths()},
                             f"rail.tools.catalog_tools.{self.name}")
-        self.add_data("output", build_catalog(ens, objects, record, opts.method))
+        if self._is_hats():
+            self._run_hats(opts, record)
+            return
+        self.add_data("output", catalog_table(self.get_data("input"), opts.scenes or None,
+                                              record, opts.method))
+
+    def _run_hats(self, opts: CatalogOptions, record: dict[str, Any]) -> None:
+        """Convert this rank's share of the rows into Parquet parts, then (rank 0) partition
+        every rank's parts into the HATS catalog."""
+        from rail.deepdisc.evaluate.catalog import catalog_chunks
+        from rail.deepdisc.evaluate.catalog_hats import HatsParts, import_parts, require_hats
+        from rail.deepdisc.parallel import barrier
+
+        require_hats()
+        tag = self.get_aliased_tag("output")
+        final = self.get_output(tag, final_name=True)
+        returned = self.config.output_mode == "return"
+        target = Path(final if returned else self.get_output(tag))
+        handle = self.get_handle("input", allow_missing=True)
+        source = handle.data if handle.data is not None else handle.path
+        parts = HatsParts(target.with_name(f".{target.name}.parts"),
+                          prefix=f"rank{self.rank:05d}")
+        try:
+            for table in catalog_chunks(source, opts.scenes or None, record, opts.method,
+                                        rows=int(self.config.chunk_size), rank=self.rank,
+                                        size=self.size):
+                parts.append(table)
+        except BaseException:
+            shutil.rmtree(parts.folder, ignore_errors=True)
+            raise
+        barrier(self)  # every rank's parts are written
+        if self.rank != 0:
+            return
+        try:
+            import_parts(parts.folder, target, max_rows=opts.hats_max_rows,
+                         workers=opts.hats_workers, overwrite=opts.overwrite or not returned)
+        finally:
+            shutil.rmtree(parts.folder, ignore_errors=True)
+        if returned:
+            import lsdb
+
+            self.add_data("output", lsdb.read_hats(os.fspath(target)))
+        else:
+            self.add_handle("output", path=os.fspath(target)).partial = True
 
 
 #: the per-method catalogs a field run publishes (input tags of HeadlineCatalog)

@@ -1,4 +1,4 @@
-"""``rail-deepdisc catalog``: a photo-z catalog (FITS, Parquet, ECSV, HDF5) from PDFs."""
+"""``rail-deepdisc catalog``: a photo-z catalog (FITS, Parquet, ECSV, HDF5, HATS) from PDFs."""
 
 from __future__ import annotations
 
@@ -8,37 +8,45 @@ from rail.deepdisc.evaluate.catalog import CatalogOptions
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from rail.deepdisc.evaluate.catalog import build_catalog, catalog_format, write_catalog
+    from rail.deepdisc.evaluate.catalog import (
+        catalog_chunks,
+        catalog_format,
+        catalog_table,
+        write_catalog,
+    )
     from rail.deepdisc.store.atomic import check_output_path
     from rail.deepdisc.store.provenance import provenance
-    from rail.deepdisc.store.scenes import read_objects
 
     opts = CatalogOptions.from_mapping(args)
-    catalog_format(args.output)
-    inputs = [args.pdfs, opts.scenes]
-    check_output_path(args.output, "--output", inputs=inputs)
-    import qp
-
-    try:
-        ens = qp.read(args.pdfs)
-    except (OSError, KeyError, ValueError) as err:
-        from rail.deepdisc.errors import InputError
-
-        raise InputError(f"{args.pdfs} is not a readable qp ensemble: {err}") from None
-    objects = read_objects(opts.scenes, ["object_id", "ra", "dec", "scene", "x", "y"]) \
-        if opts.scenes else None
+    fmt = catalog_format(args.output)
+    inputs = [*args.pdfs, opts.scenes]
     record = provenance({"pdfs": args.pdfs, **opts.as_dict()}, "rail-deepdisc catalog")
-    table = build_catalog(ens, objects, record, opts.method)
-    write_catalog(table, args.output, inputs=inputs)
-    print(f"wrote {args.output}: {len(table)} objects")
+    if fmt == "hats":
+        from rail.deepdisc.evaluate.catalog_hats import check_hats_output, require_hats, write_hats
+
+        require_hats()
+        check_hats_output(args.output, "--output", inputs, opts.overwrite)
+        n = write_hats(catalog_chunks(args.pdfs, opts.scenes or None, record, opts.method),
+                       args.output, inputs=inputs, overwrite=opts.overwrite,
+                       max_rows=opts.hats_max_rows, workers=opts.hats_workers)
+    else:
+        check_output_path(args.output, "--output", inputs=inputs)
+        table = catalog_table(args.pdfs, opts.scenes or None, record, opts.method)
+        write_catalog(table, args.output, inputs=inputs)
+        n = len(table)
+    print(f"wrote {args.output}: {n} objects")
     return 0
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:
     """Add ``catalog`` to the ``rail-deepdisc`` parser."""
     cat = sub.add_parser("catalog", parents=[common],
-                         help="a photo-z catalog (FITS, Parquet, ECSV, HDF5) from PDFs")
-    cat.add_argument("--pdfs", required=True, help="qp ensemble (DeepDISC, BPZ, EAZY, ...)")
+                         help="a photo-z catalog (FITS, Parquet, ECSV, HDF5, HATS) from PDFs")
+    cat.add_argument("--pdfs", required=True, nargs="+", metavar="PDFS",
+                     help="qp ensemble(s) (DeepDISC, BPZ, EAZY, ...); several files are one "
+                     "catalog, their rows in order")
     CatalogOptions.add_arguments(cat)
-    cat.add_argument("--output", required=True, help="catalog: .fits, .parquet, .ecsv, .hdf5")
+    cat.add_argument("--output", required=True,
+                     help="catalog: .fits, .parquet, .ecsv, .hdf5, or .hats (a HATS catalog "
+                     "folder, partitioned by HEALPix, for LSDB; needs the lsdb extra)")
     cat.set_defaults(func=_cmd_catalog)

@@ -1,22 +1,33 @@
 """A photo-z catalog an astronomer publishes or cross-matches, from any qp ensemble.
 
-One row per object (the ensemble's rows, in order): ``id``, ``ra``/``dec`` (degrees),
-``z_mode``, ``z_mean``, ``z_median``, the 2.5/16/84/97.5 percentiles ``z_p025`` ...
-``z_p975``, ``odds`` (the probability within +-0.1 (1 + z_mode) of the mode), the mixture
-parameters of Gaussian-mixture ensembles (``pdf_weights``, ``pdf_means``, ``pdf_stds``, one
-vector per row), the detection ``score``, every quality flag the ensemble carries and
-``quality``, one bit mask of them whose bits the file's metadata defines (``QBIT<k>``).
-Identifiers and positions come from the ensemble's ancillary columns, or, for ensembles
-without them (BPZ, EAZY on a scene store's photometry), from the scene store the rows belong
-to. Written as FITS, Parquet, ECSV or HDF5 (astropy; units kept), atomically, with the
-provenance (inputs, configuration, versions) in the metadata.
+One row per object (the ensemble's rows, in order): ``id``, ``ra``/``dec`` (degrees), RAIL's
+summary statistics of each PDF under RAIL's names (rail_base's
+``CatEstimator._calculate_summary_stats``): ``z_mode``, ``z_mean``, ``z_std`` and the
+quantiles ``z_q2p5``, ``z_q16``, ``z_median``, ``z_q84``, ``z_97p5`` at RAIL's levels
+(0.025, 0.16, 0.5, **0.85**, 0.975: RAIL names its 0.85 quantile ``q84``; the catalog keeps
+RAIL's names *and* levels, so a column means the same as in any RAIL or Rubin catalog, and the
+"68%" interval [``z_q16``, ``z_q84``] holds 69% of the probability, the 95% one
+[``z_q2p5``, ``z_97p5``] 95%); then ``odds`` (the probability within +-0.1 (1 + z_mode) of the
+mode), the mixture of Gaussian-mixture ensembles (FITS, ECSV, HDF5: vector columns
+``pdf_weights``, ``pdf_means``, ``pdf_stds``; Parquet and HATS: one nested column ``pdf`` with
+those three fields, a list per row, as nested-pandas and LSDB nest per-object data), the
+detection ``score``, every quality flag the ensemble carries and ``quality``, one bit mask of
+them whose bits the file's metadata defines (``QBIT<k>``).
+
+Statistics of mixtures are exact (moments in closed form, quantiles and mode solved to
+double precision on the mixture as it is, including any probability below z = 0); other
+parameterisations are summarised on a fine redshift grid. Identifiers and positions come from
+the ensemble's ancillary columns, or, for ensembles without them (BPZ, EAZY on a scene store's
+photometry), from the scene store the rows belong to. Written as FITS, Parquet, ECSV or HDF5
+(units kept), atomically, or as a HATS catalog (:mod:`rail.deepdisc.evaluate.catalog_hats`),
+with the provenance (inputs, configuration, versions) in the metadata.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,74 +44,183 @@ QUALITY_BITS = {
     "flag_edge": "the box touches its scene's edge",
     "flag_low_score": "detection score below 0.5",
 }
-PERCENTILES = (2.5, 16.0, 84.0, 97.5)
+#: RAIL's point estimates (``z_mode``, ``z_mean``, ``z_std``)
+POINT_ESTIMATES = ("z_mode", "z_mean", "z_std")
+#: RAIL's quantiles: name -> level, in RAIL's order (the 0.85 quantile is RAIL's ``z_q84``)
+QUANTILES = {"z_q2p5": 0.025, "z_q16": 0.16, "z_median": 0.5, "z_q84": 0.85, "z_97p5": 0.975}
+#: every summary-statistic column, named as RAIL names them
+SUMMARY_COLUMNS = (*POINT_ESTIMATES, *QUANTILES)
+#: the central intervals the quantiles bound: name -> (lower column, upper column)
+INTERVALS = {"68%": ("z_q16", "z_q84"), "95%": ("z_q2p5", "z_97p5")}
 #: odds window half-width, in units of (1 + z_mode)
 ODDS_WIDTH = 0.1
+#: the mixture parameters (qp's mixmod names): vector columns ``pdf_<name>`` in FITS, ECSV and
+#: HDF5, fields of the nested column ``pdf`` in Parquet and HATS
+PDF_COLUMN = "pdf"
+PDF_FIELDS = ("weights", "means", "stds")
 FORMATS = {".fits": "fits", ".fit": "fits", ".parquet": "parquet", ".ecsv": "ascii.ecsv",
-           ".hdf5": "hdf5", ".h5": "hdf5"}
+           ".hdf5": "hdf5", ".h5": "hdf5", ".hats": "hats"}
 _ROWS_AT_ONCE = 20_000
 
 
 @dataclass(frozen=True)
 class CatalogOptions(Options):
-    """What the catalog records beside the PDFs."""
+    """What the catalog records beside the PDFs, and how a HATS catalog is written."""
 
     scenes: str = option("", "scene store the ensemble's rows belong to (ids and positions "
                          "for ensembles without them, e.g. BPZ or EAZY); '' for none",
                          path=True)
     method: str = option("", "name of the photo-z method, recorded in the catalog")
+    overwrite: bool = option(False, "replace an existing HATS catalog (a folder) at the "
+                             "output; without it an existing one is refused")
+    hats_max_rows: int = option(250_000, "most rows in one HEALPix partition of a HATS "
+                                "catalog (hats-import's pixel_threshold)", ge=1)
+    hats_workers: int = option(1, "threads of the local Dask client that runs the HATS "
+                               "import", ge=1)
 
 
 def catalog_format(path: str | os.PathLike) -> str:
-    """The astropy format of a catalog path, from its suffix (an OptionError otherwise)."""
-    suffix = os.path.splitext(os.fspath(path))[1].lower()
+    """The format of a catalog path, from its suffix: an astropy format name, or ``"hats"``
+    (an OptionError otherwise)."""
+    suffix = os.path.splitext(os.fspath(path).rstrip("/\\"))[1].lower()
     if suffix not in FORMATS:
         raise OptionError(f"catalog {path}: the suffix must be one of {sorted(FORMATS)} "
-                          f"(FITS, Parquet, ECSV, HDF5)")
+                          f"(FITS, Parquet, ECSV, HDF5, HATS)")
     return FORMATS[suffix]
 
 
-def _grid(ens: Any, n: int = 3001) -> np.ndarray:
-    """A redshift grid covering every PDF of the ensemble."""
+def mixture_parameters(ens: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(weights, means, stds)`` (rows x components) of a Gaussian-mixture ensemble (qp's
+    ``mixmod``, or ``norm`` as one component); None for other parameterisations."""
+    name = ens.gen_class.name
     data = ens.objdata
+    if name == "mixmod":
+        return tuple(np.atleast_2d(np.asarray(data[k], float)) for k in PDF_FIELDS)
+    if name == "norm":
+        loc = np.asarray(data["loc"], float).reshape(ens.npdf, -1)
+        scale = np.asarray(data["scale"], float).reshape(ens.npdf, -1)
+        return np.ones_like(loc), loc, scale
+    return None
+
+
+def _grid(ens: Any, n: int = 3001) -> np.ndarray:
+    """A redshift grid covering every PDF of a gridded ensemble (``interp``, ``hist``, ...)."""
     if "xvals" in ens.metadata:
         x = np.asarray(ens.metadata["xvals"]).ravel()
         return np.linspace(max(float(x.min()), 0.0), float(x.max()), n)
-    if "means" in data and "stds" in data:
-        top = float(np.nanmax(data["means"] + 6.0 * data["stds"])) if ens.npdf else 1.0
-        return np.linspace(0.0, max(top, 0.1), n)
     if "bins" in ens.metadata:
         b = np.asarray(ens.metadata["bins"]).ravel()
         return np.linspace(float(b.min()), float(b.max()), n)
-    raise InputError(f"cannot make a redshift grid for a {ens.gen_class.name} ensemble")
+    raise InputError(f"cannot summarise a {ens.gen_class.name} ensemble: the catalog takes "
+                     "Gaussian mixtures (mixmod, norm) and gridded PDFs (interp, hist, ...)")
 
 
 def summarise(ens: Any) -> dict[str, np.ndarray]:
-    """Point estimates, percentiles and odds of every PDF (computed on a fine grid, a
-    bounded number of rows at a time)."""
-    grid = _grid(ens)
-    out: dict[str, list[np.ndarray]] = {k: [] for k in (
-        "z_mode", "z_mean", "z_median", *[_pname(p) for p in PERCENTILES], "odds")}
+    """RAIL's summary statistics (:data:`SUMMARY_COLUMNS`) and ``odds`` of every PDF, a
+    bounded number of rows at a time: exact for Gaussian mixtures, on a fine grid otherwise.
+    Each row's values depend on that row only."""
+    mixture = mixture_parameters(ens)
+    grid = None if mixture is not None else _grid(ens)
+    out: dict[str, list[np.ndarray]] = {k: [] for k in (*SUMMARY_COLUMNS, "odds")}
     for s in range(0, ens.npdf, _ROWS_AT_ONCE):
-        part = ens[s:min(s + _ROWS_AT_ONCE, ens.npdf)]
-        pdf = np.nan_to_num(np.atleast_2d(part.pdf(grid)))
-        cdf = np.cumsum(0.5 * (pdf[:, 1:] + pdf[:, :-1]) * np.diff(grid), axis=1)
-        cdf = np.concatenate([np.zeros((len(cdf), 1)), cdf], axis=1)
-        total = np.maximum(cdf[:, -1:], 1e-300)
-        cdf /= total
-        mode = grid[np.argmax(pdf, axis=1)]
-        out["z_mode"].append(mode)
-        out["z_mean"].append(np.trapezoid(pdf * grid, grid, axis=1) / total[:, 0])
-        for q, name in ((50.0, "z_median"), *[(p, _pname(p)) for p in PERCENTILES]):
-            out[name].append(_quantile(cdf, grid, q / 100.0))
-        half = ODDS_WIDTH * (1.0 + mode)
-        out["odds"].append(np.clip(_interp_rows(cdf, grid, mode + half)
-                                   - _interp_rows(cdf, grid, mode - half), 0.0, 1.0))
+        e = min(s + _ROWS_AT_ONCE, ens.npdf)
+        if mixture is not None:
+            part = mixture_summary(*(m[s:e] for m in mixture))
+        else:
+            part = _grid_summary(ens[s:e], grid)
+        for key, values in part.items():
+            out[key].append(values)
     return {k: np.concatenate(v) if v else np.zeros(0) for k, v in out.items()}
 
 
-def _pname(p: float) -> str:
-    return f"z_p{round(p * 10):03d}"
+def mixture_summary(weights: np.ndarray, means: np.ndarray, stds: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """RAIL's summary statistics and ``odds`` of Gaussian mixtures (rows x components).
+
+    Moments are exact; quantiles are the roots of CDF(z) = level (12 bisections of a bracket
+    holding every component to 10 sigma, then 4 Newton steps kept inside it: double
+    precision); the mode is the highest of the maxima reached from every component's mean by
+    mean shift (8 steps) and Newton steps that never lower the density (4).
+    """
+    from scipy.special import ndtr
+
+    w = np.asarray(weights, float)
+    w = w / np.sum(w, axis=1, keepdims=True)
+    mu, sd = np.asarray(means, float), np.asarray(stds, float)
+    mean = np.sum(w * mu, axis=1)
+    std = np.sqrt(np.maximum(np.sum(w * (sd * sd + mu * mu), axis=1) - mean * mean, 0.0))
+    out = {"z_mean": mean, "z_std": std}
+    W, M, S = w[:, None, :], mu[:, None, :], sd[:, None, :]
+    levels = np.array(list(QUANTILES.values()))[None, :]
+    lo = np.repeat(np.min(mu - 10.0 * sd, axis=1, keepdims=True), levels.size, axis=1)
+    hi = np.repeat(np.max(mu + 10.0 * sd, axis=1, keepdims=True), levels.size, axis=1)
+    for _ in range(12):
+        mid = 0.5 * (lo + hi)
+        below = np.sum(W * ndtr((mid[:, :, None] - M) / S), axis=2) < levels
+        lo, hi = np.where(below, mid, lo), np.where(below, hi, mid)
+    z = 0.5 * (lo + hi)
+    for _ in range(4):
+        t = (z[:, :, None] - M) / S
+        cdf = np.sum(W * ndtr(t), axis=2)
+        pdf = np.sum(W * np.exp(-0.5 * t * t) / S, axis=2) / np.sqrt(2.0 * np.pi)
+        z = np.clip(z - (cdf - levels) / np.maximum(pdf, 1e-300), lo, hi)
+    out.update({name: z[:, i] for i, name in enumerate(QUANTILES)})
+    mode = _mixture_mode(w, mu, sd)
+    half = ODDS_WIDTH * (1.0 + mode)
+    edges = np.stack([mode - half, mode + half], axis=1)
+    cdf = np.sum(W * ndtr((edges[:, :, None] - M) / S), axis=2)
+    out["z_mode"] = mode
+    out["odds"] = np.clip(cdf[:, 1] - cdf[:, 0], 0.0, 1.0)
+    return {k: out[k] for k in (*SUMMARY_COLUMNS, "odds")}
+
+
+def _mixture_mode(w: np.ndarray, mu: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """The highest mode of each mixture: every maximum lies between the smallest and largest
+    component mean; one is reached from each component's mean."""
+    inv = 1.0 / (sd * sd)
+    amp, mean, prec = (w / sd)[:, None, :], mu[:, None, :], inv[:, None, :]
+    mean_prec = (mu * inv)[:, None, :]
+    z = mu.copy()  # (rows, starts)
+    for _ in range(8):  # mean shift: z <- sum r mu / sigma^2 / sum r / sigma^2
+        d = z[:, :, None] - mean
+        r = amp * np.exp(-0.5 * d * d * prec)
+        z = np.einsum("nsk,nsk->ns", r, mean_prec) / np.einsum("nsk,nsk->ns", r, prec)
+    d = z[:, :, None] - mean
+    r = amp * np.exp(-0.5 * d * d * prec)
+    density = r.sum(axis=2)
+    for _ in range(4):  # Newton on the density's slope, a step kept only if it climbs
+        u = -d * prec
+        slope = np.einsum("nsk,nsk->ns", r, u)
+        curve = np.einsum("nsk,nsk->ns", r, u * u - prec)
+        concave = curve < 0
+        step = np.where(concave, -slope / np.where(concave, curve, -1.0), 0.0)
+        dn = d + step[:, :, None]
+        rn = amp * np.exp(-0.5 * dn * dn * prec)
+        new = rn.sum(axis=2)
+        up = new >= density
+        z = np.where(up, z + step, z)
+        density = np.where(up, new, density)
+        d = np.where(up[:, :, None], dn, d)
+        r = np.where(up[:, :, None], rn, r)
+    return z[np.arange(len(z)), np.argmax(density, axis=1)]
+
+
+def _grid_summary(part: Any, grid: np.ndarray) -> dict[str, np.ndarray]:
+    """RAIL's summary statistics and ``odds`` of gridded PDFs, on ``grid``."""
+    pdf = np.nan_to_num(np.atleast_2d(part.pdf(grid)))
+    cdf = np.cumsum(0.5 * (pdf[:, 1:] + pdf[:, :-1]) * np.diff(grid), axis=1)
+    cdf = np.concatenate([np.zeros((len(cdf), 1)), cdf], axis=1)
+    total = np.maximum(cdf[:, -1:], 1e-300)
+    cdf /= total
+    mode = grid[np.argmax(pdf, axis=1)]
+    mean = np.trapezoid(pdf * grid, grid, axis=1) / total[:, 0]
+    var = np.trapezoid(pdf * (grid[None, :] - mean[:, None]) ** 2, grid, axis=1) / total[:, 0]
+    out = {"z_mode": mode, "z_mean": mean, "z_std": np.sqrt(np.maximum(var, 0.0))}
+    out.update({name: _quantile(cdf, grid, q) for name, q in QUANTILES.items()})
+    half = ODDS_WIDTH * (1.0 + mode)
+    out["odds"] = np.clip(_interp_rows(cdf, grid, mode + half)
+                          - _interp_rows(cdf, grid, mode - half), 0.0, 1.0)
+    return out
 
 
 def _quantile(cdf: np.ndarray, grid: np.ndarray, q: float) -> np.ndarray:
@@ -165,11 +285,10 @@ def build_catalog(ens: Any, objects: Mapping[str, np.ndarray] | None = None,
         if name in source:
             table[name] = np.asarray(source[name])
     table.update(Table(summarise(ens)))
-    if ens.gen_class.name == "mixmod":
-        w, mu = ens.objdata["weights"], ens.objdata["means"]
-        table["z_mean"] = np.sum(w * mu, axis=1) / np.sum(w, axis=1)  # exact for mixtures
-        for key in ("weights", "means", "stds"):
-            table[f"pdf_{key}"] = np.asarray(ens.objdata[key], np.float32)
+    mixture = mixture_parameters(ens)
+    if mixture is not None:
+        for key, values in zip(PDF_FIELDS, mixture, strict=True):
+            table[f"{PDF_COLUMN}_{key}"] = np.asarray(values, np.float32)
     for name in ("score", "snr", "ood_score", "blend", "mask_area", "redshift"):
         if name in ancil:
             table[name] = np.asarray(ancil[name])
@@ -185,12 +304,14 @@ def _describe(table, provenance: Mapping[str, Any] | None, method: str) -> None:
     descriptions = {
         "id": "object id (the catalog's or scene store's)", "ra": "right ascension (ICRS)",
         "dec": "declination (ICRS)", "z_mode": "mode of p(z)", "z_mean": "mean of p(z)",
-        "z_median": "median of p(z)", "odds": f"P(|z - z_mode| < {ODDS_WIDTH}(1 + z_mode))",
+        "z_std": "standard deviation of p(z)",
+        "odds": f"P(|z - z_mode| < {ODDS_WIDTH}(1 + z_mode))",
         "quality": "bit mask of the quality flags (bits QBIT<k> in the metadata)",
         "score": "detection score", "redshift": "known (spectroscopic) redshift, NaN if none",
         "pdf_weights": "Gaussian-mixture weights", "pdf_means": "Gaussian-mixture means",
         "pdf_stds": "Gaussian-mixture standard deviations",
-        **{_pname(p): f"{p:g}th percentile of p(z)" for p in PERCENTILES},
+        **{name: f"{q:g} quantile of p(z) (RAIL's name and level)"
+           for name, q in QUANTILES.items()},
         **QUALITY_BITS,
     }
     for name, text in descriptions.items():
@@ -202,8 +323,123 @@ def _describe(table, provenance: Mapping[str, Any] | None, method: str) -> None:
     table.meta["PROV"] = json.dumps(provenance or {}, sort_keys=True, default=str)
 
 
+def _pdf_paths(pdfs: Any) -> list[str] | None:
+    """The files of ``pdfs`` (a path or paths), or None for an ensemble in memory."""
+    if isinstance(pdfs, (str, os.PathLike)):
+        return [os.fspath(pdfs)]
+    if isinstance(pdfs, (list, tuple)):
+        return [os.fspath(p) for p in pdfs]
+    return None
+
+
+def ensemble_rows(pdfs: Any) -> int:
+    """The number of rows of an ensemble, or of ensemble files together (HDF5 files: from
+    their ``data`` group, nothing else read)."""
+    import h5py
+    import qp
+
+    paths = _pdf_paths(pdfs)
+    if paths is None:
+        return int(pdfs.npdf)
+    total = 0
+    for path in paths:
+        try:
+            if os.path.splitext(path)[1] == ".hdf5":
+                with h5py.File(path, "r") as f:
+                    lengths = {f["data"][k].shape[0] for k in f["data"]}
+                if len(lengths) != 1:
+                    raise InputError(f"{path}: the data columns have different lengths "
+                                     f"{sorted(lengths)}")
+                total += lengths.pop()
+            else:
+                total += qp.read(path).npdf
+        except (OSError, KeyError, ValueError, TypeError) as err:
+            raise InputError(f"{path} is not a readable qp ensemble: {err}") from None
+    return total
+
+
+def ensemble_chunks(pdfs: Any, rows: int = 100_000, rank: int = 0, size: int = 1
+                    ) -> Iterator[tuple[int, Any]]:
+    """``(first row, ensemble)`` chunks of one or more qp ensembles, in order, read a bounded
+    number of rows at a time (HDF5 files) so that no chunk holds all the rows.
+
+    Parameters
+    ----------
+    pdfs
+        An ensemble, or ensemble files whose rows follow each other (e.g. the estimates of
+        several fields).
+    rows
+        Rows per chunk.
+    rank, size
+        Of the process among ``size`` sharing the work (MPI): it gets every ``size``-th
+        chunk of each file.
+    """
+    import qp
+
+    paths = _pdf_paths(pdfs)
+    if paths is None:
+        for s in range(rank * rows, pdfs.npdf, size * rows):
+            yield s, pdfs[s:min(s + rows, pdfs.npdf)]
+        return
+    offset = 0
+    for path in paths:
+        n = ensemble_rows(path)
+        try:
+            if os.path.splitext(path)[1] == ".hdf5":
+                chunks = ((s, ens) for s, _, ens in qp.iterator(
+                    path, chunk_size=rows, rank=rank, parallel_size=size))
+            else:  # formats qp cannot read in pieces
+                chunks = ensemble_chunks(qp.read(path), rows, rank, size)
+            for start, ens in chunks:
+                yield offset + start, ens
+        except (OSError, KeyError, TypeError) as err:
+            raise InputError(f"{path} is not a readable qp ensemble: {err}") from None
+        offset += n
+
+
+def catalog_chunks(pdfs: Any, scenes: str | os.PathLike | None = None,
+                   provenance: Mapping[str, Any] | None = None, method: str = "",
+                   rows: int = 100_000, rank: int = 0, size: int = 1) -> Iterator[Any]:
+    """The catalog of one or more ensembles as tables of at most ``rows`` rows, in order
+    (:func:`build_catalog` of each chunk; the scene store's objects read a chunk at a time).
+
+    The arguments are those of :func:`ensemble_chunks` and :func:`build_catalog`; with
+    ``scenes``, the ensembles' rows must be the store's objects (checked before any work).
+    """
+    from rail.deepdisc.store.scenes import SceneStore
+
+    store = SceneStore(scenes) if scenes else None
+    try:
+        if store is not None:
+            n = ensemble_rows(pdfs)
+            if n != store.n_objects:
+                raise InputError(f"the ensemble has {n} rows but the scene store {scenes} "
+                                 f"lists {store.n_objects} objects; a catalog needs forced "
+                                 "(one row per object) PDFs")
+        for start, ens in ensemble_chunks(pdfs, rows, rank, size):
+            objects = None if store is None else store.objects(
+                ["object_id", "ra", "dec", "scene", "x", "y"], rows=slice(start, start + ens.npdf))
+            yield build_catalog(ens, objects, provenance, method)
+    finally:
+        if store is not None:
+            store.close()
+
+
+def catalog_table(pdfs: Any, scenes: str | os.PathLike | None = None,
+                  provenance: Mapping[str, Any] | None = None, method: str = ""):
+    """The whole catalog of one or more ensembles as one table (:func:`catalog_chunks`
+    stacked); an InputError if they have no rows."""
+    from astropy.table import vstack
+
+    tables = list(catalog_chunks(pdfs, scenes, provenance, method))
+    if not tables:
+        raise InputError("the ensemble has no rows: an empty catalog is not written")
+    return tables[0] if len(tables) == 1 else vstack(tables, metadata_conflicts="silent")
+
+
 def write_catalog(table, path: str | os.PathLike, inputs=()) -> str:
-    """Write the catalog atomically in the format its suffix says."""
+    """Write the catalog atomically in the format its suffix says (Parquet with the mixture
+    nested, :func:`rail.deepdisc.evaluate.catalog_arrow.write_parquet`)."""
     import warnings
 
     from astropy.io.fits.verify import VerifyWarning
@@ -211,11 +447,37 @@ def write_catalog(table, path: str | os.PathLike, inputs=()) -> str:
     from rail.deepdisc.store.atomic import atomic_output
 
     fmt = catalog_format(path)
-    with atomic_output(path, "catalog", inputs=inputs) as tmp:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", VerifyWarning)  # long header values: CONTINUE
-            if fmt == "hdf5":
-                table.write(tmp, format=fmt, path="catalog", serialize_meta=True)
-            else:
-                table.write(tmp, format=fmt)
+    if fmt == "hats":
+        from rail.deepdisc.evaluate.catalog_hats import write_hats
+
+        write_hats([table], path, inputs=inputs)
+        return os.fspath(path)
+    with atomic_output(path, "catalog", inputs=inputs) as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", VerifyWarning)  # long header values: CONTINUE
+        if fmt == "parquet":
+            from rail.deepdisc.evaluate.catalog_arrow import write_parquet
+
+            write_parquet(table, tmp)
+        elif fmt == "hdf5":
+            table.write(tmp, format=fmt, path="catalog", serialize_meta=True)
+        else:
+            table.write(tmp, format=fmt)
     return os.fspath(path)
+
+
+def read_catalog(path: str | os.PathLike):
+    """A catalog file written by :func:`write_catalog` as an astropy ``Table`` (units,
+    descriptions and metadata; the mixture as vector columns ``pdf_<name>`` whatever the
+    format). A HATS catalog is read with ``lsdb.read_hats``."""
+    from astropy.table import Table
+
+    fmt = catalog_format(path)
+    if fmt == "hats":
+        raise OptionError(f"{path} is a HATS catalog: read it with lsdb.read_hats")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        from rail.deepdisc.evaluate.catalog_arrow import from_arrow
+
+        return from_arrow(pq.read_table(path))
+    return Table.read(path, format=fmt, **({"path": "catalog"} if fmt == "hdf5" else {}))

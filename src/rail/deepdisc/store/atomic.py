@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import uuid
 from collections.abc import Iterable, Iterator
@@ -129,9 +130,9 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     """Remove temporary files of ``path`` left by processes that no longer run.
 
     A run killed before it could clean up (SIGKILL, power loss) leaves its hidden temporary
-    file beside the output; the next run writing that output removes it. Temporary files of
-    live processes (another run writing the same output now) and of other hosts are left
-    alone.
+    file (or folder, for outputs that are folders) beside the output; the next run writing
+    that output removes it. Temporary files of live processes (another run writing the same
+    output now) and of other hosts are left alone.
 
     Returns
     -------
@@ -146,7 +147,10 @@ def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
     for candidate in parent.glob(f".{p.name}.*.tmp"):
         match = _TMP_PATTERN.match(candidate.name)
         if match and match["name"] == p.name and is_dead_process(match["owner"]):
-            candidate.unlink(missing_ok=True)
+            if candidate.is_dir() and not candidate.is_symlink():
+                shutil.rmtree(candidate, ignore_errors=True)
+            else:
+                candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
 
