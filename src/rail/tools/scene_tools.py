@@ -19,7 +19,7 @@ import numpy as np
 from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.fit.photometry import empty_table, iter_measurements
 from rail.deepdisc.fit.photometry_options import PhotometryOptions
 from rail.deepdisc.fit.photometry_setup import prepare
@@ -82,10 +82,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
 
     def tiler_config(self) -> TilerConfig:
         """The library configuration of this stage (checked)."""
-        try:
-            return TilerConfig.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        return self.library_options(TilerConfig)
 
     def tile(self, input_data: Any, **kwargs: Any) -> SceneHandle:
         """Tile the configured mosaics with a catalog.
@@ -160,10 +157,7 @@ class CutoutImporter(StrictConfigMixin, RailStage):
 
     def cutout_config(self) -> CutoutConfig:
         """The library configuration of this stage (checked)."""
-        try:
-            return CutoutConfig.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        return self.library_options(CutoutConfig)
 
     def import_cutouts(self, input_data: Any, **kwargs: Any) -> SceneHandle:
         """Read the configured cutouts of a catalog's objects.
@@ -228,10 +222,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
 
     def photometry_options(self) -> PhotometryOptions:
         """The options of this stage, checked (an OptionError names the option)."""
-        try:
-            return PhotometryOptions.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        return self.library_options(PhotometryOptions)
 
     def measure(self, input_data: SceneHandle | SceneStore | str,
                 detections: Mapping[str, Any] | DataHandle | str | None = None,

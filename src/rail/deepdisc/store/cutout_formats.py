@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -136,17 +135,9 @@ def _is_flux_density(text: str) -> bool:
 
 def celestial_wcs(header: Any, where: str):
     """The celestial WCS of a header, or None when it has none (a broken one is an error)."""
-    from astropy.wcs import WCS, FITSFixedWarning
+    from rail.deepdisc.store.mosaic_io import optional_celestial_wcs
 
-    if header is None or not any(k in header for k in ("CTYPE1", "CTYPE2")):
-        return None
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FITSFixedWarning)
-        try:
-            wcs = WCS(header, naxis=2)
-        except Exception as err:  # astropy raises several types for broken WCS keywords
-            raise InputError(f"{where}: cannot read its WCS: {err}") from err
-    return wcs if wcs.has_celestial else None
+    return None if header is None else optional_celestial_wcs(header, where)
 
 
 def tangent_header(ra: float, dec: float, pixel_scale: float, height: int, width: int):
