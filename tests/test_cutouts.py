@@ -348,3 +348,24 @@ def test_catalog_box_columns_are_checked(written, folder):
     table.write(catalog, overwrite=True)
     with pytest.raises(InputError, match=f"{catalog}.*box .* of id {table['id'][0]}"):
         import_cutouts(files.config(), str(catalog), folder / "empty_box.hdf5")
+
+
+def test_64_bit_catalog_ids_are_kept_beside_row_numbers(written, folder):
+    """Ids beyond int32 (DESI TARGETIDs) match their files, but the store numbers its
+    objects by catalog row (its /segmap is int32) and keeps the ids as catalog_id."""
+    files = written["legacy"]
+    table = Table.read(files.catalog)
+    work = folder / "big_ids"
+    work.mkdir()
+    big = np.asarray(table["id"], np.int64) + 39_627_000_000_000_000
+    for old, new in zip(table["id"], big, strict=True):
+        shutil.copy(folder / "legacy" / f"{old}.fits", work / f"{new}.fits")
+    table["id"] = big
+    catalog = folder / "big_ids.fits"
+    table.write(catalog)
+    out = folder / "big_ids.hdf5"
+    import_cutouts(files.config(cutouts=str(work / "{id}.fits")), str(catalog), out)
+    back, _ = _all(out)
+    np.testing.assert_array_equal(back.objects["catalog_id"], big)
+    np.testing.assert_array_equal(back.objects["object_id"], np.arange(1, len(table) + 1))
+    assert set(np.unique(back.segmap)) <= {0, *range(1, len(table) + 1)}

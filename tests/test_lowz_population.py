@@ -135,3 +135,14 @@ def test_rendered_store_keeps_the_targets(tmp_path):
         obj = store.objects()
     assert obj["spec_target"].dtype == np.int16 and obj["spec_target"].size > 0
     assert np.all(obj["redshift"] <= 1.5)
+
+
+def test_stars_are_no_spectroscopic_targets():
+    cat = sample_population(800, PopulationConfig(survey="legacy_dr10", star_fraction=0.2),
+                            seed=4)
+    star = cat["is_star"].astype(bool)
+    assert star.sum() > 50 and np.all(cat["spec_target"][star] == 0)
+    galaxies = {k: v[~star] for k, v in cat.items() if k != "_meta"}
+    sdss = catalog_magnitudes(galaxies, lowz.SELECTION_BANDS)
+    np.testing.assert_array_equal(cat["spec_target"][~star],
+                                  lowz.spectroscopic_targets(*sdss.T))

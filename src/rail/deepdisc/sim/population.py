@@ -87,6 +87,7 @@ _Q_LF_NODES = np.array([
 #: faintest absolute magnitudes drawn (fainter Schechter extrapolations are meaningless)
 _M_FAINT = {"sf": -12.0, "q": -14.0}
 _M_BRIGHT = -26.0
+_M_STEP = 0.02
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,6 @@ POPULATION_MODELS: dict[str, tuple[_LuminosityFunction, ...]] = {
              _LuminosityFunction("red", lowz.RED_LF_NODES, True, True, lowz.M_FAINT_RED,
                                  "lowz")),
 }
-_M_STEP = 0.02
 
 #: most galaxies one run draws (and renders): their columns are held in memory
 MAX_GALAXIES = 20_000_000
@@ -314,12 +314,24 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     for b in config.bands:
         ordered[f"mag_{b}"] = out[f"mag_{b}"]
     if config.population_model == "lowz":
-        sdss = catalog_magnitudes(out, lowz.SELECTION_BANDS, lib)
-        out["spec_target"] = lowz.spectroscopic_targets(*sdss.T)
+        out["spec_target"] = _spec_targets(out, lib)
     ordered.update({k: v for k, v in out.items() if k not in ordered})  # realism columns
     ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr),
                         "sed_library": lib.name}
     return ordered
+
+
+def _spec_targets(cat: dict[str, np.ndarray], lib: SEDLibrary) -> np.ndarray:
+    """SDSS/DESI-like target bits (:func:`rail.deepdisc.sim.lowz.spectroscopic_targets`) of
+    the galaxies of a catalog; stars (``sed_index`` -1) are no targets."""
+    n = cat["redshift"].size
+    galaxy = np.asarray(cat["sed_index"]) >= 0
+    rows = {k: np.asarray(v)[galaxy] for k, v in cat.items() if np.shape(v) == (n,)}
+    bits = np.zeros(n, np.int16)
+    if galaxy.any():
+        sdss = catalog_magnitudes(rows, lowz.SELECTION_BANDS, lib)
+        bits[galaxy] = lowz.spectroscopic_targets(*sdss.T)
+    return bits
 
 
 def _distort_seds(cat: dict[str, np.ndarray], config: PopulationConfig, seed: int) -> None:

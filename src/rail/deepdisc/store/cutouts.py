@@ -12,6 +12,9 @@ cubes, HSC-SSP files per band, generic arrays) becomes a scene store that every 
 * one scene per cutout, in catalog order, listing one object, the catalog object: its
   position from the cutout's WCS (arrays: a TAN WCS centred on its catalog position, from
   ``pixel_scale``), its catalog redshift (``redshift_kind`` where known), ``catalog_row``;
+  its ``object_id`` is its catalog id, unless the catalog's ids do not fit the int32
+  ``/segmap`` (e.g. DESI's 64-bit TARGETID): then objects are numbered by catalog row
+  (``catalog_row + 1``) and the ids are kept as ``catalog_id``;
   its neighbours stay in the pixels, unlisted, as background in ``/segmap``;
 * pixels in nJy per pixel (units: :func:`~rail.deepdisc.store.cutout_formats.to_njy_factor`),
   inverse variance from the cutout's own planes, else from the depths of ``survey``
@@ -321,6 +324,9 @@ class _SceneMaker:
         self.height, self.width = (int(v) for v in plan.shapes.max(axis=0))
         self.half = cfg.boxes.half_sizes(cat.size, cfg.columns.size_unit, scale)
         self.counts = dict.fromkeys(BOX_ORIGINS, 0)
+        # object ids: the catalog's, or row numbers when those do not fit the int32 segmap
+        self.renumbered = bool(cat.ids.max() > np.iinfo(np.int32).max)
+        self.object_ids = cat.rows + 1 if self.renumbered else cat.ids
         self.n_padded = 0
 
     def __call__(self, k: int, cutout: Cutout) -> tuple[np.ndarray, ...]:
@@ -359,7 +365,7 @@ class _SceneMaker:
         x, y = x + dx, y + dy
         foot = central_footprint(image, ivar, x, y, cfg.detect_threshold, cfg.detect_npixels,
                                  cfg.detect_fwhm)
-        oid = np.array([cat.ids[k]])
+        oid = np.array([self.object_ids[k]], np.int64)
         segmap = np.zeros((self.height, self.width), np.int32)
         if foot is not None:
             segmap[foot] = oid[0]
@@ -383,6 +389,7 @@ class _SceneMaker:
                "redshift_kind": np.array([cfg.columns.redshift_kind if np.isfinite(z)
                                           else "none"], "S4"),
                "catalog_row": cat.rows[k:k + 1],
+               **({"catalog_id": cat.ids[k:k + 1]} if self.renumbered else {}),
                "box_origin": np.array([BOX_ORIGINS[origin]], np.int8),
                **{c: v[k:k + 1] for c, v in cat.extra.items()}}
         scene = {"wcs": shifted_wcs_header(wcs, dx, dy, self.height, self.width),
