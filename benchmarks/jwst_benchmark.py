@@ -137,6 +137,19 @@ def _bpz(name, tset, train_table, test_table, workdir, workers, bands, ref="jwst
     return ens, time.perf_counter() - t0, t_setup
 
 
+def _eazy_templates(folder: str) -> tuple[str, str]:
+    """EAZY's fsps QSF 12 v3 + blue_sfhz_13 template lists and template error file in an
+    eazy-photoz ``templates/`` folder (the run stops at once, naming a missing file)."""
+    tdir = Path(folder)
+    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
+    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
+    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
+    for f in (fsps, sfhz, tef):
+        if not f.exists():
+            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    return f"{fsps},{sfhz}", str(tef)
+
+
 def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, bands,
           prior_band="jwst_f200w", zmax=12.0):
     """EAZY (eazy-py) with ``templates``, with or without a magnitude prior in
@@ -215,13 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     workers = args.workers or threads
     os.makedirs(args.workdir, exist_ok=True)
-    tdir = Path(args.eazy_templates)
-    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
-    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
-    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
-    for f in (fsps, sfhz, tef):
-        if not f.exists():
-            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    templates, tef = _eazy_templates(args.eazy_templates)
     t_start = time.perf_counter()
     timing: dict = {}
 
@@ -289,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
     for name, prior in (("eazy", True), ("eazy_noprior", False)):
         name = name if args.template_bands == "nircam" else f"{name}_hst"
-        ens, dt, t_setup = _eazy(name, f"{fsps},{sfhz}", str(tef), train_table, test_table,
+        ens, dt, t_setup = _eazy(name, templates, tef, train_table, test_table,
                                  args.workdir, prior, fit_bands)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}

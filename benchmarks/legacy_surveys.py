@@ -47,7 +47,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from jwst_benchmark import _bpz, _eazy, _metrics, _photometry, _train
+from jwst_benchmark import _bpz, _eazy, _eazy_templates, _metrics, _photometry, _train
 
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
@@ -181,13 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     workers = args.workers or threads
     os.makedirs(args.workdir, exist_ok=True)
-    tdir = Path(args.eazy_templates)
-    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
-    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
-    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
-    for f in (fsps, sfhz, tef):
-        if not f.exists():
-            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    templates, tef = _eazy_templates(args.eazy_templates)
     t_start = time.perf_counter()
     timing: dict = {}
 
@@ -226,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
     for name, prior in (("eazy_prior", True), ("eazy_noprior", False)):
-        ens, dt, t_setup = _eazy(name, f"{fsps},{sfhz}", str(tef), train_table, test_table,
+        ens, dt, t_setup = _eazy(name, templates, tef, train_table, test_table,
                                  args.workdir, prior, BANDS, prior_band="decam_r", zmax=ZMAX)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
