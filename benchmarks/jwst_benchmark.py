@@ -110,7 +110,10 @@ def _photometry(store: str):
     return measure_store(store, PhotometryConfig())[0]
 
 
-def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
+def _bpz(name, tset, train_table, test_table, workdir, workers, bands, ref="jwst_f200w",
+         zmax=12.0, prior="flat"):
+    """BPZ (pz-rail-bpz) with template set ``tset``, prior magnitude in band ``ref``;
+    returns the test ensemble, the estimation and the set-up seconds."""
     from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
     from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
@@ -123,7 +126,7 @@ def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
     inform, estimate = bpz_stage_configs(setup, [f"mag_{b}" for b in bands],
                                          [f"mag_err_{b}" for b in bands],
                                          mag_limits(test_table, bands, 31.4),
-                                         "mag_jwst_f200w", zmax=12.0)
+                                         f"mag_{ref}", zmax=zmax, prior=prior)
     inf = BPZliteInformer.make_stage(name=f"{name}_inform",
                                      model=os.path.join(workdir, f"{name}.pkl"), **inform)
     inf.inform({k: v.copy() for k, v in train_table.items()})
@@ -134,17 +137,34 @@ def _bpz(name, tset, train_table, test_table, workdir, workers, bands):
     return ens, time.perf_counter() - t0, t_setup
 
 
-def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, bands):
+def _eazy_templates(folder: str) -> tuple[str, str]:
+    """EAZY's fsps QSF 12 v3 + blue_sfhz_13 template lists and template error file in an
+    eazy-photoz ``templates/`` folder (the run stops at once, naming a missing file)."""
+    tdir = Path(folder)
+    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
+    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
+    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
+    for f in (fsps, sfhz, tef):
+        if not f.exists():
+            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    return f"{fsps},{sfhz}", str(tef)
+
+
+def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, bands,
+          prior_band="jwst_f200w", zmax=12.0):
+    """EAZY (eazy-py) with ``templates``, with or without a magnitude prior in
+    ``prior_band`` from the (labelled) training table; returns the test ensemble, the
+    estimation and the set-up seconds."""
     from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
 
     cfg = {"bands": [f"flux_{b}" for b in bands], "err_bands": [f"flux_err_{b}" for b in bands],
            "hdf5_groupname": "", "input_type": "flux"}
     if prior:
-        cfg["prior_band"] = "flux_jwst_f200w"
+        cfg["prior_band"] = f"flux_{prior_band}"
     t0 = time.perf_counter()
     model = EazyInformer.make_stage(
         name=f"{name}_inform", model=os.path.join(workdir, f"{name}_model.hdf5"),
-        templates_file=templates, template_error_file=tef, filter_list=bands, zmax=12.0,
+        templates_file=templates, template_error_file=tef, filter_list=bands, zmax=zmax,
         training_prior=prior, **cfg).inform(train_table)
     t_setup = time.perf_counter() - t0
     est = EazyEstimator.make_stage(name=name, model=model,
@@ -208,13 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     workers = args.workers or threads
     os.makedirs(args.workdir, exist_ok=True)
-    tdir = Path(args.eazy_templates)
-    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
-    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
-    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
-    for f in (fsps, sfhz, tef):
-        if not f.exists():
-            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
+    templates, tef = _eazy_templates(args.eazy_templates)
     t_start = time.perf_counter()
     timing: dict = {}
 
@@ -282,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
     for name, prior in (("eazy", True), ("eazy_noprior", False)):
         name = name if args.template_bands == "nircam" else f"{name}_hst"
-        ens, dt, t_setup = _eazy(name, f"{fsps},{sfhz}", str(tef), train_table, test_table,
+        ens, dt, t_setup = _eazy(name, templates, tef, train_table, test_table,
                                  args.workdir, prior, fit_bands)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}

@@ -108,6 +108,14 @@ class StrictConfigMixin:
         not whatever else was passed to it (data given interactively, for instance)."""
         return {name: self.config[name] for name in self.config_options if name in self.config}
 
+    def library_options(self, cls: type) -> Any:
+        """The stage's config as the library's option class ``cls`` (an
+        :class:`~rail.deepdisc.options.Options`), checked; an OptionError names the stage."""
+        try:
+            return cls.from_mapping(self.config)
+        except OptionError as err:
+            raise OptionError(f"{self.name}: {err}") from None
+
     # -- outputs ---------------------------------------------------------------------------
     def check_io(self, args: Any = None) -> None:
         super().check_io(args)

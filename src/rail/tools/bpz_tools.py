@@ -16,7 +16,6 @@ from typing import Any
 from rail.core.data import TableHandle
 from rail.core.stage import RailStage
 
-from rail.deepdisc.errors import OptionError
 from rail.deepdisc.fit.bpz import BPZDataOptions, check_bpz_input, prepare_bpz_data
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle
@@ -71,10 +70,7 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
     def run(self) -> None:
         from rail.deepdisc.workers import usable_cores
 
-        try:
-            opts = BPZDataOptions.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        opts = self.library_options(BPZDataOptions)
         table = self.get_data("input")
         check_bpz_input(table, {"bands": opts.bands, "err_bands": opts.err_bands,
                                 "ref_band": opts.ref_band,

@@ -1,9 +1,12 @@
 """RAIL stages between scene stores and catalogs.
 
 ``MosaicTiler`` cuts real survey data (per-band FITS mosaics and a catalog) into a scene
-store; ``ScenePhotometry`` measures every object (forced, in the store's ``/objects`` order)
-or every detection of a scene store in all bands with photutils, for the template fitters.
-The numerics live in :mod:`rail.deepdisc.store.mosaic` and :mod:`rail.deepdisc.fit.photometry`.
+store; ``CutoutImporter`` reads per-object cutouts (Legacy Surveys, HSC-SSP, arrays) and a
+catalog into one, a scene per cutout; ``ScenePhotometry`` measures every object (forced, in
+the store's ``/objects`` order) or every detection of a scene store in all bands with
+photutils, for the template fitters.
+The numerics live in :mod:`rail.deepdisc.store.mosaic`, :mod:`rail.deepdisc.store.cutouts` and
+:mod:`rail.deepdisc.fit.photometry`.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from rail.core.data import DataHandle, TableHandle
 from rail.core.stage import RailStage
 
 from rail.creation.engines.survey_field import SurveyFileHandle
-from rail.deepdisc.errors import InputError, OptionError
+from rail.deepdisc.errors import InputError
 from rail.deepdisc.fit.photometry import empty_table, iter_measurements
 from rail.deepdisc.fit.photometry_options import PhotometryOptions
 from rail.deepdisc.fit.photometry_setup import prepare
@@ -29,6 +32,7 @@ from rail.deepdisc.fit.photometry_table import (
 )
 from rail.deepdisc.parallel import RankParts
 from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.store.cutouts import CutoutConfig, import_cutouts
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
 from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
 from rail.deepdisc.store.mosaic_io import split_spec
@@ -79,10 +83,7 @@ class MosaicTiler(StrictConfigMixin, RailStage):
 
     def tiler_config(self) -> TilerConfig:
         """The library configuration of this stage (checked)."""
-        try:
-            return TilerConfig.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        return self.library_options(TilerConfig)
 
     def tile(self, input_data: Any, **kwargs: Any) -> SceneHandle:
         """Tile the configured mosaics with a catalog.
@@ -101,19 +102,87 @@ class MosaicTiler(StrictConfigMixin, RailStage):
         """
         return self.run_on({"input": input_data}, "output", **kwargs)
 
-    def _catalog(self) -> Any:
-        handle = self.get_handle("input", allow_missing=True)
-        if handle.data is not None:
-            return handle.data
-        if handle.path in (None, "", "None", "none"):
-            raise InputError(f"{self.name}: no catalog given (input)")
-        return handle.path
-
     def run(self) -> None:
         cfg = self.tiler_config()
         path = self.get_output(self.get_aliased_tag("output"))
-        tile_mosaic(cfg, self._catalog(), path,
+        tile_mosaic(cfg, _catalog_input(self), path,
                     provenance={"stage": self.options_dict()})
+        self.publish_written("output", path)
+
+
+def _catalog_input(stage: RailStage) -> Any:
+    """A stage's ``input`` catalog: its data when given in memory, else its path."""
+    handle = stage.get_handle("input", allow_missing=True)
+    if handle.data is not None:
+        return handle.data
+    if handle.path in (None, "", "None", "none"):
+        raise InputError(f"{stage.name}: no catalog given (input)")
+    return handle.path
+
+
+class CutoutImporter(StrictConfigMixin, RailStage):
+    """Read per-object survey cutouts and their catalog into a scene store, one scene per
+    cutout, for forced estimation.
+
+    ``format``: ``legacy`` (Legacy Surveys cutout: one FITS cube per object, band list and
+    WCS in the header, nanomaggies, optional inverse-variance HDU; ``cutouts`` a template
+    such as ``ls/{id}.fits``), ``hsc`` (HSC-SSP: one FITS file per band per object with
+    IMAGE, MASK and VARIANCE, calibrated by FLUXMAG0; ``cutouts`` such as
+    ``hsc/{id}_{band}.fits``) or ``array`` (N x bands x H x W in ``.npy``/``.npz``/HDF5
+    with ``bands``, ``pixel_scale`` and ``unit`` stated). The input is the catalog (FITS,
+    CSV, HDF5, Parquet; ``id_col``, ``ra_col``, ``dec_col``, ``redshift_col``): each object
+    gets its cutout, a catalog id without one is an error. The object is listed with its
+    catalog redshift, its neighbours stay in the pixels unlisted; pixels become nJy, the
+    inverse variance comes from the cutout's planes or the ``survey``'s depths, pixels
+    without data (masked, NaN, zero padding along the edge) get inverse variance 0; its box
+    comes from ``box_cols``, else its footprint in a photutils segmentation, else
+    ``size_col``. Cutouts of different sizes are padded to the largest. Forced estimation
+    of the store gives one row per catalog object, in catalog order; see
+    :mod:`rail.deepdisc.store.cutouts`.
+    """
+
+    name = "CutoutImporter"
+    entrypoint_function = "import_cutouts"
+    interactive_function = "cutout_importer"
+    config_options = RailStage.config_options.copy()
+    config_options.update(CutoutConfig.stage_params())
+    inputs = [("input", TableHandle)]
+    outputs = [("output", SceneHandle)]
+
+    def check_path_options(self) -> None:
+        """An array file named in the config must exist (templates name files per id)."""
+        if self.config.format == "array" and self.config.cutouts:
+            path = os.path.expandvars(str(self.config.cutouts))
+            if not os.path.exists(path):
+                raise FileNotFoundError(f"{self.name} option cutouts: {path} does not exist")
+
+    def cutout_config(self) -> CutoutConfig:
+        """The library configuration of this stage (checked)."""
+        return self.library_options(CutoutConfig)
+
+    def import_cutouts(self, input_data: Any, **kwargs: Any) -> SceneHandle:
+        """Read the configured cutouts of a catalog's objects.
+
+        Parameters
+        ----------
+        input_data : str | TableLike | TableHandle
+            The catalog: a path (FITS, CSV, ECSV, HDF5, Parquet), a table or a handle.
+        **kwargs : Any
+            Options to change (``format``, ``cutouts``, ``id_col``, ... see the stage's
+            config options).
+
+        Returns
+        -------
+        SceneHandle
+            The handle of the written scene store.
+        """
+        return self.run_on({"input": input_data}, "output", **kwargs)
+
+    def run(self) -> None:
+        cfg = self.cutout_config()
+        path = self.get_output(self.get_aliased_tag("output"))
+        import_cutouts(cfg, _catalog_input(self), path,
+                       provenance={"stage": self.options_dict()})
         self.publish_written("output", path)
 
 
@@ -154,10 +223,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
 
     def photometry_options(self) -> PhotometryOptions:
         """The options of this stage, checked (an OptionError names the option)."""
-        try:
-            return PhotometryOptions.from_mapping(self.config)
-        except OptionError as err:
-            raise OptionError(f"{self.name}: {err}") from None
+        return self.library_options(PhotometryOptions)
 
     def measure(self, input_data: SceneHandle | SceneStore | str,
                 detections: Mapping[str, Any] | DataHandle | str | None = None,

@@ -1,7 +1,7 @@
 """The ``rail-deepdisc`` command.
 
 Each group of commands lives in its own module (``simulate``, ``survey``, ``deepdisc``,
-``photometry``, ``mosaic``, ``demo``) with a ``register`` function that adds its
+``photometry``, ``mosaic``, ``cutouts``, ``demo``) with a ``register`` function that adds its
 sub-commands; option flags are derived from the library's option dataclasses
 (:mod:`rail.deepdisc.options`). Building the parser imports nothing heavy, so ``--help`` and
 ``--version`` answer at once.
@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from rail.deepdisc.cli import (
     catalog,
+    cutouts,
     deepdisc,
     demo,
     field,
@@ -26,7 +27,7 @@ from rail.deepdisc.cli import (
 )
 from rail.deepdisc.errors import DeepDiscError
 
-_GROUPS = (simulate, survey, demo, deepdisc, photometry, mosaic, catalog, field)
+_GROUPS = (simulate, survey, demo, deepdisc, photometry, mosaic, cutouts, catalog, field)
 
 
 def build_parser() -> argparse.ArgumentParser:

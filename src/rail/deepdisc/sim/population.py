@@ -19,6 +19,13 @@ SED; :mod:`rail.deepdisc.sim.sed`), optionally nebular emission lines
 (:mod:`rail.deepdisc.sim.nebular`), a size from van der Wel et al. (2014) (z < 3, by stellar mass)
 or Shibuya et al. (2015) (z >= 3, by UV luminosity) with log-normal scatter, a Sersic index,
 axis ratio and position angle, and, for massive star-forming galaxies, a bulge + disk mix.
+
+That is the ``deep`` population model (the default). The ``lowz`` model
+(:mod:`rail.deepdisc.sim.lowz`), for bright galaxies at 0 < z < 1.5 as ground-based surveys
+with SDSS/DESI spectra see them, draws the red sequence and the blue cloud from rest-frame
+optical luminosity functions through the same machinery, and marks SDSS/DESI-like
+spectroscopic targets (``spec_target``). A survey file chooses its model
+(``population: {model: lowz}``); ``population_model`` overrides it.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import nebular, sed_distortion
+from rail.deepdisc.sim import lowz, nebular, sed_distortion
 from rail.deepdisc.sim.morphology import MorphologyOptions, add_components
 from rail.deepdisc.sim.sed import (
     OPTICAL_WINDOW,
@@ -46,7 +53,7 @@ from rail.deepdisc.sim.sed import (
 )
 from rail.deepdisc.sim.sed_choice import LineDraw, entry_prior, galaxy_lines
 from rail.deepdisc.sim.stars import StarOptions, add_stars
-from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
+from rail.deepdisc.sim.surveys import POPULATION_MODEL_NAMES, SurveyChoice, get_survey
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,35 @@ _M_FAINT = {"sf": -12.0, "q": -14.0}
 _M_BRIGHT = -26.0
 _M_STEP = 0.02
 
+
+@dataclass(frozen=True)
+class _LuminosityFunction:
+    """One population of a model: its Schechter nodes and what its magnitudes mean.
+
+    ``optical``: the nodes are in rest-frame 5500 A (V) absolute magnitude, else 1500 A;
+    ``quiescent``: the population's galaxies are quiescent (SEDs, lines, sizes);
+    ``prior``: the style of its SED-entry prior (:func:`rail.deepdisc.sim.sed_choice.
+    entry_prior`).
+    """
+
+    key: str
+    nodes: np.ndarray
+    quiescent: bool
+    optical: bool
+    m_faint: float
+    prior: str = "deep"
+
+
+#: the population models: their luminosity functions, in the order they are drawn
+POPULATION_MODELS: dict[str, tuple[_LuminosityFunction, ...]] = {
+    "deep": (_LuminosityFunction("sf", _SF_LF_NODES, False, False, _M_FAINT["sf"]),
+             _LuminosityFunction("q", _Q_LF_NODES, True, True, _M_FAINT["q"])),
+    "lowz": (_LuminosityFunction("blue", lowz.BLUE_LF_NODES, False, True, lowz.M_FAINT_BLUE,
+                                 "lowz"),
+             _LuminosityFunction("red", lowz.RED_LF_NODES, True, True, lowz.M_FAINT_RED,
+                                 "lowz")),
+}
+
 #: most galaxies one run draws (and renders): their columns are held in memory
 MAX_GALAXIES = 20_000_000
 
@@ -113,6 +149,11 @@ class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice)
     zmin: float = option(0.02, "lowest redshift drawn", gt=0, lt=16)
     zmax: float | None = option(
         None, "highest redshift drawn (default: the survey's)", gt=0, le=16)
+    population_model: str | None = option(
+        None, "galaxy population: 'deep' (JAGUAR-like deep fields, UV luminosity functions "
+        "to z~15) or 'lowz' (bright red-sequence and blue-cloud galaxies at z < 1.5, optical "
+        "luminosity functions, SDSS/DESI-like spectroscopic targets); default: the survey's",
+        choices=POPULATION_MODEL_NAMES)
 
     def resolved(self) -> PopulationConfig:
         """A copy with the survey's defaults in place of the limits left at None."""
@@ -120,7 +161,8 @@ class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice)
         return replace(self, bands=tuple(self.bands or p.bands),
                        limit_band=self.limit_band or p.detection_band,
                        mag_limit=p.mag_limit if self.mag_limit is None else self.mag_limit,
-                       zmax=p.zmax if self.zmax is None else self.zmax)
+                       zmax=p.zmax if self.zmax is None else self.zmax,
+                       population_model=self.population_model or p.population_model)
 
     def _check(self) -> None:
         r = self.resolved()
@@ -132,7 +174,15 @@ class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice)
             raise OptionError(f"limit band {r.limit_band!r} is not among bands {r.bands}")
         if not r.zmin < r.zmax:
             raise OptionError(f"need zmin < zmax, got zmin={r.zmin}, zmax={r.zmax}")
+        if r.population_model == "lowz" and r.zmax > lowz.LOWZ_ZMAX:
+            raise OptionError(f"population_model 'lowz' describes galaxies to z = "
+                              f"{lowz.LOWZ_ZMAX:g}; got zmax = {r.zmax:g} (use 'deep')")
         SEDOptions._check(self)
+
+    @property
+    def luminosity_functions(self) -> tuple[_LuminosityFunction, ...]:
+        """The populations of the (resolved) population model."""
+        return POPULATION_MODELS[self.resolved().population_model]
 
 
 def _interp_nodes(nodes: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -168,6 +218,7 @@ class _Sampler:
     config: PopulationConfig
     lib: SEDLibrary
     cosmo: _Cosmology
+    model: tuple[_LuminosityFunction, ...]
     lines: LineDraw
     limit_phot: Photometer
     zcoarse: np.ndarray
@@ -184,7 +235,7 @@ class _Sampler:
         # colour term of every entry in the limit band on a coarse z grid
         ee, zz = np.meshgrid(np.arange(ne), zcoarse, indexing="ij")
         kcoarse = limit_phot.colour_terms(ee.ravel(), zz.ravel(), UV_WINDOW)[:, 0]
-        return cls(config, lib, _Cosmology(config.zmax),
+        return cls(config, lib, _Cosmology(config.zmax), config.luminosity_functions,
                    LineDraw(lib, config.lines_on(), config.line_ew_scale), limit_phot,
                    zcoarse, kcoarse.reshape(ne, -1))
 
@@ -226,7 +277,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     smp = _Sampler.make(config, lib)
     dz = 0.01
     zgrid = np.arange(config.zmin + dz / 2, config.zmax, dz)
-    rates = _rates(smp, zgrid, dz)  # (2, nz, n_entries, n_strata) per steradian
+    rates = _rates(smp, zgrid, dz)  # (n_pop, nz, n_entries, n_strata) per steradian
     total = rates.sum()
     if not total > 0:
         raise OptionError(f"no galaxies brighter than {config.mag_limit} in {config.limit_band}")
@@ -262,10 +313,25 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
         ordered[f"{b}_fnu"] = out[f"{b}_fnu"]
     for b in config.bands:
         ordered[f"mag_{b}"] = out[f"mag_{b}"]
+    if config.population_model == "lowz":
+        out["spec_target"] = _spec_targets(out, lib)
     ordered.update({k: v for k, v in out.items() if k not in ordered})  # realism columns
     ordered["_meta"] = {"surface_density_arcmin2": float(total / arcmin2_per_sr),
                         "sed_library": lib.name}
     return ordered
+
+
+def _spec_targets(cat: dict[str, np.ndarray], lib: SEDLibrary) -> np.ndarray:
+    """SDSS/DESI-like target bits (:func:`rail.deepdisc.sim.lowz.spectroscopic_targets`) of
+    the galaxies of a catalog; stars (``sed_index`` -1) are no targets."""
+    n = cat["redshift"].size
+    galaxy = np.asarray(cat["sed_index"]) >= 0
+    rows = {k: np.asarray(v)[galaxy] for k, v in cat.items() if np.shape(v) == (n,)}
+    bits = np.zeros(n, np.int16)
+    if galaxy.any():
+        sdss = catalog_magnitudes(rows, lowz.SELECTION_BANDS, lib)
+        bits[galaxy] = lowz.spectroscopic_targets(*sdss.T)
+    return bits
 
 
 def _distort_seds(cat: dict[str, np.ndarray], config: PopulationConfig, seed: int) -> None:
@@ -294,23 +360,23 @@ def _rates(smp: _Sampler, zgrid: np.ndarray, dz: float) -> np.ndarray:
     kfine_uv = np.array([np.interp(zgrid, smp.zcoarse, smp.kcoarse[e]) for e in range(ne)]).T
     dm = cosmo("distmod", zgrid)
     blocks = []
-    for key, nodes in (("sf", _SF_LF_NODES), ("q", _Q_LF_NODES)):
-        quiescent = key == "q"
-        mstar, lphi, alpha = _interp_nodes(nodes, zgrid)
+    for pop in smp.model:
+        quiescent = pop.quiescent
+        mstar, lphi, alpha = _interp_nodes(pop.nodes, zgrid)
         phi = schechter_mag(smp.mgrid[None, :], mstar[:, None], lphi[:, None], alpha[:, None])
-        phi[:, smp.mgrid > _M_FAINT[key]] = 0.0
+        phi[:, smp.mgrid > pop.m_faint] = 0.0
         cum = np.concatenate([np.zeros((zgrid.size, 1)),
                               np.cumsum(0.5 * (phi[:, 1:] + phi[:, :-1]) * _M_STEP, axis=1)],
                              axis=1)
-        smp.cum_tables[key] = cum
-        kc = smp.kcoarse + _window_offset(lib)[:, None] if quiescent else smp.kcoarse
+        smp.cum_tables[pop.key] = cum
+        kc = smp.kcoarse + _window_offset(lib)[:, None] if pop.optical else smp.kcoarse
         kfine = np.array([np.interp(zgrid, smp.zcoarse, kc[e]) for e in range(ne)]).T
         mlim = smp.config.mag_limit - dm[:, None] - kfine  # (nz, ne)
         delta = _grid_brightening(smp, zgrid, kfine_uv, quiescent)  # (nz, ne, n_strata)
         ncum = row_interp((mlim[..., None] + delta).reshape(zgrid.size, -1), smp.mgrid,
                            cum).reshape(delta.shape)
         probs = smp.lines.stratum_probabilities(quiescent)
-        prior = entry_prior(lib, zgrid, quiescent)[..., None] * probs
+        prior = entry_prior(lib, zgrid, quiescent, pop.prior)[..., None] * probs
         blocks.append(prior * ncum * cosmo("dvdz", zgrid)[:, None, None] * dz)
     return np.stack(blocks)
 
@@ -405,23 +471,28 @@ def _draw_galaxies(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray,
                    ) -> dict[str, np.ndarray]:
     lib, config = smp.lib, smp.config
     n = z.size
-    quiescent = ipop == 1
+    quiescent = np.array([p.quiescent for p in smp.model])[ipop]
+    optical = np.array([p.optical for p in smp.model])[ipop]
     # magnitude limit at the exact redshift, per galaxy
     kc_uv = np.empty(n)
     for e in np.unique(ient):
         sel = ient == e
         kc_uv[sel] = np.interp(z[sel], smp.zcoarse, smp.kcoarse[e])
-    kc = np.where(quiescent, kc_uv + _window_offset(lib)[ient], kc_uv)
+    kc = np.where(optical, kc_uv + _window_offset(lib)[ient], kc_uv)
     dm = smp.cosmo("distmod", z)
     mlim = config.mag_limit - dm - kc
     if smp.lines.on:  # relaxed by the most the lines of the galaxy's EW stratum can add
         cont = smp.continuum(ient, kc_uv)
-        for p in (0, 1):
+        for p, pop in enumerate(smp.model):
             sel = np.flatnonzero(ipop == p)
             bright = smp.lines.brightening(smp.limit_phot, z[sel], ient[sel], cont[sel],
-                                           quiescent=p == 1)
+                                           quiescent=pop.quiescent)
             mlim[sel] += bright[np.arange(sel.size), istr[sel]]
-    absmag = _draw_absmag(rng, smp, ipop, iz, mlim)
+    drawn = _draw_absmag(rng, smp, ipop, iz, mlim)
+    # stored: star-forming galaxies by their UV, quiescent ones by their V magnitude (what
+    # model_magnitudes reads), whichever band their luminosity function is in
+    to_uv = optical & ~quiescent
+    absmag = np.where(to_uv, drawn + _window_offset(lib)[ient], drawn)
     out: dict[str, np.ndarray] = {
         "redshift": z,
         "is_quiescent": quiescent.astype(np.int8),
@@ -440,7 +511,11 @@ def _draw_galaxies(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray,
         out[f"mag_{b}"] = mags[:, j]
         out[f"{b}_fnu"] = mag_to_flux(mags[:, j])
     out.update(line_cols)
-    out.update(_morphology(rng, smp.cosmo, z, absmag, quiescent))
+    log_mass = None
+    if smp.config.population_model == "lowz":
+        abs_v = np.where(to_uv, drawn, absmag)  # V-band magnitude of every galaxy
+        log_mass = lowz.log_stellar_mass(abs_v, z, quiescent)
+    out.update(_morphology(rng, smp.cosmo, z, absmag, quiescent, log_mass))
     return out
 
 
@@ -449,11 +524,11 @@ def _draw_absmag(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray, iz: 
     """Inverse-CDF draw of M from the Schechter table at each galaxy's z node, to mlim."""
     mgrid = smp.mgrid
     absmag = np.empty(ipop.size)
-    for p, key in ((0, "sf"), (1, "q")):
+    for p, pop in enumerate(smp.model):
         sel = ipop == p
         if not sel.any():
             continue
-        cum = smp.cum_tables[key][iz[sel]]
+        cum = smp.cum_tables[pop.key][iz[sel]]
         cmax = row_interp(mlim[sel], mgrid, cum)
         u = rng.uniform(0.0, 1.0, sel.sum()) * cmax
         j = np.clip((cum < u[:, None]).sum(axis=1), 1, mgrid.size - 1)
@@ -463,14 +538,15 @@ def _draw_absmag(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray, iz: 
     return absmag
 
 
-def _morphology(rng, cosmo, z, absmag, quiescent) -> dict[str, np.ndarray]:
-    """Sizes, Sersic indices, shapes and bulge+disk mixes."""
+def _morphology(rng, cosmo, z, absmag, quiescent, log_mass=None) -> dict[str, np.ndarray]:
+    """Sizes, Sersic indices, shapes and bulge+disk mixes (``log_mass``: the galaxies'
+    stellar masses, else a proxy from the normalising luminosity)."""
     n = z.size
-    # stellar-mass proxy from the normalising luminosity
-    log_mass_sf = 9.0 - 0.5 * (absmag + 19.5) + 0.4 * np.clip((3.0 - z) / 3.0, 0.0, 1.0)
-    log_ml_v = np.interp(z, [0.0, 2.0, 6.0], [np.log10(3.0), 0.0, -0.3])
-    log_mass_q = -0.4 * (absmag - 4.83) + log_ml_v
-    log_mass = np.where(quiescent, log_mass_q, log_mass_sf)
+    if log_mass is None:  # stellar-mass proxy from the normalising luminosity
+        log_mass_sf = 9.0 - 0.5 * (absmag + 19.5) + 0.4 * np.clip((3.0 - z) / 3.0, 0.0, 1.0)
+        log_ml_v = np.interp(z, [0.0, 2.0, 6.0], [np.log10(3.0), 0.0, -0.3])
+        log_mass_q = -0.4 * (absmag - 4.83) + log_ml_v
+        log_mass = np.where(quiescent, log_mass_q, log_mass_sf)
     m_rel = 10.0 ** (log_mass - np.log10(5.0e10))
     # van der Wel et al. (2014) at z < 3; Shibuya et al. (2015) at z >= 3
     r_late = 10.0**0.86 * (1.0 + z) ** -0.75 * m_rel**0.22

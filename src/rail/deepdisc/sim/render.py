@@ -38,7 +38,7 @@ from rail.deepdisc.bands import filters_attr
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, flux_to_mag
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import morphology, sed_distortion, stars
+from rail.deepdisc.sim import lowz, morphology, sed_distortion, stars
 from rail.deepdisc.sim.morphology import band_profiles, galaxy_profile
 from rail.deepdisc.sim.noise import draw_noise
 from rail.deepdisc.sim.population import MAX_GALAXIES
@@ -67,7 +67,7 @@ BULGE_COLUMNS = ("bulge_fraction", "Re_bulge", "bulge_axis_ratio")
 PASSTHROUGH_COLUMNS = ("sed_index", "is_quiescent", "ebv", "abs_mag", "log_mass", "Re_maj",
                        "sersic_n", "axis_ratio", "position_angle", "bulge_fraction",
                        *morphology.STORE_COLUMNS, *stars.STORE_COLUMNS,
-                       *sed_distortion.COLUMNS)
+                       *sed_distortion.COLUMNS, *lowz.STORE_COLUMNS)
 _MAG_ERR_COEFF = 2.5 / np.log(10.0)
 
 

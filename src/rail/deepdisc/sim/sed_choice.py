@@ -5,7 +5,11 @@ Entry priors, P(entry | z), per population (star-forming or quiescent):
 * template libraries (COSMOS, CWW+SB, a user's list): star-forming galaxies favour younger,
   bluer templates at higher redshift (a Gaussian in the template's place on the red-to-blue
   sequence, centred at ``0.35 + 0.12 z``) and less dust above z ~ 2; quiescent galaxies
-  pick any quiescent template;
+  pick any quiescent template. The ``lowz`` population's blue cloud (``style="lowz"``)
+  centres its Gaussian at ``0.55 + 0.1 z`` and has less dust (E(B-V) 0, 0.1, 0.2, 0.3, 0.4
+  with weights 0.45, 0.3, 0.15, 0.07, 0.03), so that its colours are near those of local
+  star-forming galaxies (median g - r ~ 0.6 at z ~ 0.1, against ~0.8 for the red
+  sequence);
 * ``sps`` libraries (:mod:`rail.deepdisc.sim.sps`), whose entries were drawn from
   physical priors at a design redshift: the entries designed near z (a Gaussian kernel of
   0.07 dex in 1 + z) whose stars are younger than the Universe at z, and that are
@@ -40,14 +44,29 @@ _OH_PROBE = np.linspace(*nebular.OH_RANGE, 6)
 
 
 # --------------------------------------------------------------------------- entry priors
-def entry_prior(lib: SEDLibrary, z: np.ndarray, quiescent: bool) -> np.ndarray:
-    """P(entry | z) for one population, shape (n_z, n_entries); rows sum to 1."""
+#: star-forming template priors: centre of the Gaussian in sequence position (a + b z) and
+#: the E(B-V) weights at low and high redshift
+_SF_PRIORS = {
+    "deep": ((0.35, 0.12), {0.0: 0.25, 0.1: 0.30, 0.2: 0.25, 0.3: 0.12, 0.4: 0.08},
+             {0.0: 0.60, 0.1: 0.30, 0.2: 0.10, 0.3: 0.0, 0.4: 0.0}),
+    "lowz": ((0.55, 0.10), {0.0: 0.45, 0.1: 0.30, 0.2: 0.15, 0.3: 0.07, 0.4: 0.03},
+             {0.0: 0.45, 0.1: 0.30, 0.2: 0.15, 0.3: 0.07, 0.4: 0.03}),
+}
+
+
+def entry_prior(lib: SEDLibrary, z: np.ndarray, quiescent: bool, style: str = "deep"
+                ) -> np.ndarray:
+    """P(entry | z) for one population, shape (n_z, n_entries); rows sum to 1.
+
+    ``style`` chooses the star-forming template prior (``deep`` or ``lowz``, see the
+    module docstring).
+    """
     if "age" in lib.params:
         w = _sps_prior(lib, z, quiescent)
     elif quiescent:
         w = np.tile(lib.quiescent.astype(float), (z.size, 1))
     else:
-        w = _template_sf_prior(lib, z)
+        w = _template_sf_prior(lib, z, style)
     total = w.sum(axis=1, keepdims=True)
     if np.any(total <= 0):  # nothing allowed at that z: any entry of the population
         fallback = np.where(lib.quiescent == quiescent, 1.0, 0.0)
@@ -56,14 +75,13 @@ def entry_prior(lib: SEDLibrary, z: np.ndarray, quiescent: bool) -> np.ndarray:
     return w / total
 
 
-def _template_sf_prior(lib: SEDLibrary, z: np.ndarray) -> np.ndarray:
+def _template_sf_prior(lib: SEDLibrary, z: np.ndarray, style: str = "deep") -> np.ndarray:
     """Star-forming templates: younger at high z, dust decreasing above z ~ 2."""
     tpos = lib.sf_position if lib.sf_position is not None else np.full(len(lib), np.nan)
-    mean = np.clip(0.35 + 0.12 * z, 0.35, 0.92)[:, None]
+    (a, b), ebv_low, ebv_high = _SF_PRIORS[style]
+    mean = np.clip(a + b * z, a, 0.92)[:, None]
     w = np.exp(-0.5 * ((tpos[None, :] - mean) / 0.25) ** 2)
-    # dust: more at low z and intermediate z, little above z~6
-    ebv_low = {0.0: 0.25, 0.1: 0.30, 0.2: 0.25, 0.3: 0.12, 0.4: 0.08}
-    ebv_high = {0.0: 0.60, 0.1: 0.30, 0.2: 0.10, 0.3: 0.0, 0.4: 0.0}
+    # dust: more at low z and intermediate z, little above z~6 (deep)
     f = np.clip((z - 2.0) / 4.0, 0.0, 1.0)[:, None]
     p_low = np.array([ebv_low.get(round(e, 2), 0.0) for e in lib.ebv])
     p_high = np.array([ebv_high.get(round(e, 2), 0.0) for e in lib.ebv])

@@ -10,7 +10,7 @@ The schema is documented in ``docs/surveys.md``; in short::
     seeing_fwhm_arcsec: 0.9         # atmosphere of airy/optical PSFs
     psf: {kind: airy}               # default PSF of the bands that give none
     detection_band: decam_r
-    population: {mag_limit: 24.5, zmax: 4.0}
+    population: {mag_limit: 24.5, zmax: 4.0, model: deep}   # model: deep or lowz
     field_center: [36.0, -4.5]
     noise_correlation: {kind: gaussian, fwhm_pixels: 1.2}    # optional, default of bands
     measured: {...}                 # free-form record of rail-deepdisc survey (not used)
@@ -44,7 +44,7 @@ from rail.deepdisc.errors import DeepDiscError, InputError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.sim.noise import KERNEL_KINDS, read_fits_image, read_kernel_file
 from rail.deepdisc.sim.psf import FILE_PSF_KINDS, TELESCOPE_PSF_KINDS, default_aberrations
-from rail.deepdisc.sim.surveys import SurveyPreset
+from rail.deepdisc.sim.surveys import POPULATION_MODEL_NAMES, SurveyPreset
 
 _TOP_KEYS = ("name", "description", "reference", "pixel_scale", "flux_unit", "zeropoint",
              "depth_aperture_arcsec", "telescope", "seeing_fwhm_arcsec", "psf",
@@ -194,9 +194,9 @@ def _build(r: _Reader, d: dict[str, Any]) -> SurveyPreset:
         description=str(d.get("description", "")).strip(),
         reference=str(d.get("reference", "")).strip(), source=r.path)
     preset = _fill_noise_depths(preset)
-    mag_limit, zmax = _population(r, d.get("population", {}), preset)
+    mag_limit, zmax, model = _population(r, d.get("population", {}), preset)
     register_detection_band(name, detection)
-    return replace(preset, mag_limit=mag_limit, zmax=zmax)
+    return replace(preset, mag_limit=mag_limit, zmax=zmax, population_model=model)
 
 
 def _flux_unit(r: _Reader, d: dict[str, Any], scale: float) -> tuple[str, float]:
@@ -355,11 +355,19 @@ def _fill_noise_depths(preset: SurveyPreset) -> SurveyPreset:
     return replace(preset, depths=depths)
 
 
-def _population(r: _Reader, value: Any, preset: SurveyPreset) -> tuple[float, float]:
-    p = r.mapping(value, "population", ("mag_limit", "zmax"))
+def _population(r: _Reader, value: Any, preset: SurveyPreset) -> tuple[float, float, str]:
+    from rail.deepdisc.sim.lowz import LOWZ_ZMAX
+
+    p = r.mapping(value, "population", ("mag_limit", "zmax", "model"))
     mag_limit = r.number(p.get("mag_limit", preset.depths[preset.detection_band]),
                          "population.mag_limit", gt=10, lt=40)
-    return mag_limit, r.number(p.get("zmax", 6.0), "population.zmax", gt=0, lt=16.0001)
+    model = p.get("model", "deep")
+    if model not in POPULATION_MODEL_NAMES:
+        raise r.fail("population.model", f"must be one of {list(POPULATION_MODEL_NAMES)}, "
+                                         f"got {model!r}")
+    zmax = r.number(p.get("zmax", LOWZ_ZMAX if model == "lowz" else 6.0), "population.zmax",
+                    gt=0, lt=(LOWZ_ZMAX if model == "lowz" else 16.0) + 1e-4)
+    return mag_limit, zmax, model
 
 
 def _field_center(r: _Reader, value: Any) -> tuple[float, float]:

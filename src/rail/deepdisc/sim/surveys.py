@@ -9,6 +9,9 @@ A survey is described by a YAML file (:mod:`rail.deepdisc.sim.survey_file`, docu
 * ``roman``: Roman WFI High Latitude Wide Area imaging, 0.11"/pixel;
 * ``hst``: HST ACS + WFC3/IR, CANDELS/Deep-like, 0.06"/pixel drizzled mosaics;
 * ``cfhtls``: CFHTLS Deep, MegaCam u*griz, 0.186"/pixel;
+* ``legacy_dr10``: DESI Legacy Imaging Surveys DR10 (DECam griz), 0.262"/pixel, with the
+  ``lowz`` population of bright galaxies at z < 1.5;
+* ``hsc_wide``: HSC-SSP Wide layer grizy, 0.168"/pixel, with the ``lowz`` population;
 
 each citing the published source of its numbers. :func:`get_survey` takes a preset name or
 the path of a survey file. Depths are 5-sigma AB limits for the noise in a circular aperture
@@ -36,6 +39,8 @@ from rail.deepdisc.options import Options, option
 PRESET_DIR = Path(__file__).with_name("presets")
 #: presets listed first when several could apply (e.g. for a reference band)
 _FIRST_PRESETS = ("jades", "lsst")
+#: the galaxy population models a survey may choose (:mod:`rail.deepdisc.sim.population`)
+POPULATION_MODEL_NAMES = ("deep", "lowz")
 
 
 @dataclass(frozen=True)
@@ -64,6 +69,9 @@ class SurveyPreset:
         Band of ``mag_limit`` and of the "bright" S/N cut.
     mag_limit, zmax
         Default population limits.
+    population_model
+        Default galaxy population model (``deep`` or ``lowz``,
+        :mod:`rail.deepdisc.sim.population`).
     field_center
         RA, Dec (deg) of the simulated field's tangent point.
     pixel_noise
@@ -104,6 +112,7 @@ class SurveyPreset:
     description: str = ""
     reference: str = ""
     source: str = ""
+    population_model: str = "deep"
 
     def noise_kernels(self) -> list[np.ndarray | None]:
         """Per band, the unit-norm noise-correlation kernel (None: white noise)."""

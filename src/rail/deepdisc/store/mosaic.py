@@ -48,7 +48,7 @@ import numpy as np
 from rail.deepdisc.bands import SEDPY_FILTER_NAMES
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
-from rail.deepdisc.options import option
+from rail.deepdisc.options import Options, option
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.catalogs import (
     Catalog,
@@ -77,7 +77,25 @@ MIN_NOISE_PIXELS = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
-class TilerConfig(MosaicMapOptions):
+class BoxOptions(Options):
+    """Boxes of objects without a footprint in a segmentation: from a size column, else a
+    small square (the options shared by ``tile`` and ``cutouts``)."""
+
+    size_scale: float = option(2.5, "box half-side in units of size_col", gt=0)
+    min_box: int = option(5, "box side (pixels) of objects without footprint or size", ge=1)
+
+    def half_sizes(self, size: np.ndarray | None, unit: str, pixel_scale: float
+                   ) -> np.ndarray | None:
+        """Box half-sides (pixels) from a catalog size column in ``unit`` (arcsec or
+        pixel), or None without one."""
+        if size is None:
+            return None
+        pixels = size / pixel_scale if unit == "arcsec" else size
+        return self.size_scale * pixels
+
+
+@dataclass(frozen=True, kw_only=True)
+class TilerConfig(BoxOptions, MosaicMapOptions):
     """What to tile and how (the options of ``MosaicTiler`` and ``rail-deepdisc tile``).
 
     Band names (the keys of ``images``) must name a filter curve
@@ -93,14 +111,12 @@ class TilerConfig(MosaicMapOptions):
                           ge=0)
     require_redshift: bool = option(
         False, "keep only tiles listing an object with a known redshift (training sets)")
-    size_scale: float = option(2.5, "box half-side in units of size_col", gt=0)
-    min_box: int = option(5, "box side (pixels) of objects without footprint or size", ge=1)
     survey: str = option("", "survey name written into the store")
 
     def _check(self) -> None:
         from rail.deepdisc.fit.filters import resolve_filters
 
-        super()._check()
+        MosaicMapOptions._check(self)
         check_tiling(self.tile_size, self.overlap)
         if self.require_redshift and not (self.columns.redshift_col
                                           or self.spectra.spec_catalog):
@@ -318,13 +334,14 @@ def read_tile(inputs: MosaicInputs, x0: int, y0: int, size: int
 
 
 def object_boxes(x: np.ndarray, y: np.ndarray, ids: np.ndarray, labels: np.ndarray | None,
-                 half_size: np.ndarray | None, min_box: int, size: int) -> np.ndarray:
+                 half_size: np.ndarray | None, min_box: int, size: int | tuple[int, int]
+                 ) -> np.ndarray:
     """Half-open boxes (n, 4) ``[x0, y0, x1, y1]`` of a tile's objects.
 
     From the object's pixels in ``labels`` (the tile's segmentation, catalog ids) where it
     has any; else ``x, y`` plus/minus ``half_size`` (pixels) where that is finite and
-    positive; else a ``min_box``-pixel square. Boxes are clipped to the tile and hold at
-    least one pixel.
+    positive; else a ``min_box``-pixel square. Boxes are clipped to the tile (``size``: its
+    side, or its ``(height, width)``) and hold at least one pixel.
     """
     from scipy import ndimage
 
@@ -351,9 +368,10 @@ def object_boxes(x: np.ndarray, y: np.ndarray, ids: np.ndarray, labels: np.ndarr
     boxes[rest, 1] = np.floor(y[rest] + 0.5 - half[rest])
     boxes[rest, 2] = np.ceil(x[rest] + 0.5 + half[rest])
     boxes[rest, 3] = np.ceil(y[rest] + 0.5 + half[rest])
-    boxes = np.clip(boxes, 0, size)
-    px = np.clip(np.floor(x + 0.5), 0, size - 1).astype(np.int64)
-    py = np.clip(np.floor(y + 0.5), 0, size - 1).astype(np.int64)
+    height, width = (size, size) if np.ndim(size) == 0 else size
+    boxes = np.clip(boxes, 0, [width, height, width, height])
+    px = np.clip(np.floor(x + 0.5), 0, width - 1).astype(np.int64)
+    py = np.clip(np.floor(y + 0.5), 0, height - 1).astype(np.int64)
     for lo, hi, p in ((0, 2, px), (1, 3, py)):
         empty = boxes[:, hi] <= boxes[:, lo]
         boxes[empty, lo] = p[empty]
@@ -430,10 +448,7 @@ def tile_mosaic(cfg: TilerConfig, catalog: Any, output: str | os.PathLike, *,
     rows, owner = rows[order], owner[order]
     bounds = np.searchsorted(owner, np.arange(len(grid) + 1))
     scale = inputs.pixel_scale_arcsec
-    half_size = None
-    if cat.size is not None:
-        pixels = cat.size / scale if cfg.columns.size_unit == "arcsec" else cat.size
-        half_size = cfg.size_scale * pixels
+    half_size = cfg.half_sizes(cat.size, cfg.columns.size_unit, scale)
 
     counts = {"no_data": 0, "listed": 0, "tiles": 0, "tiles_no_data": 0, "tiles_no_z": 0}
     config = {"tiler": cfg.as_dict(), "inputs": inputs.describe(),

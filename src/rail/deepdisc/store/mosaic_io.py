@@ -66,7 +66,14 @@ def split_spec(spec: str | os.PathLike) -> tuple[str, int | str | tuple[str, int
     return path, int(ext) if ext.isdigit() else ext
 
 
-def _celestial_wcs(header, where: str):
+def optional_celestial_wcs(header, where: str):
+    """The celestial WCS of a header, or None when it has none.
+
+    Raises
+    ------
+    MosaicError
+        If its WCS keywords cannot be read (naming ``where``).
+    """
     from astropy.wcs import WCS, FITSFixedWarning
 
     with warnings.catch_warnings():
@@ -75,7 +82,12 @@ def _celestial_wcs(header, where: str):
             wcs = WCS(header, naxis=2)
         except Exception as err:  # astropy raises several types for broken WCS keywords
             raise MosaicError(f"{where}: cannot read its WCS: {err}") from err
-    if not wcs.has_celestial or wcs.naxis != 2:
+    return wcs if wcs.has_celestial and wcs.naxis == 2 else None
+
+
+def _celestial_wcs(header, where: str):
+    wcs = optional_celestial_wcs(header, where)
+    if wcs is None:
         raise MosaicError(f"{where} has no celestial WCS (CTYPE1/2 = "
                           f"{header.get('CTYPE1')!r}/{header.get('CTYPE2')!r}); every mosaic "
                           "needs one to place the catalog on its pixels")
