@@ -206,9 +206,7 @@ def test_spectra_matching_no_object_fail_at_once(example_field, tmp_path, capsys
     out = tmp_path / "run"
     assert main(["field", "--inputs", example_field.inputs, "--spec-catalog", str(path),
                  *TINY, "--output-dir", str(out), "-q"]) == 2
-    err = capsys.readouterr().err
-    assert "far_spectra.fits" in err and "none of its 2" in err
-    assert not out.exists() or not any(out.rglob("*.hdf5"))
+    _one_line_refusal(capsys, out, "far_spectra.fits", "none of its 2")
     with pytest.raises(InputError, match=r"far_spectra\.fits"):
         attach_spectra(load_catalog(example_field.catalog, _columns()),
                        SpectraColumns(spec_catalog=str(path)))
@@ -316,3 +314,54 @@ def test_committed_field_example_is_current(example_field, tmp_path, monkeypatch
                        ("ex/field_pipeline_config.yml",
                         os.path.join(repo, "examples", "field_pipeline_config.yml")))
     assert ours == committed, "examples/field_pipeline_config.yml is out of date"
+
+
+def _one_line_refusal(capsys, out, *names: str) -> None:
+    """The run stopped with exit 2 (asserted by the caller), its error is one line naming
+    each of ``names``, and nothing was written under the output folder."""
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "Traceback" not in err
+    for name in names:
+        assert name in err, (name, err)
+    assert not out.exists() or not any(p.is_file() for p in out.rglob("*"))
+
+
+@pytest.mark.parametrize("case", ["missing", "unreadable_template", "bad_template_error"])
+def test_bad_template_files_fail_at_once(example_field, tmp_path, capsys, case):
+    """A missing templates file, a template that is not a spectrum, a template error file
+    that is not two numeric columns: one line naming the file, exit 2, nothing written."""
+    param = tmp_path / "mine.param"
+    args = ["--eazy-photoz-dir", EAZY_ROOT]
+    if case == "missing":
+        args += ["--templates-file", str(tmp_path / "nowhere.param")]
+        named = "nowhere.param"
+    elif case == "unreadable_template":
+        (tmp_path / "broken.dat").write_text("wavelength flux\nnot numbers at all\n")
+        param.write_text("1 broken.dat 1.0\n")
+        args += ["--templates-file", str(param)]
+        named = "broken.dat"
+    else:
+        (tmp_path / "TEMPLATE_ERROR.bad").write_text("1000 0.1\nabc def\n")
+        args += ["--template-error-file", str(tmp_path / "TEMPLATE_ERROR.bad")]
+        named = "TEMPLATE_ERROR.bad"
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", example_field.inputs, *TINY, *args,
+                 "--output-dir", str(out), "-q"]) == 2
+    _one_line_refusal(capsys, out, named)
+
+
+def test_band_without_a_filter_curve_fails_at_once(example_field, tmp_path, capsys):
+    """A mosaic whose band has no filter curve (photometry and template fitting need one):
+    one line naming the band, exit 2, nothing written."""
+    import yaml
+
+    inputs = load_field_inputs(example_field.inputs)
+    for key in ("images", "errors"):
+        inputs[key]["acme_f999w"] = inputs[key].pop("jwst_f444w")
+    path = tmp_path / "unknown_band.yml"
+    path.write_text(yaml.safe_dump(inputs))
+    out = tmp_path / "run"
+    assert main(["field", "--inputs", str(path), *TINY, "--eazy-photoz-dir", EAZY_ROOT,
+                 "--output-dir", str(out), "-q"]) == 2
+    _one_line_refusal(capsys, out, "acme_f999w")
