@@ -70,11 +70,11 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from jwst_benchmark import _bpz, _labelled, _metrics, _photometry, _train
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.join import join_stores
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
@@ -115,7 +115,7 @@ def eazy_fsps_list(path: Path, eazy_templates: Path) -> str:
     """A template list of EAZY's 12 FSPS templates (``fsps_full/tweak_fsps_QSF_12_v3``:
     Flexible Stellar Population Synthesis with nebular emission, Brammer et al. 2008),
     for mixing into the randomised configuration's SEDs."""
-    from rail.deepdisc.fit.eazy_templates import parse_param_file
+    from rail.deepdisc.spectra.sed_files import parse_param_file
 
     param = eazy_templates / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
     if not param.is_file():
@@ -147,7 +147,7 @@ def configurations(workdir: Path, randomised_seds: str = "cosmos",
     foreign library may be none of the training fields': the foreign SEDs are ones no
     training saw.
     """
-    from rail.deepdisc.sim.sps import bagpipes_available
+    from rail.deepdisc.spectra.sps import bagpipes_available
 
     if foreign_seds == "auto":
         foreign_seds = "sps" if bagpipes_available() else "cww"
@@ -497,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
 def bpz_figures(stores: dict[str, str], work: Path, workers: int) -> dict:
     """BPZ with the simulator's own COSMOS x dust templates (the home configuration's),
     prior trained on the home training field, on both test fields."""
-    from rail.deepdisc.fit.templates import oracle_templates
+    from rail.deepdisc.spectra.template_sets import oracle_templates
 
     train_table = _labelled(_photometry(stores["home_train"]))
     out = {}

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import completeness_purity
 from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
@@ -51,6 +50,7 @@ from rail.deepdisc.sim.labels import (
     selection_record,
     spectroscopic_subset,
 )
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 
@@ -272,8 +272,8 @@ def main(argv: list[str] | None = None) -> int:
     train_table = _photometry(labelled)
     fit_bands = list(NIRCAM_BANDS)
     if args.template_bands == "nircam+hst":
-        from rail.deepdisc.bands import HST_ACS_BANDS
         from rail.deepdisc.sim.catalog_photometry import HST_DEPTHS, catalog_photometry
+        from rail.deepdisc.spectra.bands import HST_ACS_BANDS
 
         # HST fluxes from the true redshifts (the labelled store hides most of them)
         for table, store, seed in ((test_table, test, 202), (train_table, train_all, 101)):
@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         n_obj = store.n_objects
     timing["deepdisc"] = {"forced_objects_per_s": n_obj / t_forced,
                           "detect_objects_per_s": n_obj / t_detect}
-    from rail.deepdisc.fit.templates import oracle_templates
+    from rail.deepdisc.spectra.template_sets import oracle_templates
 
     for name, tset in (("bpz_oracle", oracle_templates()), ("bpz_cww", "cww")):
         name = name if args.template_bands == "nircam" else f"{name}_hst"

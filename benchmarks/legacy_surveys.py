@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     with SceneStore(test) as store:
         n_obj = store.n_objects
     timing["deepdisc"] = {"forced_objects_per_s": n_obj / t_forced}
-    from rail.deepdisc.fit.templates import oracle_templates
+    from rail.deepdisc.spectra.template_sets import oracle_templates
 
     for name, tset, prior in (("bpz_cww_hdfn", "cww", "hdfn"),
                               ("bpz_oracle", oracle_templates(), "flat")):

@@ -53,8 +53,8 @@ def _vm_hwm_kib() -> int | None:
 
 def write_only(job: dict) -> None:
     """Child process: check the free disk space, write the field, print a JSON line."""
-    from rail.deepdisc.bands import NIRCAM_BANDS
     from rail.deepdisc.sim.large_field import LargeFieldSpec, write_large_field
+    from rail.deepdisc.spectra.bands import NIRCAM_BANDS
     from rail.deepdisc.store.tiling import TileGrid
 
     spec = LargeFieldSpec(shape=(job["size"], job["size"]), bands=NIRCAM_BANDS[:job["bands"]],

@@ -26,12 +26,12 @@ from pathlib import Path
 import numpy as np
 from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
-from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
 from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
-from rail.deepdisc.fit.templates import oracle_templates
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
+from rail.deepdisc.spectra.bands import LSST_BANDS, NIRCAM_BANDS
+from rail.deepdisc.spectra.template_sets import oracle_templates
 from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
 from rail.tools.scene_tools import ScenePhotometry

@@ -7,12 +7,13 @@ import os
 import numpy as np
 import pytest
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
-from rail.deepdisc.fit.filters import read_filter_file, resolve_filter
 from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
-from rail.deepdisc.fit.templates import cww_templates, oracle_templates
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
+from rail.deepdisc.spectra.filters import read_filter_file, resolve_filter
+from rail.deepdisc.spectra.template_sets import oracle_templates
+from rail.deepdisc.spectra.templates import cww_templates
 from rail.deepdisc.store.scenes import read_objects
 
 bpz_lite = pytest.importorskip("rail.estimation.algos.bpz_lite",

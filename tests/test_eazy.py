@@ -12,7 +12,6 @@ import h5py
 import numpy as np
 import pytest
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.eazy_model import (
     EazyModel,
@@ -23,8 +22,9 @@ from rail.deepdisc.fit.eazy_model import (
 )
 from rail.deepdisc.fit.eazy_templates import import_eazy, load_templates
 from rail.deepdisc.fit.eazyfit import fit
-from rail.deepdisc.fit.filters import resolve_filters
 from rail.deepdisc.fit.photometry_table import FLAG_EDGE
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
+from rail.deepdisc.spectra.filters import resolve_filters
 from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer, EazyModelHandle
 

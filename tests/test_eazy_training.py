@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 from scipy.optimize import nnls
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.eazy_crossval import cross_validate
 from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, resolve_template_set
@@ -21,6 +20,7 @@ from rail.deepdisc.fit.eazy_zeropoints import fit_zeropoints
 from rail.deepdisc.fit.eazyfit import template_fits
 from rail.deepdisc.fit.nnls import nnls_batch
 from rail.deepdisc.folds import fold_of_ids
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 
 pytest.importorskip("eazy", reason="needs the eazy or fitters extra (eazy-py)")
 

@@ -9,25 +9,22 @@ import numpy as np
 import pytest
 from sedpy.observate import getSED
 
-from rail.deepdisc.bands import NIRCAM_BANDS, filter_curve, load_filter
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.sim import nebular
-from rail.deepdisc.sim.igm import madau_transmission
 from rail.deepdisc.sim.population import (
     PopulationConfig,
     catalog_magnitudes,
     model_magnitudes,
     sample_population,
 )
-from rail.deepdisc.sim.sed import (
-    Photometer,
-    SEDLibrary,
-    _log_grid,
-    cosmos_library,
-    get_library,
-    rail_sed_dir,
-)
 from rail.deepdisc.sim.sed_choice import galaxy_lines
+from rail.deepdisc.spectra import nebular
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS, filter_curve, load_filter
+from rail.deepdisc.spectra.igm import madau_transmission
+from rail.deepdisc.spectra.library import SEDLibrary, cosmos_library
+from rail.deepdisc.spectra.library import log_wave_grid as _log_grid
+from rail.deepdisc.spectra.named_libraries import get_library
+from rail.deepdisc.spectra.photometer import Photometer
+from rail.deepdisc.spectra.sed_files import rail_sed_dir
 
 BLEND = [nebular.LINE_NAMES.index(n) for n in nebular.BLEND]
 
@@ -260,7 +257,7 @@ def test_bad_sed_library_is_named(tmp_path):
 def test_sps_library_lines_and_photometry():
     """bagpipes SEDs: continuum + own lines integrate like bagpipes' full spectrum."""
     pytest.importorskip("bagpipes")
-    from rail.deepdisc.sim.sps import _bagpipes, _components, sps_library
+    from rail.deepdisc.spectra.sps import _bagpipes, _components, sps_library
 
     lib = sps_library(size=40, seed=3)
     p = lib.params

@@ -23,7 +23,7 @@ from rail.deepdisc.errors import InputError, OutputPathError
 from rail.deepdisc.evaluate.catalog import QUALITY_BITS
 from rail.deepdisc.field_recipe import load_field_inputs
 from rail.deepdisc.sim.example_field import ExampleFieldOptions, write_example_field
-from rail.deepdisc.sim.sed import rail_sed_dir
+from rail.deepdisc.spectra.sed_files import rail_sed_dir
 from rail.deepdisc.store.catalogs import SpectraColumns, attach_spectra, load_catalog
 
 TINY = ["--pretrain-scenes", "8", "--pretrain-epochs", "1", "--finetune-epochs", "1",

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import tables_io
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.cli import main
 from rail.deepdisc.fit.photometry import measure_store
 from rail.deepdisc.fit.photometry_options import PhotometryConfig
 from rail.deepdisc.fit.photometry_table import FLAG_EDGE, fluxes_to_mags, mag_limits
 from rail.deepdisc.fit.psf_photometry import psf_encircled_energy
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 from rail.deepdisc.store.tables import read_provenance
 from rail.tools.scene_tools import ScenePhotometry

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.hybrid.options import PhotometryNetOptions
 from rail.deepdisc.hybrid.photometry_network import (
@@ -17,6 +16,7 @@ from rail.deepdisc.hybrid.photometry_network import (
     train_network,
 )
 from rail.deepdisc.hybrid.simulated_photometry import NoiseModel, simulate_catalog
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.estimation.algos.photometry_network import (
     PhotometryNetEstimator,
     PhotometryNetInformer,

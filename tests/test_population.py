@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
+from rail.deepdisc.spectra.bands import LSST_BANDS, NIRCAM_BANDS
 
 
 @pytest.fixture(scope="module")
@@ -101,9 +101,9 @@ def test_model_magnitudes_reproduce_the_catalog(jades_pop):
 
 
 def test_hst_catalog_photometry(jades_pop):
-    from rail.deepdisc.bands import HST_ACS_BANDS
     from rail.deepdisc.sim.catalog_photometry import HST_DEPTHS, catalog_photometry
     from rail.deepdisc.sim.population import model_magnitudes
+    from rail.deepdisc.spectra.bands import HST_ACS_BANDS
 
     cat = {k: v[:3000] for k, v in jades_pop.items() if k != "_meta"}
     table = catalog_photometry(cat, HST_ACS_BANDS, HST_DEPTHS, seed=3)

@@ -6,18 +6,14 @@ import numpy as np
 import pytest
 from sedpy.observate import getSED
 
-from rail.deepdisc.bands import LSST_BANDS, NIRCAM_BANDS, load_filter, validate_bands
 from rail.deepdisc.magnitudes import flux_to_mag, mag_to_flux
-from rail.deepdisc.sim.igm import madau_transmission
-from rail.deepdisc.sim.sed import (
-    Photometer,
-    calzetti_transmission,
-    cosmos_library,
-    cww_library,
-    get_library,
-    rail_sed_dir,
-    read_sed_file,
-)
+from rail.deepdisc.spectra.bands import LSST_BANDS, NIRCAM_BANDS, load_filter, validate_bands
+from rail.deepdisc.spectra.dust import calzetti_transmission
+from rail.deepdisc.spectra.igm import madau_transmission
+from rail.deepdisc.spectra.library import cosmos_library, cww_library
+from rail.deepdisc.spectra.named_libraries import get_library
+from rail.deepdisc.spectra.photometer import Photometer
+from rail.deepdisc.spectra.sed_files import rail_sed_dir, read_sed_file
 
 
 @pytest.fixture(scope="module")

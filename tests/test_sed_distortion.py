@@ -9,10 +9,10 @@ import pytest
 
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import mag_to_flux
-from rail.deepdisc.sim import sed_distortion
 from rail.deepdisc.sim.catalog_photometry import catalog_photometry
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.population import PopulationConfig, catalog_magnitudes, sample_population
+from rail.deepdisc.spectra import sed_distortion
 from rail.deepdisc.store.scenes import read_objects
 
 BANDS = ["jwst_f090w", "jwst_f150w", "jwst_f200w", "jwst_f277w", "jwst_f444w"]

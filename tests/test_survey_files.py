@@ -165,8 +165,9 @@ def test_a_band_from_a_curve_file_travels_with_the_store(tmp_path):
     store = simulate_field(FieldSpec(survey=str(survey), n_scenes=1, scene_size=48, seed=1),
                            tmp_path / "mycam.hdf5", n_workers=1, progress=False)
     code = textwrap.dedent(f"""
-        from rail.deepdisc.bands import effective_wavelength, reference_band
-        from rail.deepdisc.fit.filters import resolve_filter
+        from rail.deepdisc.sim.surveys import reference_band
+        from rail.deepdisc.spectra.bands import effective_wavelength
+        from rail.deepdisc.spectra.filters import resolve_filter
         from rail.deepdisc.store.scenes import SceneStore
         with SceneStore({str(store)!r}) as st:
             bands, survey = st.bands, st.info.survey

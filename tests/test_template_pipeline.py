@@ -12,10 +12,10 @@ import qp
 from rail.evaluation.dist_to_point_evaluator import DistToPointEvaluator
 from rail.evaluation.point_to_point_evaluator import PointToPointEvaluator
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
 from rail.deepdisc.fit.photometry_table import mag_limits
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.scenes import read_objects
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
 from rail.tools.scene_tools import ScenePhotometry

@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from rail.deepdisc.evaluate.metrics import point_metrics
-from rail.deepdisc.fit.filters import eazy_res_text, resolve_filter, resolve_filters
-from rail.deepdisc.fit.templates import (
+from rail.deepdisc.spectra.filters import eazy_res_text, resolve_filter, resolve_filters
+from rail.deepdisc.spectra.template_sets import oracle_templates
+from rail.deepdisc.spectra.templates import (
     CWW_RED_LIMIT,
     cosmos_templates,
     cww_templates,
     extend_red,
-    oracle_templates,
 )
 
 

@@ -201,7 +201,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
     ``nondetect_val`` with the 1-sigma limit as error, no data ``nonobserved_val``) and
     ``flags`` (bits in :mod:`rail.deepdisc.fit.photometry_table`). Options:
     :class:`rail.deepdisc.fit.photometry_options.PhotometryOptions`; every measured band
-    must have a filter curve (:mod:`rail.deepdisc.fit.filters`), checked before any work.
+    must have a filter curve (:mod:`rail.deepdisc.spectra.filters`), checked before any work.
 
     ceci treats every declared input as required, so the optional detections table is the
     ``detections`` option (a path) rather than a second input tag; interactively,

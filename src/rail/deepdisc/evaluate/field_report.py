@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import reference_band
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.evaluate.catalog import QUALITY_BITS
 from rail.deepdisc.evaluate.display import rgb_composite, subplots
 from rail.deepdisc.evaluate.report import MethodResult, _json_default, _save, write_report
+from rail.deepdisc.sim.surveys import reference_band
 from rail.deepdisc.store.atomic import atomic_output
 
 #: the out-of-fold metric (lower is better) that ranks the methods and picks the headline

@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import reference_band
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.evaluate.display import subplots
 from rail.deepdisc.evaluate.matching import completeness_purity
@@ -27,6 +26,7 @@ from rail.deepdisc.evaluate.metrics import (
     photoz_metrics,
     point_metrics,
 )
+from rail.deepdisc.sim.surveys import reference_band
 from rail.deepdisc.store.atomic import atomic_output
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Detections:
 
 def detection_band(truth: Mapping[str, np.ndarray], survey: str = "") -> str:
     """The band of the "bright" cut: among the bands with an ``snr_`` column, the survey's
-    detection band (:func:`rail.deepdisc.bands.reference_band`)."""
+    detection band (:func:`rail.deepdisc.sim.surveys.reference_band`)."""
     bands = [k.removeprefix("snr_") for k in truth if k.startswith("snr_")]
     if not bands:
         raise InputError("the truth table has no snr_<band> column for the bright subset")

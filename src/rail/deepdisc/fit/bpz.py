@@ -5,7 +5,7 @@ synthetic photometry it makes from them (``AB/``) from one data directory,
 ``bpz_ref_data_path``. Left at its default, that is pz-rail-base's install directory, and
 BPZ writes new AB files there. :func:`prepare_bpz_data` builds a *separate, writable* data
 directory instead: the template set's ``.sed`` files and list, ``.res`` filter curves made
-from astro-sedpy (or pz-rail-base's files, see :mod:`rail.deepdisc.fit.filters`), and the AB
+from astro-sedpy (or pz-rail-base's files, see :mod:`rail.deepdisc.spectra.filters`), and the AB
 files, generated up front by BPZ's own ``ABflux`` (in worker processes). The AB files are
 made before any estimator runs because ``desc_bpz`` fixes its data directory when first
 imported, so a second data directory in the same process would otherwise be read and
@@ -28,9 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.fit.filters import resolve_filters, write_res
-from rail.deepdisc.fit.templates import BUILTIN_SETS, TemplateSet, builtin_templates
+from rail.deepdisc.fit.bpz_files import write_res, write_sed_files
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.spectra.filters import resolve_filters
+from rail.deepdisc.spectra.template_sets import BUILTIN_SETS, builtin_templates
+from rail.deepdisc.spectra.templates import TemplateSet
 from rail.deepdisc.workers import process_pool
 
 log = logging.getLogger(__name__)
@@ -159,7 +161,7 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
     root = Path(setup.data_path)
     for sub in ("SED", "FILTER", "AB"):
         (root / sub).mkdir(parents=True, exist_ok=True)
-    files = tset.write_sed_files(root / "SED")
+    files = write_sed_files(tset, root / "SED")
     (root / "SED" / setup.spectra_file).write_text("\n".join(files) + "\n", encoding="ascii")
     for c, fname in zip(curves, setup.filter_list, strict=True):
         write_res(c, root / "FILTER" / f"{fname}.res")

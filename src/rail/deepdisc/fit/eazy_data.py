@@ -137,7 +137,7 @@ def resolve_template_set(templates: str, template_error_file: str = "auto",
     OptionError
         If a named EAZY set is asked for and no checkout holds it (saying how to get it).
     """
-    from rail.deepdisc.fit.templates import BUILTIN_SETS
+    from rail.deepdisc.spectra.template_sets import BUILTIN_SETS
 
     spec = str(templates).strip() or "auto"
     root = find_eazy_photoz(eazy_photoz_dir)

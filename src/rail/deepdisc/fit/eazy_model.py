@@ -25,7 +25,7 @@ import numpy as np
 
 from rail.deepdisc.errors import InputError, ModelFileError, OptionError
 from rail.deepdisc.fit.eazy_templates import import_eazy, load_templates
-from rail.deepdisc.fit.filters import FilterCurve, eazy_res_text, resolve_filters
+from rail.deepdisc.spectra.filters import FilterCurve, eazy_res_text, resolve_filters
 from rail.deepdisc.store.file_format import check_format
 
 FORMAT = "deepdisc-eazy-model"
@@ -144,7 +144,7 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
     Parameters
     ----------
     filters
-        One filter name per band (see :mod:`rail.deepdisc.fit.filters`).
+        One filter name per band (see :mod:`rail.deepdisc.spectra.filters`).
     templates
         Template specification (see
         :func:`rail.deepdisc.fit.eazy_templates.load_templates`).

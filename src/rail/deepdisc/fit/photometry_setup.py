@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 
 from rail.deepdisc.errors import OptionError, SceneStoreError
-from rail.deepdisc.fit.filters import unknown_filters
 from rail.deepdisc.fit.photometry_options import PhotometryConfig
 from rail.deepdisc.fit.psf_photometry import (
     has_psf_model,
@@ -25,6 +24,7 @@ from rail.deepdisc.fit.psf_photometry import (
     psf_half_light_radius,
     psf_matching_kernels,
 )
+from rail.deepdisc.spectra.filters import unknown_filters
 from rail.deepdisc.store.scenes import SceneStore, StoreInfo
 
 log = logging.getLogger(__name__)
@@ -74,11 +74,11 @@ def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
     no_curve = unknown_filters(bands)
     if no_curve and cfg.bands:
         raise OptionError(f"bands: no filter curve knows {no_curve} (see "
-                          "rail.deepdisc.fit.filters for the names known)")
+                          "rail.deepdisc.spectra.filters for the names known)")
     if no_curve:
         raise SceneStoreError(f"scene store {store.path} has band(s) {no_curve} that no filter "
                               "curve knows, so template fitters could not use them; name "
-                              "the bands as rail.deepdisc.fit.filters knows them")
+                              "the bands as rail.deepdisc.spectra.filters knows them")
     missing = [b for b in bands if b not in info.bands]
     if missing:
         raise OptionError(f"bands {missing} are not in the scene store {store.path} "

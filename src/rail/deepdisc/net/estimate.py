@@ -16,7 +16,6 @@ import h5py
 import numpy as np
 import torch
 
-from rail.deepdisc.bands import reference_band
 from rail.deepdisc.errors import InputError, ModelFileError
 from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import box_iou, greedy_match
@@ -26,6 +25,7 @@ from rail.deepdisc.net.field_merge import TileLayout, merge_tiles
 from rail.deepdisc.net.model_file import model_meta
 from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.net.predict import Mixtures, object_boxes, predict_detect, predict_forced
+from rail.deepdisc.sim.surveys import reference_band
 from rail.deepdisc.store.scenes import SceneChunk, SceneStore
 
 _BOX = ("bbox_x0", "bbox_y0", "bbox_x1", "bbox_y1")

@@ -12,12 +12,12 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.photometry_table import fluxes_to_mags
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, mag_to_flux
-from rail.deepdisc.sim import sed_distortion
 from rail.deepdisc.sim.population import model_magnitudes
+from rail.deepdisc.spectra import sed_distortion
+from rail.deepdisc.spectra.bands import validate_bands
 
 #: 5-sigma point-source depths of GOODS-S-deep-like HST ACS imaging (Hubble Legacy Fields)
 HST_DEPTHS = {"hst_f435w": 29.0, "hst_f606w": 29.3, "hst_f775w": 28.9, "hst_f814w": 29.0,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rail.deepdisc.options import Options, option
-from rail.deepdisc.sim.sed import SEDOptions
+from rail.deepdisc.sim.sed_options import SEDOptions
 
 log = logging.getLogger(__name__)
 

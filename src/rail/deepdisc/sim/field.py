@@ -52,7 +52,7 @@ def simulate_field(spec: FieldSpec, output: str | os.PathLike, *,
     catalog = sample_population(max(plan.n_needed, 1), spec, seed=spec.seed)
     config = {"field": spec.as_dict(), "population_meta": catalog.pop("_meta"),
               **({"stage": dict(stage)} if stage else {})}
-    prov = provenance_json(config, "rail.deepdisc.sim.simulate_field")
+    prov = provenance_json(config, "rail.deepdisc.sim.field.simulate_field")
     if catalog_output is not None:
         write_table(catalog, catalog_output, prov)
     return render_catalog(catalog, spec, output, n_workers=n_workers, provenance=prov,

@@ -23,9 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from rail.deepdisc.bands import NIRCAM_BANDS
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.sim.fits_field import blank_border, mjy_sr_per_njy, mosaic_wcs
+from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.atomic import atomic_output
 
 #: stamps are cut at this many Gaussian sigmas

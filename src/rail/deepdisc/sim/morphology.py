@@ -50,7 +50,7 @@ from rail.deepdisc.sim.randomise import RealismChoice
 if TYPE_CHECKING:
     import galsim
 
-    from rail.deepdisc.sim.sed import SEDLibrary
+    from rail.deepdisc.spectra.library import SEDLibrary
 
 #: clumps and offset components only for half-light radii (major axis) of this many pixels
 MIN_RESOLVED_PIXELS = 2.0
@@ -145,7 +145,7 @@ def add_components(cat: dict[str, np.ndarray], config: MorphologyOptions, seed: 
 def _sed_choices(library: SEDLibrary) -> tuple[np.ndarray, np.ndarray]:
     """Library entries for bulges (the quiescent ones, else the reddest tenth) and clumps
     (the bluest tenth of the star-forming ones), by rest-frame UV - optical colour."""
-    from rail.deepdisc.sim.sed import OPTICAL_WINDOW, UV_WINDOW
+    from rail.deepdisc.spectra.library import OPTICAL_WINDOW, UV_WINDOW
 
     blueness = library.luminosity_nu(UV_WINDOW) / library.luminosity_nu(OPTICAL_WINDOW)
     sf = np.flatnonzero(~library.quiescent)
@@ -171,7 +171,7 @@ def _band_shares(library: SEDLibrary, z: np.ndarray, fnu: np.ndarray,
     component with an entry (>= 0) in ``entries`` has that library entry's colours, else
     the disk's. Returns (n, n_bands) shares of the components of ``shares``.
     """
-    from rail.deepdisc.sim.sed import Photometer
+    from rail.deepdisc.spectra.photometer import Photometer
 
     phot = Photometer(library, list(dict.fromkeys([*bands, limit_band])))
     ref = phot.bands.index(limit_band)

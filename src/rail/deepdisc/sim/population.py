@@ -15,10 +15,11 @@ one band: the selection is done per SED entry with its colour term, so no galaxy
 than the limit is drawn and no brighter one is missed (also when emission lines lift a
 galaxy above the limit: :mod:`rail.deepdisc.sim.sed_choice`). Each galaxy then gets an SED
 entry of the ``sed_library`` (template + Calzetti dust, or a stellar-population-synthesis
-SED; :mod:`rail.deepdisc.sim.sed`), optionally nebular emission lines
-(:mod:`rail.deepdisc.sim.nebular`), a size from van der Wel et al. (2014) (z < 3, by stellar mass)
-or Shibuya et al. (2015) (z >= 3, by UV luminosity) with log-normal scatter, a Sersic index,
-axis ratio and position angle, and, for massive star-forming galaxies, a bulge + disk mix.
+SED; :mod:`rail.deepdisc.spectra.library`), optionally nebular emission lines
+(:mod:`rail.deepdisc.spectra.nebular`), a size from van der Wel et al. (2014) (z < 3, by
+stellar mass) or Shibuya et al. (2015) (z >= 3, by UV luminosity) with log-normal scatter,
+a Sersic index, axis ratio and position angle, and, for massive star-forming galaxies, a
+bulge + disk mix.
 
 That is the ``deep`` population model (the default). The ``lowz`` model
 (:mod:`rail.deepdisc.sim.lowz`), for bright galaxies at 0 < z < 1.5 as ground-based surveys
@@ -36,24 +37,22 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from rail.deepdisc.bands import validate_bands
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import lowz, nebular, sed_distortion
+from rail.deepdisc.sim import lowz
 from rail.deepdisc.sim.morphology import MorphologyOptions, add_components
-from rail.deepdisc.sim.sed import (
-    OPTICAL_WINDOW,
-    UV_WINDOW,
-    Photometer,
-    SEDLibrary,
-    SEDOptions,
-    cosmos_library,
-    get_library,
-)
 from rail.deepdisc.sim.sed_choice import LineDraw, entry_prior, galaxy_lines
+from rail.deepdisc.sim.sed_options import SEDOptions
 from rail.deepdisc.sim.stars import StarOptions, add_stars
-from rail.deepdisc.sim.surveys import POPULATION_MODEL_NAMES, SurveyChoice, get_survey
+from rail.deepdisc.sim.survey_preset import POPULATION_MODEL_NAMES
+from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
+from rail.deepdisc.spectra import nebular, sed_distortion
+from rail.deepdisc.spectra.bands import validate_bands
+from rail.deepdisc.spectra.interpolate import row_interp
+from rail.deepdisc.spectra.library import OPTICAL_WINDOW, UV_WINDOW, SEDLibrary, cosmos_library
+from rail.deepdisc.spectra.named_libraries import get_library
+from rail.deepdisc.spectra.photometer import Photometer
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +131,7 @@ BASE_COLUMNS = (
 @dataclass(frozen=True, kw_only=True)
 class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice):
     """Which galaxies a mock population holds: bands, a magnitude limit, a redshift range,
-    the SEDs and emission lines (:class:`rail.deepdisc.sim.sed.SEDOptions`) and the
+    the SEDs and emission lines (:class:`rail.deepdisc.sim.sed_options.SEDOptions`) and the
     morphology and star options (:mod:`rail.deepdisc.sim.morphology`,
     :mod:`rail.deepdisc.sim.stars`).
 
@@ -264,7 +263,7 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     dict
         Column name -> array (see ``BASE_COLUMNS``; plus ``<band>_fnu`` in nJy and
         ``mag_<band>``; with emission lines ``ew_oiii_hb`` and ``oh_abundance``, see
-        :mod:`rail.deepdisc.sim.nebular`). Attribute-like scalars are under ``"_meta"``.
+        :mod:`rail.deepdisc.spectra.nebular`). Attribute-like scalars are under ``"_meta"``.
     """
     if int(n) != n or not 0 < n <= MAX_GALAXIES:
         raise OptionError(f"n_samples must be a positive integer up to {MAX_GALAXIES:,}, "
@@ -335,7 +334,7 @@ def _spec_targets(cat: dict[str, np.ndarray], lib: SEDLibrary) -> np.ndarray:
 
 
 def _distort_seds(cat: dict[str, np.ndarray], config: PopulationConfig, seed: int) -> None:
-    """Apply ``sed_distortion`` (:mod:`rail.deepdisc.sim.sed_distortion`) to the
+    """Apply ``sed_distortion`` (:mod:`rail.deepdisc.spectra.sed_distortion`) to the
     magnitudes and fluxes, adding the knot columns."""
     rms = config.setting("sed_distortion")
     if not rms:
@@ -397,20 +396,6 @@ def _grid_brightening(smp: _Sampler, zgrid: np.ndarray, kfine_uv: np.ndarray,
     return out.reshape(nz, ne, -1)
 
 
-def row_interp(x: np.ndarray, grid: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Linear interpolation of each row of ``table`` (on the uniform ``grid``) at ``x``.
-
-    ``x`` has shape (n,) or (n, k) with ``table`` of shape (n, len(grid)); values beyond
-    the grid are clamped to its ends.
-    """
-    step = grid[1] - grid[0]
-    pos = np.clip((x - grid[0]) / step, 0.0, grid.size - 1.0)
-    i0 = np.minimum(np.floor(pos).astype(np.int64), grid.size - 2)
-    frac = pos - i0
-    rows = np.arange(table.shape[0]).reshape((-1,) + (1,) * (np.ndim(x) - 1))
-    return table[rows, i0] * (1.0 - frac) + table[rows, i0 + 1] * frac
-
-
 def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
                      is_quiescent: np.ndarray, bands, library: SEDLibrary | None = None,
                      distmod: np.ndarray | None = None, ew_oiii_hb: np.ndarray | None = None,
@@ -451,7 +436,7 @@ def catalog_magnitudes(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
 
     Reads ``sed_index``, ``redshift``, ``abs_mag``, ``is_quiescent`` and, when present,
     the emission-line columns ``ew_oiii_hb`` and ``oh_abundance`` and the SED-distortion
-    knots (:mod:`rail.deepdisc.sim.sed_distortion`).
+    knots (:mod:`rail.deepdisc.spectra.sed_distortion`).
     """
     mags = model_magnitudes(catalog["sed_index"], catalog["redshift"], catalog["abs_mag"],
                             catalog["is_quiescent"], bands, library,

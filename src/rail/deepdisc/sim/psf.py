@@ -28,9 +28,9 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
-from rail.deepdisc.bands import effective_wavelength
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.sim.surveys import SurveyPreset
+from rail.deepdisc.sim.survey_preset import SurveyPreset
+from rail.deepdisc.spectra.bands import effective_wavelength
 
 if TYPE_CHECKING:
     import galsim

@@ -4,7 +4,7 @@ A simulated field is made more like real data (and a network pretrained on it mo
 to what our simulator does not model) by a set of seeded options, each off by default:
 
 * population level (:mod:`rail.deepdisc.sim.morphology`, :mod:`rail.deepdisc.sim.stars`,
-  :mod:`rail.deepdisc.sim.sed`): nebular emission lines, star-forming clumps, bulges
+  :mod:`rail.deepdisc.spectra.library`): nebular emission lines, star-forming clumps, bulges
   older/redder than their disks, lopsided galaxies, stars (``sed_library`` can also mix
   template libraries, e.g. ``cosmos+cww``, and ``sed_distortion`` bends each galaxy's SED
   by a random smooth curve; the ``full`` preset keeps COSMOS and no distortion, which

@@ -34,11 +34,10 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import filters_attr
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, flux_to_mag
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import lowz, morphology, sed_distortion, stars
+from rail.deepdisc.sim import lowz, morphology, stars
 from rail.deepdisc.sim.morphology import band_profiles, galaxy_profile
 from rail.deepdisc.sim.noise import draw_noise
 from rail.deepdisc.sim.population import MAX_GALAXIES
@@ -49,7 +48,10 @@ from rail.deepdisc.sim.randomise import (
     finish_scene,
     scene_conditions,
 )
-from rail.deepdisc.sim.surveys import SurveyChoice, SurveyPreset, get_survey
+from rail.deepdisc.sim.survey_preset import SurveyPreset
+from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
+from rail.deepdisc.spectra import sed_distortion
+from rail.deepdisc.spectra.bands import filters_attr
 from rail.deepdisc.store.scenes import SceneWriter
 from rail.deepdisc.workers import ordered_parallel_map, usable_cores
 

@@ -10,7 +10,7 @@ Entry priors, P(entry | z), per population (star-forming or quiescent):
   with weights 0.45, 0.3, 0.15, 0.07, 0.03), so that its colours are near those of local
   star-forming galaxies (median g - r ~ 0.6 at z ~ 0.1, against ~0.8 for the red
   sequence);
-* ``sps`` libraries (:mod:`rail.deepdisc.sim.sps`), whose entries were drawn from
+* ``sps`` libraries (:mod:`rail.deepdisc.spectra.sps`), whose entries were drawn from
   physical priors at a design redshift: the entries designed near z (a Gaussian kernel of
   0.07 dex in 1 + z) whose stars are younger than the Universe at z, and that are
   quiescent at z (sSFR below ``0.2 / t_H(z)``, Pacifici et al. 2016) for the quiescent
@@ -20,7 +20,7 @@ Emission lines (:class:`LineDraw`). Lines make galaxies brighter, so a galaxy wh
 continuum is fainter than the magnitude limit may pass it. To draw exactly the galaxies
 brighter than the limit *with* their lines, the population's draw rate of each (redshift,
 entry) cell is split into strata of the galaxy's EW distribution (standard-normal bins,
-:data:`rail.deepdisc.sim.nebular.EW_STRATA`); within a stratum the limit is relaxed by the
+:data:`rail.deepdisc.spectra.nebular.EW_STRATA`); within a stratum the limit is relaxed by the
 largest brightening its EWs can give (over the metallicities lines may have), magnitudes
 are drawn to that relaxed limit, lines are drawn inside the stratum, and galaxies are kept
 if their magnitude with lines passes the limit: rejection sampling with an envelope, so no
@@ -35,9 +35,10 @@ from functools import cached_property
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from rail.deepdisc.sim import nebular
-from rail.deepdisc.sim.nebular import EW_CAP, EW_STRATA, LINE_WAVE, Lines
-from rail.deepdisc.sim.sed import Photometer, SEDLibrary
+from rail.deepdisc.spectra import nebular
+from rail.deepdisc.spectra.library import SEDLibrary
+from rail.deepdisc.spectra.nebular import EW_CAP, EW_STRATA, LINE_WAVE, Lines
+from rail.deepdisc.spectra.photometer import Photometer
 
 #: metallicities over which the line brightening is bounded
 _OH_PROBE = np.linspace(*nebular.OH_RANGE, 6)
@@ -240,8 +241,8 @@ def galaxy_lines(library: SEDLibrary, entry: np.ndarray, z: np.ndarray, ew: np.n
     -------
     Lines
         Line luminosities in the library's units: for ``sps`` entries their own lines
-        scaled to ``ew`` (Ly-alpha times :func:`rail.deepdisc.sim.nebular.lya_escape`), for
-        templates :func:`rail.deepdisc.sim.nebular.line_luminosities`.
+        scaled to ``ew`` (Ly-alpha times :func:`rail.deepdisc.spectra.nebular.lya_escape`), for
+        templates :func:`rail.deepdisc.spectra.nebular.line_luminosities`.
     """
     entry = np.asarray(entry, np.int64)
     z, ew = np.asarray(z, float), np.asarray(ew, float)

@@ -26,10 +26,11 @@ import numpy as np
 
 from rail.deepdisc.magnitudes import mag_to_flux
 from rail.deepdisc.options import option
-from rail.deepdisc.sim import sed_distortion
 from rail.deepdisc.sim.morphology import catalog_columns
 from rail.deepdisc.sim.randomise import RealismChoice
-from rail.deepdisc.sim.sed import Photometer, SEDLibrary
+from rail.deepdisc.spectra import sed_distortion
+from rail.deepdisc.spectra.library import SEDLibrary
+from rail.deepdisc.spectra.photometer import Photometer
 
 #: slope of the faint star counts, d log10 N / dm
 STAR_COUNT_SLOPE = 0.1

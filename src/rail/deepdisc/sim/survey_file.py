@@ -34,17 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import (
+from rail.deepdisc.errors import DeepDiscError, InputError
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT
+from rail.deepdisc.sim.noise import KERNEL_KINDS, read_fits_image, read_kernel_file
+from rail.deepdisc.sim.psf import FILE_PSF_KINDS, TELESCOPE_PSF_KINDS, default_aberrations
+from rail.deepdisc.sim.survey_preset import POPULATION_MODEL_NAMES, SurveyPreset
+from rail.deepdisc.spectra.bands import (
     BandFilter,
     band_filter,
     register_detection_band,
     register_filters,
 )
-from rail.deepdisc.errors import DeepDiscError, InputError
-from rail.deepdisc.magnitudes import NJY_ZEROPOINT
-from rail.deepdisc.sim.noise import KERNEL_KINDS, read_fits_image, read_kernel_file
-from rail.deepdisc.sim.psf import FILE_PSF_KINDS, TELESCOPE_PSF_KINDS, default_aberrations
-from rail.deepdisc.sim.surveys import POPULATION_MODEL_NAMES, SurveyPreset
 
 _TOP_KEYS = ("name", "description", "reference", "pixel_scale", "flux_unit", "zeropoint",
              "depth_aperture_arcsec", "telescope", "seeing_fwhm_arcsec", "psf",
@@ -237,7 +237,7 @@ def _filter(r: _Reader, band: str, value: Any) -> BandFilter:
     if not candidate.is_file():
         raise r.fail(key, f"{name!r} is neither an astro-sedpy filter name (see "
                           "sedpy.observate.list_available_filters()) nor a file")
-    from rail.deepdisc.fit.filters import read_filter_file
+    from rail.deepdisc.spectra.filters import read_filter_file
 
     curve = r.guarded(key, read_filter_file, str(candidate.resolve()))
     return BandFilter(wave=tuple(curve.wave.tolist()),

@@ -33,9 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import band_filter
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.options import option
+from rail.deepdisc.spectra.bands import band_filter
 from rail.deepdisc.store.atomic import atomic_output, check_output_path
 from rail.deepdisc.store.mosaic_io import (
     MosaicImage,

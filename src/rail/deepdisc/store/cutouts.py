@@ -131,7 +131,7 @@ class CutoutConfig(Options):
                                 "detection image", gt=0)
 
     def _check(self) -> None:
-        from rail.deepdisc.bands import validate_bands
+        from rail.deepdisc.spectra.bands import validate_bands
 
         fields = {name for _, name, _, _ in string.Formatter().parse(self.cutouts) if name}
         need = {"legacy": {"id"}, "hsc": {"id", "band"}, "array": set()}[self.format]
@@ -446,7 +446,7 @@ def _survey_noise(cfg: CutoutConfig, bands: tuple[str, ...], scale: float, where
 
 def _store_attrs(cfg: CutoutConfig, bands: tuple[str, ...]) -> tuple[str, dict[str, Any]]:
     """The store's survey name and further root attributes (filters, detection band)."""
-    from rail.deepdisc.bands import filters_attr
+    from rail.deepdisc.spectra.bands import filters_attr
 
     attrs: dict[str, Any] = {"filters": filters_attr(bands), "cutout_format": cfg.format}
     if not cfg.survey_name:

@@ -35,10 +35,10 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rail.deepdisc.bands import LSST_BANDS
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.spectra.bands import LSST_BANDS
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.provenance import provenance_json
 from rail.deepdisc.store.scenes import OBJECT_COLUMNS, SceneWriter

@@ -45,10 +45,10 @@ from typing import Any
 
 import numpy as np
 
-from rail.deepdisc.bands import SEDPY_FILTER_NAMES
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.options import Options, option
+from rail.deepdisc.spectra.bands import SEDPY_FILTER_NAMES
 from rail.deepdisc.store.atomic import check_output_path
 from rail.deepdisc.store.catalogs import (
     Catalog,
@@ -99,7 +99,7 @@ class TilerConfig(BoxOptions, MosaicMapOptions):
     """What to tile and how (the options of ``MosaicTiler`` and ``rail-deepdisc tile``).
 
     Band names (the keys of ``images``) must name a filter curve
-    (:func:`rail.deepdisc.fit.filters.resolve_filter`), since photometry and template
+    (:func:`rail.deepdisc.spectra.filters.resolve_filter`), since photometry and template
     fitting of the store look their filters up by band name.
     """
 
@@ -114,7 +114,7 @@ class TilerConfig(BoxOptions, MosaicMapOptions):
     survey: str = option("", "survey name written into the store")
 
     def _check(self) -> None:
-        from rail.deepdisc.fit.filters import resolve_filters
+        from rail.deepdisc.spectra.filters import resolve_filters
 
         MosaicMapOptions._check(self)
         check_tiling(self.tile_size, self.overlap)

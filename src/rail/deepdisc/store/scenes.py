@@ -36,8 +36,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from rail.deepdisc.bands import register_detection_band, register_filters_attr
 from rail.deepdisc.errors import DeepDiscError, OptionError, SceneStoreError
+from rail.deepdisc.spectra.bands import register_detection_band, register_filters_attr
 from rail.deepdisc.store.atomic import (
     check_output_path,
     remove_stale_temporaries,
@@ -171,7 +171,7 @@ def _as_object_columns(objects: Mapping[str, Any], scene: int) -> dict[str, np.n
 
 def _register_bands(attrs: Mapping[str, Any], path: str) -> None:
     """Make the filters and detection band of a simulated store's bands known by name
-    (:mod:`rail.deepdisc.bands`), so photometry and template fitters find their curves."""
+    (:mod:`rail.deepdisc.spectra.bands`), so photometry and template fitters find their curves."""
     if "filters" in attrs:
         try:
             register_filters_attr(attrs["filters"], f"scene store {path}")

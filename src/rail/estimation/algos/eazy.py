@@ -13,7 +13,7 @@ imported only when a stage runs.
 
 With no options the stages read RAIL's DC2 files (magnitude columns ``mag_<b>_lsst``,
 non-detections 99 with RAIL's 1-sigma ``mag_limits``, ``DC2LSST_*`` filter curves) and fit
-BPZ's CWW+SB4 templates (extended redward, see :mod:`rail.deepdisc.fit.templates`), which
+BPZ's CWW+SB4 templates (extended redward, see :mod:`rail.deepdisc.spectra.templates`), which
 pz-rail-base ships. ``templates_file`` takes EAZY ``.param`` files (comma-separated to
 combine, e.g. fsps QSF 12 v3 with blue_sfhz_13) or a built-in set name.
 """
@@ -35,10 +35,10 @@ from rail.deepdisc.fit.eazy_model import EazyModel, build_model
 from rail.deepdisc.fit.eazy_options import EazyFitOptions, EazyModelOptions
 from rail.deepdisc.fit.eazy_training import label_training, prior_magnitudes, train_on_labels
 from rail.deepdisc.fit.eazyfit import catalog_fluxes, fit
-from rail.deepdisc.fit.templates import BUILTIN_SETS
 from rail.deepdisc.folds import FoldOptions
 from rail.deepdisc.magnitudes import flux_to_mag
 from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
+from rail.deepdisc.spectra.template_sets import BUILTIN_SETS
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
 

@@ -301,7 +301,7 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
 
     inputs = [*tiler.input_paths(), catalog]
     if settings.pretrain_sed_library and not settings.pretrained_model:
-        from rail.deepdisc.sim.sed import check_library_name
+        from rail.deepdisc.spectra.named_libraries import check_library_name
 
         try:
             check_library_name(settings.pretrain_sed_library)

@@ -10,7 +10,7 @@ twice as dusty for 10 Myr) and ionisation parameter, drawn for a *design redshif
 * star-forming entries (80%): log10(1 + z_d) uniform up to z_d = 12; age log-normal around
   25% of the age of the Universe at z_d (0.4 dex, 3 Myr to that age), tau log-uniform
   10 Myr - 10 Gyr; 12 + log(O/H) around the mass-metallicity relation of z_d
-  (:func:`rail.deepdisc.sim.nebular.oh_mean`, 0.25 dex); A_V exponential with mean 0.5 at
+  (:func:`rail.deepdisc.spectra.nebular.oh_mean`, 0.25 dex); A_V exponential with mean 0.5 at
   z_d = 0, 0.6 at 2, 0.15 at z_d > 6; log U normal (0.3 dex) around -3.2, -2.7, -2.2 at
   z_d = 0, 2, > 6 (rising ionisation at high z; e.g. Reddy et al. 2023);
 * quiescent entries (20%): z_d < 4, age around half the age of the Universe (0.2 dex),
@@ -25,7 +25,7 @@ quiescent by their sSFR against ``0.2 / t_H(z)`` (Pacifici et al. 2016;
 Each entry keeps its continuum (stars + nebular continuum + dust emission) on the
 simulator's wavelength grid and its nebular lines apart (every CLOUDY line redward of
 1200 A, attenuated), so band fluxes integrate the lines exactly
-(:meth:`rail.deepdisc.sim.sed.Photometer.line_maggies`). Entries are normalised to a mean
+(:meth:`rail.deepdisc.spectra.photometer.Photometer.line_maggies`). Entries are normalised to a mean
 f_lambda of 1 over rest 5400-5600 A.
 
 Cost: building the 600-entry library takes ~10 s (bagpipes' spectrum of one entry ~16 ms at
@@ -43,8 +43,8 @@ from functools import lru_cache
 import numpy as np
 
 from rail.deepdisc.errors import OptionError
-from rail.deepdisc.sim.nebular import LINE_NAMES, Lines, blend_ew
-from rail.deepdisc.sim.sed import OPTICAL_WINDOW, SEDLibrary, _log_grid
+from rail.deepdisc.spectra.library import OPTICAL_WINDOW, SEDLibrary, log_wave_grid
+from rail.deepdisc.spectra.nebular import LINE_NAMES, LINE_WAVE, Lines, blend_ew, oh_mean
 
 #: entries in the library and the seed they are drawn with
 SPS_SIZE = 600
@@ -75,8 +75,6 @@ def _bagpipes():
 def _design_priors(z: np.ndarray) -> dict[str, np.ndarray]:
     """Centres of the star-forming entries' priors at design redshifts ``z``."""
     from astropy.cosmology import Planck18
-
-    from rail.deepdisc.sim.nebular import oh_mean
 
     return {"t_univ": Planck18.age(z).value, "log_z": oh_mean(z) - 8.69,
             "av": np.interp(z, [0.0, 2.0, 6.0], [0.5, 0.6, 0.15]),
@@ -161,7 +159,7 @@ def sps_library(size: int = SPS_SIZE, seed: int = SPS_SEED) -> SEDLibrary:
     model = _model(pipes, params)
     names = np.asarray(pipes.config.line_names)
     keep = (pipes.config.line_wavs >= _LINE_RANGE[0]) & (pipes.config.line_wavs <= _LINE_RANGE[1])
-    wave = _log_grid()
+    wave = log_wave_grid()
     flux = np.empty((size, wave.size))
     lum = np.empty((size, int(keep.sum())))
     ssfr = np.empty(size)
@@ -193,9 +191,7 @@ def _library(params: dict[str, np.ndarray], wave: np.ndarray, flux: np.ndarray,
 
 
 def _on_our_lines(lines: Lines) -> np.ndarray:
-    """The lines of :data:`rail.deepdisc.sim.nebular.LINE_NAMES` that bagpipes has (0 else)."""
-    from rail.deepdisc.sim.nebular import LINE_WAVE
-
+    """The lines of :data:`rail.deepdisc.spectra.nebular.LINE_NAMES` that bagpipes has (0 else)."""
     out = np.zeros((lines.lum.shape[0], len(LINE_NAMES)))
     for j, lam in enumerate(LINE_WAVE):
         # bagpipes' wavelengths are in air: the nearest, within 2.5 A of our vacuum ones

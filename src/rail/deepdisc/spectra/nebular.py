@@ -2,7 +2,7 @@
 
 Template libraries (COSMOS, CWW+SB, a user's list) are continua; the simulator adds the
 main nebular lines to each star-forming galaxy, as narrow lines whose band fluxes are
-integrated exactly (:meth:`rail.deepdisc.sim.sed.Photometer.line_maggies`). A galaxy's
+integrated exactly (:meth:`rail.deepdisc.spectra.photometer.Photometer.line_maggies`). A galaxy's
 lines are fixed by two catalog columns:
 
 ``ew_oiii_hb``
@@ -40,6 +40,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from rail.deepdisc.spectra.dust import calzetti_transmission
 
 #: line name -> rest-frame vacuum wavelength in Angstrom
 LINE_WAVELENGTHS: dict[str, float] = {
@@ -168,8 +170,6 @@ def dust_factors(ebv: np.ndarray) -> np.ndarray:
     Uses the nebular colour excess E(B-V)_gas = E(B-V)_stars / 0.44 (Calzetti 2000).
     Ly-alpha gets 1: its losses are in :func:`lya_escape`.
     """
-    from rail.deepdisc.sim.sed import calzetti_transmission
-
     ebv = np.atleast_1d(np.asarray(ebv, dtype=float))
     out = np.ones((ebv.size, LINE_WAVE.size))
     for value in np.unique(ebv[ebv > 0]):  # libraries hold a handful of E(B-V) values
@@ -203,7 +203,7 @@ def line_luminosities(ew: np.ndarray, oh: np.ndarray, ebv: np.ndarray, z: np.nda
         Redshift (Ly-alpha escape).
     continuum
         Continuum f_lambda of each galaxy's template at each line, shape (n, n_lines)
-        (:meth:`rail.deepdisc.sim.sed.SEDLibrary.line_continuum`).
+        (:meth:`rail.deepdisc.spectra.library.SEDLibrary.line_continuum`).
 
     Returns
     -------

@@ -12,6 +12,9 @@ A band name in a scene store is valid if a filter curve is known for it:
   them (:func:`register_filters`), and scene stores simulated from it carry the mapping
   (root attribute ``filters``, see :func:`filters_attr`), registered again whenever such a
   store is opened, so photometry and template fitters find the curves in any process.
+
+The registry of bands (and of surveys' detection bands) is global to the process: opening a
+survey file or a store adds to it.
 """
 
 from __future__ import annotations
@@ -148,9 +151,15 @@ def register_filters(filters: Mapping[str, BandFilter], source: str) -> None:
 
 
 def register_detection_band(survey: str, band: str) -> None:
-    """Remember a survey's detection band (for :func:`reference_band`)."""
+    """Remember a survey's detection band (for
+    :func:`rail.deepdisc.sim.surveys.reference_band`)."""
     if survey and band:
         _DETECTION_BANDS[survey] = band
+
+
+def registered_detection_bands() -> dict[str, str]:
+    """The detection bands of the survey files and stores seen in this process, by survey."""
+    return dict(_DETECTION_BANDS)
 
 
 def _same_curve(a: BandFilter, b: BandFilter) -> bool:
@@ -228,23 +237,3 @@ def filter_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
 def effective_wavelength(bands: Sequence[str]) -> np.ndarray:
     """Effective wavelengths (Angstrom) of the bands, as astro-sedpy defines them."""
     return np.array([load_filter(b).wave_effective for b in bands], dtype=float)
-
-
-def reference_band(bands: Sequence[str], survey: str = "") -> str:
-    """The band of the S/N quality flag and of the "bright" subset (S/N > 10).
-
-    The survey's detection band when ``bands`` hold it (``survey``'s first: a preset's or
-    that of a survey file or store seen in this process; then any preset's:
-    ``jwst_f200w`` for JWST fields, ``lsst_i`` for LSST ones), else the middle band.
-    """
-    from rail.deepdisc.sim.surveys import preset_detection_bands
-
-    bands = list(bands)
-    if not bands:
-        raise OptionError("no bands to choose a reference band from")
-    presets = preset_detection_bands()
-    first = _DETECTION_BANDS.get(survey) or presets.get(survey)
-    for band in [first, *presets.values(), *_DETECTION_BANDS.values()]:
-        if band in bands:
-            return band
-    return bands[len(bands) // 2]

@@ -28,7 +28,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rail.deepdisc.bands import effective_wavelength
+from rail.deepdisc.spectra.bands import effective_wavelength
+from rail.deepdisc.spectra.interpolate import row_interp
 
 #: number of knots of the distortion curve
 N_KNOTS = 8
@@ -41,8 +42,6 @@ COLUMNS = tuple(f"sed_distortion_{k}" for k in range(N_KNOTS))
 def _curve(knots: np.ndarray, z: np.ndarray, wave_obs: float) -> np.ndarray:
     """The curve of each galaxy (rows of ``knots``) at an observed wavelength (stars,
     without a redshift, get the first knot: theirs are zero)."""
-    from rail.deepdisc.sim.population import row_interp  # population imports this module
-
     x = np.nan_to_num(np.log(wave_obs / (1.0 + z)), nan=KNOTS_LN_WAVE[0])
     return row_interp(x, KNOTS_LN_WAVE, knots)
 

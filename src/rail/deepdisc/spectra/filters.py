@@ -2,7 +2,7 @@
 
 A filter name is resolved, in this order, as
 
-1. a project band name (``jwst_f200w``, ``lsst_i``; see :mod:`rail.deepdisc.bands`), whose
+1. a project band name (``jwst_f200w``, ``lsst_i``; see :mod:`rail.deepdisc.spectra.bands`), whose
    curve comes from astro-sedpy, or a band of a survey file or scene store seen in this
    process (its astro-sedpy filter or curve file);
 2. the path of a two-column text file (wavelength in Angstrom, throughput), e.g. a BPZ
@@ -11,7 +11,8 @@ A filter name is resolved, in this order, as
    BPZ filter directory (``DC2LSST_u`` ... ``DC2LSST_y``, HSC, DECam, Euclid, Roman, ...);
 4. an astro-sedpy filter name (``wfc3_ir_f160w``, ``lsst_baseline_r``, ...).
 
-Nothing is downloaded. Writers produce BPZ ``.res`` files and EAZY ``FILTER.RES`` text.
+Nothing is downloaded. :func:`eazy_res_text` writes curves as EAZY ``FILTER.RES`` text (BPZ's
+``.res`` files: :func:`rail.deepdisc.fit.bpz_files.write_res`).
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from rail.deepdisc.bands import SEDPY_FILTER_NAMES, load_filter, project_filter
 from rail.deepdisc.errors import DeepDiscError, InputError, OptionError
+from rail.deepdisc.spectra.bands import SEDPY_FILTER_NAMES, load_filter, project_filter
 
 
 @dataclass(frozen=True)
@@ -191,16 +192,6 @@ def unknown_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLik
         except DeepDiscError:
             unknown.append(name)
     return unknown
-
-
-def write_res(curve: FilterCurve, path: str | os.PathLike) -> str:
-    """Write a BPZ ``.res`` file (two columns: Angstrom, throughput), atomically."""
-    from rail.deepdisc.store.atomic import atomic_output
-
-    with atomic_output(path, "filter file") as tmp:
-        np.savetxt(tmp, np.column_stack([curve.wave, curve.throughput]), fmt="%.6e",
-                   header=f"{curve.name} from {curve.source}")
-    return os.fspath(path)
 
 
 def eazy_res_text(curves: Sequence[FilterCurve]) -> str:

@@ -1,0 +1,69 @@
+"""The built-in template sets of the template fitters (BPZ, EAZY), by name.
+
+``cww``, ``cosmos``
+    Read from pz-rail-base's files (:mod:`rail.deepdisc.spectra.templates`).
+``oracle``
+    The simulator's own library (:func:`rail.deepdisc.spectra.library.cosmos_library`):
+    COSMOS templates times its Calzetti E(B-V) grid. Every simulated galaxy *is* one of
+    these, so a fit with them is an oracle that tests filters, units and redshift grids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.spectra.library import DEFAULT_EBV_GRID, cosmos_library
+from rail.deepdisc.spectra.templates import (
+    SEDTemplate,
+    TemplateSet,
+    cosmos_broad_type,
+    cosmos_templates,
+    cww_templates,
+    safe_name,
+)
+
+#: names of the built-in template sets
+BUILTIN_SETS = ("cww", "cosmos", "oracle")
+
+
+def oracle_templates(ebv_grid: Sequence[float] | None = None,
+                     entries: Sequence[int] | None = None) -> TemplateSet:
+    """The simulator's own SED library (COSMOS x Calzetti E(B-V)): an oracle set.
+
+    Entries are zero below 912 A, as in the simulator; IGM attenuation is left to the fitter.
+
+    Parameters
+    ----------
+    ebv_grid
+        The library's E(B-V) grid (default: the simulator's).
+    entries
+        Only these library entries (the ``sed_index`` column of simulated catalogs), e.g. to
+        fit a few objects quickly; default all.
+    """
+    lib = cosmos_library(tuple(DEFAULT_EBV_GRID if ebv_grid is None else ebv_grid))
+    keep = range(len(lib)) if entries is None else sorted({int(i) for i in entries})
+    bad = [i for i in keep if not 0 <= i < len(lib)]
+    if bad:
+        raise OptionError(f"oracle entries {bad} are outside the library (0..{len(lib) - 1})")
+    out = [SEDTemplate(safe_name(str(lib.names[i])), lib.wave, lib.flux[i],
+                       cosmos_broad_type(str(lib.template[i])),
+                       f"rail.deepdisc.spectra.library.cosmos_library entry {i} ({lib.names[i]})")
+           for i in keep]
+    out.sort(key=lambda t: t.broad_type)  # stable: library order within a type
+    return TemplateSet("oracle", tuple(out),
+                       notes="the simulator's library: COSMOS templates x Calzetti E(B-V) grid")
+
+
+def builtin_templates(name: str) -> TemplateSet:
+    """A built-in set by name (``cww``, ``cosmos``, ``oracle``).
+
+    Raises
+    ------
+    OptionError
+        For an unknown name, listing the known ones.
+    """
+    makers = {"cww": cww_templates, "cosmos": cosmos_templates, "oracle": oracle_templates}
+    if name not in makers:
+        raise OptionError(f"unknown template set {name!r}; built-in sets are {list(BUILTIN_SETS)}")
+    return makers[name]()
