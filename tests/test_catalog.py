@@ -13,7 +13,8 @@ import qp
 from astropy.table import Table
 
 from rail.deepdisc.cli import main
-from rail.deepdisc.evaluate.catalog import QUALITY_BITS, build_catalog, read_catalog
+from rail.deepdisc.evaluate.catalog import QUALITY_BITS, build_catalog
+from rail.deepdisc.evaluate.catalog_files import read_catalog
 from rail.deepdisc.store.scenes import read_objects
 
 

@@ -30,8 +30,8 @@ from rail.deepdisc.evaluate.catalog import (
     SUMMARY_COLUMNS,
     build_catalog,
     mixture_summary,
-    read_catalog,
 )
+from rail.deepdisc.evaluate.catalog_files import read_catalog
 
 lsdb = pytest.importorskip("lsdb", reason="needs the lsdb extra")
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "crossmatch_spectra.py"

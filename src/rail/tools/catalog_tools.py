@@ -34,7 +34,8 @@ class PhotoZCatalogHandle(DataHandle):
 
     @classmethod
     def _read(cls, path: str, **kwargs: Any):
-        from rail.deepdisc.evaluate.catalog import catalog_format, read_catalog
+        from rail.deepdisc.evaluate.catalog import catalog_format
+        from rail.deepdisc.evaluate.catalog_files import read_catalog
 
         if catalog_format(path) == "hats":
             import lsdb
@@ -44,7 +45,7 @@ class PhotoZCatalogHandle(DataHandle):
 
     @classmethod
     def _write(cls, data: Any, path: str, **kwargs: Any) -> None:
-        from rail.deepdisc.evaluate.catalog import write_catalog
+        from rail.deepdisc.evaluate.catalog_files import write_catalog
 
         write_catalog(data, path)
 

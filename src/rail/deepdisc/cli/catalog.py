@@ -12,8 +12,8 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
         catalog_chunks,
         catalog_format,
         catalog_table,
-        write_catalog,
     )
+    from rail.deepdisc.evaluate.catalog_files import write_catalog
     from rail.deepdisc.store.atomic import check_output_path
     from rail.deepdisc.store.provenance import provenance
 
