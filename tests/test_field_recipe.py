@@ -270,7 +270,7 @@ def test_output_catalog_equal_to_an_input_is_refused(example_field, tmp_path, ca
                  "--output-dir", str(out), "-q"]) == 2
     assert "output_photoz_catalog.fits" in capsys.readouterr().err
     assert hashlib.sha256(victim.read_bytes()).hexdigest() == before
-    from rail.deepdisc.field_recipe import run_field
+    from rail.pipelines.deepdisc.field import run_field
 
     options = {**load_field_inputs(example_field.inputs), "catalog": str(victim)}
     with pytest.raises(OutputPathError):

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rail.deepdisc.demo import demo_pipeline
 from rail.pipelines.deepdisc.comparison import write_examples, write_pipeline
+from rail.pipelines.deepdisc.demo import demo_pipeline
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,10 +1,12 @@
-"""Run the field recipe (:mod:`rail.pipelines.deepdisc.field`) on a survey's files.
+"""The field recipe's settings and inputs (the recipe is :mod:`rail.pipelines.deepdisc.field`).
 
+:class:`FieldSettings` holds how the recipe pre-trains, fine-tunes, validates and writes;
 :func:`load_field_inputs` reads a field-inputs YAML (the catalog, and the tiler's options:
 mosaics, error maps, segmentation map, catalog columns, spectroscopic catalog; relative
-paths are relative to the file); :func:`run_field` checks every input, writes the pipeline
-YAML into the output directory, runs it with ceci (resumable: finished stages are skipped)
-and returns the paths of the catalog and the report.
+paths are relative to the file). :func:`rail.pipelines.deepdisc.field.run_field` checks
+every input, writes the pipeline YAML into the output directory, runs it with ceci
+(resumable: finished stages are skipped) and returns the paths of the catalog and the
+report.
 """
 
 from __future__ import annotations
@@ -109,40 +111,3 @@ def relative_paths(options: Mapping[str, Any], start: str = os.curdir) -> dict[s
         if out.get(key):
             out[key] = os.path.relpath(str(out[key]), start)
     return out
-
-
-def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
-              ) -> dict[str, str]:
-    """Check the inputs, write the pipeline and run it; returns ``catalog`` and ``report``.
-
-    Parameters
-    ----------
-    options
-        The catalog (``catalog``), the tiler's options and the recipe's
-        (:class:`~FieldSettings`).
-    output_dir
-        Directory for the pipeline YAML, its outputs (``data/``) and logs (``logs/``).
-    """
-    from rail.deepdisc.demo import run_built_pipeline
-    from rail.pipelines.deepdisc.field import (
-        CATALOG_NAME,
-        build_field_pipeline,
-        check_field_inputs,
-        write_field_pipeline,
-    )
-
-    pipe, catalog = build_field_pipeline(dict(options))
-    output_dir = os.path.abspath(output_dir)
-    summary = check_field_inputs(pipe.tiler, catalog, pipe.settings, output_dir,
-                                 pipe.survey_options)
-    if progress:
-        print(f"field: {summary['n_objects']} catalog objects, {summary['n_spec']} with a "
-              f"spectroscopic redshift, bands {summary['bands']}\n"
-              f"template fitting: {summary['templates']}", flush=True)
-    data_dir, log_dir = os.path.join(output_dir, "data"), os.path.join(output_dir, "logs")
-    pipe.log_dir = log_dir
-    yml = write_field_pipeline(pipe, catalog, os.path.join(output_dir, "pipeline.yml"),
-                               data_dir, log_dir)
-    run_built_pipeline(pipe, yml, data_dir, log_dir, progress, what="field pipeline")
-    return {"catalog": os.path.join(data_dir, f"{CATALOG_NAME}.fits"),
-            "report": os.path.join(data_dir, "report_validate.md")}

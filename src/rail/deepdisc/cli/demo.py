@@ -6,7 +6,7 @@ import argparse
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from rail.deepdisc.demo import run_demo
+    from rail.pipelines.deepdisc.demo import run_demo
 
     report = run_demo(args.output_dir, quick=args.quick, eazy_templates=args.eazy_templates,
                       progress=not args.quiet)

@@ -30,7 +30,8 @@ def _cmd_fits_field(args: argparse.Namespace) -> int:
 
 
 def _cmd_field(args: argparse.Namespace) -> int:
-    from rail.deepdisc.field_recipe import load_field_inputs, run_field
+    from rail.deepdisc.field_recipe import load_field_inputs
+    from rail.pipelines.deepdisc.field import run_field
 
     options = load_field_inputs(args.inputs) if args.inputs else {}
     options.update({k: v for k, v in vars(args).items()

@@ -13,13 +13,15 @@ the field map, N(z) by flag).
 
 :func:`check_field_inputs` checks everything a user gives (mosaics, catalog, spectroscopic
 catalog, pre-trained model, output names) before any work; :func:`write_field_pipeline`
-writes the YAML for ``ceci`` (``initialize`` + ``save``, as ceci 2.7 needs).
+writes the YAML for ``ceci`` (``initialize`` + ``save``, as ceci 2.7 needs) and
+:func:`run_field` runs it (:mod:`rail.pipelines.deepdisc.runner`).
 """
 
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from rail.core.stage import RailPipeline
@@ -27,7 +29,7 @@ from rail.core.stage import RailPipeline
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
 from rail.creation.engines.survey_field import MosaicSurveyMeasurer, SurveyFieldSimulator
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.field_recipe import FieldSettings
+from rail.deepdisc.field_recipe import FieldSettings, load_field_inputs, relative_paths
 from rail.deepdisc.fit.eazy_options import TemplateSetOptions
 from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
 from rail.deepdisc.net.train import MIN_TRAINING_LABELS
@@ -41,6 +43,7 @@ from rail.estimation.algos.deepdisc_cv import DeepDiscCrossValidator, DeepDiscFi
 from rail.estimation.algos.eazy import EazyCrossValidator, EazyEstimator, EazyInformer
 from rail.estimation.algos.hybrid import HybridCrossValidator, HybridEstimator, HybridInformer
 from rail.estimation.algos.photometry_network import PhotometryNetEstimator, PhotometryNetInformer
+from rail.pipelines.deepdisc.runner import run_built_pipeline
 from rail.tools.catalog_tools import HeadlineCatalog, PhotoZCatalog
 from rail.tools.report_tools import FieldValidationReport
 from rail.tools.scene_tools import MosaicTiler, ScenePhotometry, SurveyScenePhotometry
@@ -382,13 +385,40 @@ def write_field_example(directory: str = "examples", inputs: str = EXAMPLE_INPUT
     """Write ``field_pipeline.yml`` (+ ``_config.yml``) for the field that ``rail-deepdisc
     fits-field --output-dir field_data`` writes, with paths relative to the current
     directory (the repository root): ``ceci examples/field_pipeline.yml``."""
-    from rail.deepdisc.field_recipe import load_field_inputs, relative_paths
-
     work = os.path.join("output", "field")
     options = relative_paths(load_field_inputs(inputs))
     pipe, catalog = build_field_pipeline(options, os.path.join(work, "logs"))
     return write_field_pipeline(pipe, catalog, os.path.join(directory, "field_pipeline.yml"),
                                 os.path.join(work, "data"), os.path.join(work, "logs"))
+
+
+def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
+              ) -> dict[str, str]:
+    """Check the inputs, write the pipeline and run it; returns ``catalog`` and ``report``.
+
+    Parameters
+    ----------
+    options
+        The catalog (``catalog``), the tiler's options and the recipe's
+        (:class:`~rail.deepdisc.field_recipe.FieldSettings`).
+    output_dir
+        Directory for the pipeline YAML, its outputs (``data/``) and logs (``logs/``).
+    """
+    pipe, catalog = build_field_pipeline(dict(options))
+    output_dir = os.path.abspath(output_dir)
+    summary = check_field_inputs(pipe.tiler, catalog, pipe.settings, output_dir,
+                                 pipe.survey_options)
+    if progress:
+        print(f"field: {summary['n_objects']} catalog objects, {summary['n_spec']} with a "
+              f"spectroscopic redshift, bands {summary['bands']}\n"
+              f"template fitting: {summary['templates']}", flush=True)
+    data_dir, log_dir = os.path.join(output_dir, "data"), os.path.join(output_dir, "logs")
+    pipe.log_dir = log_dir
+    yml = write_field_pipeline(pipe, catalog, os.path.join(output_dir, "pipeline.yml"),
+                               data_dir, log_dir)
+    run_built_pipeline(pipe, yml, data_dir, log_dir, progress, what="field pipeline")
+    return {"catalog": os.path.join(data_dir, f"{CATALOG_NAME}.fits"),
+            "report": os.path.join(data_dir, "report_validate.md")}
 
 
 if __name__ == "__main__":  # pragma: no cover
