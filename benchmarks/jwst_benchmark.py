@@ -35,10 +35,10 @@ from pathlib import Path
 
 import numpy as np
 
-from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import completeness_purity
 from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
+from rail.deepdisc.net.density import FeatureDensity
 from rail.deepdisc.net.device import resolve_device, set_threads
 from rail.deepdisc.net.estimate import detect_rows, forced_rows
 from rail.deepdisc.net.model_file import build_from_state, read_model_file, save_model

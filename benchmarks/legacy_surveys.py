@@ -83,7 +83,7 @@ def _forced(model_obj, store: str, device):
     """Forced-mode qp ensemble of every object of a store, and its seconds."""
     import qp
 
-    from rail.deepdisc.evaluate.density import FeatureDensity
+    from rail.deepdisc.net.density import FeatureDensity
     from rail.deepdisc.net.estimate import forced_rows
     from rail.deepdisc.net.model_file import build_from_state
 

@@ -7,9 +7,9 @@ import pytest
 import qp
 import torch
 
-from rail.deepdisc.evaluate.density import FeatureDensity
-from rail.deepdisc.evaluate.quality import overlap_fraction, quality_flags
+from rail.deepdisc.net.density import FeatureDensity
 from rail.deepdisc.net.model_file import read_model_file
+from rail.deepdisc.net.quality import overlap_fraction, quality_flags
 from rail.deepdisc.sim.labels import SpecSelection, relabel_store, spectroscopic_subset
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 

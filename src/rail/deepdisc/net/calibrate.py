@@ -17,9 +17,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.net import features
 from rail.deepdisc.net.data import SceneTrainingData
+from rail.deepdisc.net.density import FeatureDensity
 from rail.deepdisc.net.heads import mixture_nll
 from rail.deepdisc.net.network import DeepDiscNet
 

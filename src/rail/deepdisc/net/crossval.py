@@ -44,7 +44,7 @@ def cross_validate(store_path: str, train_config: TrainConfig, estimate: Estimat
                    progress: bool = True) -> CrossValidation:
     """Train ``k`` models, each without one fold's labels, and estimate each fold with its
     model (see the module docstring)."""
-    from rail.deepdisc.evaluate.density import FeatureDensity
+    from rail.deepdisc.net.density import FeatureDensity
     from rail.deepdisc.net.device import resolve_device
     from rail.deepdisc.net.train import train
     from rail.deepdisc.sim.labels import relabel_store

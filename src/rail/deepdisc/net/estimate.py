@@ -2,7 +2,7 @@
 
 Used by ``DeepDiscEstimator`` (and ``rail-deepdisc estimate``) chunk by chunk: forced rows
 (one per object of the chunk, in order) and detect rows (one per detection, matched to the
-chunk's objects). Quality columns come from :mod:`rail.deepdisc.evaluate.quality`. A row
+chunk's objects). Quality columns come from :mod:`rail.deepdisc.net.quality`. A row
 whose mixture is not finite is never written: the chunk is refused, naming its scenes.
 """
 
@@ -17,14 +17,14 @@ import numpy as np
 import torch
 
 from rail.deepdisc.errors import InputError, ModelFileError
-from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import box_iou, greedy_match
-from rail.deepdisc.evaluate.quality import quality_flags
 from rail.deepdisc.net.config import EstimateConfig
+from rail.deepdisc.net.density import FeatureDensity
 from rail.deepdisc.net.field_merge import TileLayout, merge_tiles
 from rail.deepdisc.net.model_file import model_meta
 from rail.deepdisc.net.network import DeepDiscNet
 from rail.deepdisc.net.predict import Mixtures, object_boxes, predict_detect, predict_forced
+from rail.deepdisc.net.quality import quality_flags
 from rail.deepdisc.sim.surveys import reference_band
 from rail.deepdisc.store.scenes import SceneChunk, SceneStore
 

@@ -144,7 +144,7 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     ``match_radius`` arcsec). Ancillary columns: ``object_id`` (matched, or -1), ``scene``,
     ``x``, ``y``, ``ra``, ``dec``, ``score``, ``zmode``, ``zmean`` (sum of w mu),
     ``zmedian``, ``redshift`` (where known), ``mask_area``, and quality columns
-    (``rail.deepdisc.evaluate.quality``): ``snr``/``flag_low_snr``,
+    (``rail.deepdisc.net.quality``): ``snr``/``flag_low_snr``,
     ``ood_score``/``flag_ood`` (training-set feature density), ``blend``/``flag_blend``,
     ``flag_edge``, ``flag_low_score``.
 
@@ -196,7 +196,7 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     def open_model(self, **kwargs: Any):
         model = CatEstimator.open_model(self, **kwargs)
         if model is not None:
-            from rail.deepdisc.evaluate.density import FeatureDensity
+            from rail.deepdisc.net.density import FeatureDensity
             from rail.deepdisc.net.device import resolve_device, set_threads
             from rail.deepdisc.net.model_file import build_from_state
 

@@ -1,9 +1,9 @@
 """Quality columns and flags of each photo-z row, as the paper's catalog has them.
 
-``snr`` is the core S/N of the box in the reference band (:func:`rail.deepdisc.bands.
+``snr`` is the core S/N of the box in the reference band (:func:`rail.deepdisc.sim.surveys.
 reference_band`), measured on the pixels; ``flag_low_snr``: ``snr < LOW_SNR``. ``ood_score``
 is the k-NN distance to the training set's features over its 99th percentile
-(:mod:`rail.deepdisc.evaluate.density`); ``flag_ood``: score > 1. ``blend`` is the largest
+(:mod:`rail.deepdisc.net.density`); ``flag_ood``: score > 1. ``blend`` is the largest
 fraction of the box covered by another box of its scene; ``flag_blend``: > ``BLEND_OVERLAP``.
 ``flag_edge``: the box touches the scene edge. ``flag_low_score``: detection score below
 ``GOOD_SCORE`` (also the metrics' cut for completeness and purity).
@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from rail.deepdisc.evaluate.density import FeatureDensity
 from rail.deepdisc.evaluate.matching import box_area, box_intersection
 from rail.deepdisc.net import features as photometric
+from rail.deepdisc.net.density import FeatureDensity
 
 #: thresholds of the flags
 LOW_SNR = 10.0
