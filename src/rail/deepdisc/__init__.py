@@ -17,6 +17,7 @@ STAGE_MODULES = (
     "rail.estimation.algos.deepdisc_cv",
     "rail.estimation.algos.eazy",
     "rail.estimation.algos.hybrid",
+    "rail.estimation.algos.photometry_network",
     "rail.tools.scene_tools",
     "rail.tools.bpz_tools",
     "rail.tools.report_tools",
