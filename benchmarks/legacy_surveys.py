@@ -14,7 +14,7 @@ to r = 22, so that the compute goes into galaxies, not empty sky).
    the HDF-N prior on DECam i; the simulator's own templates = oracle) and EAZY (fsps QSF 12
    v3 + blue_sfhz_13 from ``--eazy-templates``, with and without a magnitude prior from the
    training field's SDSS/DESI-like spectroscopic targets, which also inform BPZ);
-3. σ_IQR, bias, outlier rate (|Δ| > 0.15), σ_MAD, PIT and CDE loss (DESIGN.md definitions) on
+3. σ_IQR, bias, outlier rate (|Δ| > 0.15), σ_MAD, PIT and CDE loss (docs/architecture.md definitions) on
    the bright test galaxies (true r < 21) at 0 < z < 1, and on the spectroscopic targets
    among them;
 4. the test field's bright galaxies as Legacy Surveys cutout files (a ``--cutout-size``
@@ -30,7 +30,7 @@ to r = 22, so that the compute goes into galaxies, not empty sky).
 
 Training time: resnet18_fpn took 1.6 s per batch of four 64 x 64 x 4 scenes on one shared
 core (the smoke test); 1,200 scenes (10% held out) x 5 epochs is ~1,350 batches, about 25
-minutes with the 2 threads of 2 cores (~1.3x one thread on these machines, DESIGN.md).
+minutes with the 2 threads of 2 cores (~1.3x one thread on these machines, docs/architecture.md).
 
 Fields and the model are kept in ``--workdir`` (default ``legacy_work/``) and reused.
 """

@@ -3,7 +3,7 @@
 Simulates a JADES-like (or LSST-like) field, measures it with ``ScenePhotometry`` and fits
 it with pz-rail-bpz (the simulator's own templates = oracle, and CWW+SB4) and EAZY (fsps
 QSF 12 v3, and + blue_sfhz_13), all through their RAIL stages, and prints objects per second
-and point-estimate metrics (DESIGN.md definitions, on ``zmode``) for the bright subsets.
+and point-estimate metrics (docs/architecture.md definitions, on ``zmode``) for the bright subsets.
 
     python benchmarks/template_fitting.py                  # 60 JADES scenes, ~5 min
     python benchmarks/template_fitting.py --quick          # 12 scenes, oracle limited

@@ -48,8 +48,13 @@ def test_pipeline_writes_the_comparison_report(quick_run):
     report = (out / "data" / "report_report.md").read_text()
     metrics = json.loads((out / "data" / "report_files" / "metrics.json").read_text())
     rows = metrics["metrics"]["all"]
-    names = {"DeepDISC", "BPZ (cww)", "EAZY", "photometry network", "hybrid"}
+    from rail.deepdisc.fit.eazy_data import resolve_template_set
+
+    eazy_set = resolve_template_set("auto")  # what EAZY found here: fsps, else CWW+SB4
+    names = {"DeepDISC", "BPZ (cww)", f"EAZY ({eazy_set.name})", "photometry network",
+             "hybrid"}
     assert set(rows) == names
+    assert "## Template sets" in report and eazy_set.description in report
     assert len({m["n"] for m in rows.values()}) == 1  # the same objects for every method
     for name in names:
         assert f"| {name} |" in report

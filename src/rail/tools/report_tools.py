@@ -88,6 +88,10 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
                            + ", ".join(COMPARISON_METHODS)),
         log_dir=Param(str, "", msg="ceci log directory to read stage run times from"),
         timing_stages=Param(dict, {}, msg="method name -> list of stage names it ran"),
+        template_sets=Param(dict, {}, msg="method name -> the EAZY template option it ran "
+                            "with ('auto', a set name or .param paths), resolved when the "
+                            "report is written (as the fitter resolved it) so the report "
+                            "says which template set ran"),
     )
     inputs = [("truth", SceneHandle), *((tag, QPHandle) for tag in COMPARISON_METHODS),
               ("detections", Hdf5Handle)]
@@ -149,10 +153,12 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         if len(names) != len(COMPARISON_METHODS):
             raise OptionError(f"{self.name}: method_names needs {len(COMPARISON_METHODS)} "
                               f"names ({', '.join(COMPARISON_METHODS)}), got {names}")
+        template_notes = self._template_sets()
         results = []
         for tag, name in zip(COMPARISON_METHODS, names, strict=True):
             ens = qp.read(self._path(tag))
-            results.append(MethodResult(name, ens, self._seconds(name)))
+            shown = f"{name} ({template_notes[name][0]})" if name in template_notes else name
+            results.append(MethodResult(shown, ens, self._seconds(name)))
         det_table = tables_io.read(self._path("detections"))
         detections = _detections(det_table, truth["object_id"])
         out_dir = os.path.dirname(os.path.abspath(self.get_output(
@@ -163,7 +169,21 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
                              provenance=provenance)
         with open(paths["report"], encoding="utf-8") as fin:
             text = fin.read().replace("](", "](report_files/")
+        if template_notes:
+            text += "\n## Template sets\n\n" + "".join(
+                f"- {name}: {description}\n" for name, (_, description) in
+                template_notes.items())
         self.add_data("report", text)
+
+    def _template_sets(self) -> dict[str, tuple[str, str]]:
+        """Method name -> (the template set's short name, its one-line description)."""
+        from rail.deepdisc.fit.eazy_data import resolve_template_set
+
+        out = {}
+        for name, option in dict(self.config.template_sets).items():
+            choice = resolve_template_set(str(option))
+            out[str(name)] = (choice.name, choice.description)
+        return out
 
 
 def _detections(table: dict[str, np.ndarray], object_ids: np.ndarray) -> Detections:

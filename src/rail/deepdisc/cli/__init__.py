@@ -46,12 +46,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def quiet_rail_stage_logs() -> None:
+    """Keep RAIL's per-stage bookkeeping ("Inserting handle into data store", logged with
+    structlog at info level whenever a pipeline is built) out of the command's output:
+    warnings and errors still show; each stage's own log file keeps everything."""
+    import structlog
+
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``rail-deepdisc``; returns the exit status."""
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
+    quiet_rail_stage_logs()
     try:
         return args.func(args)
     except (DeepDiscError, OSError) as err:

@@ -26,5 +26,8 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     demo.add_argument("--quick", action="store_true",
                       help="tiny settings (a few minutes; numbers are meaningless)")
     demo.add_argument("--eazy-templates", default=None,
-                      help="EAZY .param file(s) (default: built-in CWW templates)")
+                      help="EAZY templates: .param file(s) joined by commas, or a set name "
+                      "(default 'auto': EAZY's fsps QSF 12 v3 with its template error where "
+                      "eazy-py's data folder or $EAZYCODE holds it, else CWW+SB4; the "
+                      "report says which set ran)")
     demo.set_defaults(func=_cmd_demo)

@@ -1,6 +1,6 @@
 """The scene store: one HDF5 file of multi-band images, truth maps and object tables.
 
-Layout (``format = "deepdisc-scenes"``, ``version = 1``; see DESIGN.md):
+Layout (``format = "deepdisc-scenes"``, ``version = 1``; see docs/architecture.md):
 
 ``/images``  float32 (N, C, H, W), one scene per chunk, one flux unit for all bands
 ``/ivar``    float32 (N, C, H, W), optional inverse variance (0 where there is no data)

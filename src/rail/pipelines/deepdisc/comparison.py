@@ -221,7 +221,7 @@ class DeepDiscComparisonPipeline(RailPipeline):
                          "hybrid": self.estimate_hybrid.io.output,
                          "detections": self.detect_deepdisc.io.detections},
             title=f"DeepDISC vs template fitting, {s.survey}-like field",
-            method_names=names, log_dir=s.log_dir,
+            method_names=names, log_dir=s.log_dir, template_sets={names[2]: s.eazy_templates},
             timing_stages={
                 names[0]: ["inform_deepdisc", "estimate_deepdisc"],
                 names[1]: ["photometry_train", "photometry_test", "prepare_bpz", "inform_bpz",
