@@ -245,7 +245,7 @@ def test_model_with_other_bands_fails_at_once(example_field, tiny_model, tmp_pat
     import yaml
 
     inputs = load_field_inputs(example_field.inputs)
-    for key in ("images", "errors"):
+    for key in ("images", "errors", "psfs"):
         inputs[key].pop("jwst_f444w")  # a survey without the model's reddest band
     path = tmp_path / "eight_bands.yml"
     path.write_text(yaml.safe_dump(inputs))

@@ -165,7 +165,9 @@ def write_inputs(paths, cfg: FieldConfig) -> None:
               "segmap": rel(paths["segmap"]), "id_col": "id", "redshift_col": "",
               "spec_catalog": rel(paths["spectra"]),
               "psfs": {b: rel(paths[f"psf_{b}"]) for b in cfg.bands},
-              "zmax": cfg.zmax_inputs, "detection_band": DETECTION_BAND}
+              "zmax": cfg.zmax_inputs, "detection_band": DETECTION_BAND,
+              # the renderer's true redshifts of every catalog object, for the report
+              "truth_catalog": rel(paths["truth"])}
     with atomic_output(paths["inputs"], "field inputs") as tmp:
         tmp.write_text("# a field written by benchmarks/second_renderer.py: its catalog, and "
                        "its mosaics and spectra as options of the tiler (rail-deepdisc "

@@ -31,6 +31,7 @@ from rail.deepdisc.fit.photometry_table import (
     read_detections_file,
 )
 from rail.deepdisc.parallel import RankParts
+from rail.deepdisc.sim.surveys import preset_names
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.cutouts import CutoutConfig, import_cutouts
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
@@ -209,6 +210,8 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
     """
 
     path_options = PhotometryOptions.path_options()
+    #: ``psf_survey`` takes a survey preset's name as well as a survey file
+    path_keywords = tuple(preset_names())
     name = "ScenePhotometry"
     entrypoint_function = "measure"
     interactive_function = "scene_photometry"
