@@ -15,8 +15,8 @@ to r = 22, so that the compute goes into galaxies, not empty sky).
    v3 + blue_sfhz_13 from ``--eazy-templates``, with and without a magnitude prior from the
    training field's SDSS/DESI-like spectroscopic targets, which also inform BPZ);
 3. σ_IQR, bias, outlier rate (|Δ| > 0.15), σ_MAD, PIT and CDE loss (as docs/architecture.md
-   defines them) on the bright test galaxies (true r < 21) at 0 < z < 1, and on the spectroscopic targets
-   among them;
+   defines them) on the bright test galaxies (true r < 21) at 0 < z < 1, and on the
+   spectroscopic targets among them;
 4. the test field's bright galaxies as Legacy Surveys cutout files (a ``--cutout-size``
    cube per object centred on it, nanomaggies, BANDS / WCS header, inverse-variance HDU;
    :mod:`rail.deepdisc.sim.cutout_files`) and a catalog, read back with
