@@ -14,7 +14,8 @@ to r = 22, so that the compute goes into galaxies, not empty sky).
    the HDF-N prior on DECam i; the simulator's own templates = oracle) and EAZY (fsps QSF 12
    v3 + blue_sfhz_13 from ``--eazy-templates``, with and without a magnitude prior from the
    training field's SDSS/DESI-like spectroscopic targets, which also inform BPZ);
-3. σ_IQR, bias, outlier rate (|Δ| > 0.15), σ_MAD, PIT and CDE loss (docs/architecture.md definitions) on
+3. σ_IQR, bias, outlier rate (|Δ| > 0.15), σ_MAD, PIT and CDE loss (docs/architecture.md
+   definitions) on
    the bright test galaxies (true r < 21) at 0 < z < 1, and on the spectroscopic targets
    among them;
 4. the test field's bright galaxies as Legacy Surveys cutout files (a ``--cutout-size``

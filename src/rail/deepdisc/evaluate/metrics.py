@@ -1,6 +1,7 @@
 """Photo-z and detection metrics, defined once for tests, benchmarks and reports.
 
-With Delta = (z_phot - z_true) / (1 + z_true) and z_phot = zmode unless stated (docs/architecture.md):
+With Delta = (z_phot - z_true) / (1 + z_true) and z_phot = zmode unless stated
+(docs/architecture.md):
 
 * ``sigma_iqr`` = IQR(Delta) / 1.349
 * ``bias`` = median(Delta)
