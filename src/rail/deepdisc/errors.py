@@ -44,3 +44,16 @@ class MissingDependencyError(DeepDiscError):
 
 class PipelineError(DeepDiscError):
     """A ceci pipeline run by this package failed; its logs (named) say why."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT, SIGTERM); ``signum`` says which.
+
+    A ``KeyboardInterrupt``, so that every ``finally`` and ``except BaseException`` on the
+    way out removes its temporary files; the command reports it as one line and exits with
+    ``128 + signum``.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = int(signum)

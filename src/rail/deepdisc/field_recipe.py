@@ -85,6 +85,11 @@ def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: not a YAML file ({err})") from None
     if not isinstance(data, Mapping):
         raise InputError(f"{path}: expected a mapping of options (images, catalog, ...)")
+    allowed = field_input_keys()
+    unknown = sorted(str(k) for k in data if k not in allowed)
+    if unknown:
+        raise InputError(f"{path}: unknown key(s) {', '.join(unknown)}; the keys allowed "
+                         f"are {', '.join(sorted(allowed))}")
     base = os.path.dirname(os.path.abspath(path))
     out = dict(data)
     for key in _PATH_MAPS:
@@ -94,6 +99,17 @@ def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:
         if out.get(key):
             out[key] = _resolve(base, str(out[key]))
     return out
+
+
+def field_input_keys() -> frozenset[str]:
+    """The keys a field-inputs YAML may hold: the options of ``rail-deepdisc field``
+    (the catalog, the tiler's, the recipe's and the measured survey's)."""
+    from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
+    from rail.deepdisc.store.mosaic import TilerConfig
+
+    tiler = set(TilerConfig.option_specs()) - {"survey", "require_redshift"}
+    return frozenset({"catalog", *tiler, *FieldSettings.option_specs(),
+                      *MosaicSurveyOptions.option_specs()})
 
 
 def _resolve(base: str, spec: str) -> str:

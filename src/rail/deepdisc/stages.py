@@ -17,7 +17,6 @@ temporary name ``inprogress_<name>``. Stages that mix in :class:`StrictConfigMix
 from __future__ import annotations
 
 import os
-import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,18 +24,16 @@ from typing import Any
 import yaml
 
 from rail.deepdisc.errors import OptionError, OutputPathError
-from rail.deepdisc.store.atomic import (
-    check_distinct_outputs,
-    check_output_path,
-    is_dead_process,
-    process_tag,
+from rail.deepdisc.store.atomic import process_tag
+from rail.deepdisc.store.write_guard import (
+    STAGE_PREFIX,
+    check_writes,
+    remove_stale_stage_temporaries,
 )
 
 #: keys ceci itself puts into a stage's section
 _CECI_KEYS = frozenset({"name", "config", "aliases", "module_name", "classname", "nprocess",
                         "threads_per_process", "site"})
-_IN_PROGRESS = "inprogress_"
-_STALE = re.compile(r"^inprogress_(?P<owner>[\w.]+-\d+)-[0-9a-f]{6}_(?P<name>.+)$")
 
 
 def _stage_section(config: Any, instance_name: str) -> dict[str, Any]:
@@ -163,33 +160,26 @@ class StrictConfigMixin:
         return paths
 
     def check_output_paths(self) -> None:
-        """Refuse outputs that are directories, inputs, or each other (OutputPathError).
+        """Refuse outputs that are directories, inputs (or files the inputs name, such as a
+        survey file's companions), each other, or unwritable: the write guard's check
+        (:func:`rail.deepdisc.store.write_guard.check_writes`); folders are created only
+        once every output passed.
 
         Also removes temporary files that dead runs of this stage left beside its outputs.
         """
-        inputs = self.input_paths()
-        finals = {}
-        for tag in self.output_tags():
-            final = self.get_output(tag, final_name=True)
-            check_output_path(final, f"{type(self).__name__} output {tag!r}", inputs=inputs)
-            finals[f"output {tag!r}"] = final
-            if self.rank == 0:
-                self._remove_stale(Path(final))
+        name = type(self).__name__
+        reads = {f"{name} input": self.input_paths()}
+        finals = {f"{name} output {tag!r}": self.get_output(tag, final_name=True)
+                  for tag in self.output_tags()}
         try:
-            check_distinct_outputs(finals)
+            check_writes(finals, reads, create_parents=True)
         except OutputPathError as err:
-            raise OutputPathError(f"{type(self).__name__}: {err}") from None
-
-    @staticmethod
-    def _remove_stale(final: Path) -> None:
-        parent = final.parent if str(final.parent) else Path(".")
-        if not parent.is_dir():
-            return
-        for candidate in parent.glob(f"{_IN_PROGRESS}*_{final.name}"):
-            match = _STALE.match(candidate.name)
-            if match and match["name"] == final.name and is_dead_process(match["owner"]) \
-                    and candidate.is_file():
-                candidate.unlink(missing_ok=True)
+            message = str(err)
+            raise OutputPathError(message if message.startswith(name) else f"{name}: {message}"
+                                  ) from None
+        if self.rank == 0:
+            for final in finals.values():
+                remove_stale_stage_temporaries(final)
 
     def publish_written(self, tag: str, path: str | os.PathLike):
         """Hand over an output the library wrote itself at ``path`` (this run's temporary
@@ -218,4 +208,4 @@ class StrictConfigMixin:
         if final_name or token is None:
             return super().get_output(tag, final_name=final_name)
         p = Path(path)
-        return str(p.parent / f"{_IN_PROGRESS}{token}_{p.name}")
+        return str(p.parent / f"{STAGE_PREFIX}{token}_{p.name}")

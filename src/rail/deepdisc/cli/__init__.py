@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -62,10 +63,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO,
                         format="%(levelname)s %(name)s: %(message)s")
     quiet_rail_stage_logs()
+    from rail.deepdisc.store.write_guard import interruptible
+
     try:
-        return args.func(args)
+        with interruptible():  # SIGTERM stops the run as SIGINT does, cleaning up
+            return args.func(args)
     except (DeepDiscError, OSError) as err:
         # a user's mistake: one line; anything else is a bug and keeps its traceback
         message = " ".join(str(err).split())
         print(f"rail-deepdisc {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as err:
+        signum = getattr(err, "signum", signal.SIGINT)
+        print(f"rail-deepdisc {args.command}: interrupted ({signal.Signals(signum).name}); "
+              "outputs not complete were not written", file=sys.stderr)
+        return 128 + signum

@@ -8,19 +8,28 @@ from rail.deepdisc.evaluate.catalog import CatalogOptions
 
 
 def _cmd_catalog(args: argparse.Namespace) -> int:
-    from rail.deepdisc.evaluate.catalog import (
-        catalog_chunks,
-        catalog_format,
-        catalog_table,
-    )
-    from rail.deepdisc.evaluate.catalog_files import write_catalog
-    from rail.deepdisc.store.atomic import check_output_path
+    from rail.deepdisc.evaluate.catalog import catalog_format
     from rail.deepdisc.store.provenance import provenance
+    from rail.deepdisc.store.write_guard import WriteGuard
 
     opts = CatalogOptions.from_mapping(args)
     fmt = catalog_format(args.output)
     inputs = [*args.pdfs, opts.scenes]
     record = provenance({"pdfs": args.pdfs, **opts.as_dict()}, "rail-deepdisc catalog")
+    out = {"--output": args.output}
+    guard = WriteGuard.for_args(args, **({"folders": out, "overwrite": opts.overwrite}
+                                         if fmt == "hats" else {"writes": out}))
+    with guard:
+        n = _write(args, opts, fmt, inputs, record)
+    print(f"wrote {args.output}: {n} objects")
+    return 0
+
+
+def _write(args: argparse.Namespace, opts: CatalogOptions, fmt: str, inputs: list,
+           record: dict) -> int:
+    from rail.deepdisc.evaluate.catalog import catalog_chunks, catalog_table
+    from rail.deepdisc.evaluate.catalog_files import write_catalog
+
     if fmt == "hats":
         from rail.deepdisc.evaluate.catalog_hats import check_hats_output, require_hats, write_hats
 
@@ -30,12 +39,10 @@ def _cmd_catalog(args: argparse.Namespace) -> int:
                        args.output, inputs=inputs, overwrite=opts.overwrite,
                        max_rows=opts.hats_max_rows, workers=opts.hats_workers)
     else:
-        check_output_path(args.output, "--output", inputs=inputs)
         table = catalog_table(args.pdfs, opts.scenes or None, record, opts.method)
         write_catalog(table, args.output, inputs=inputs)
         n = len(table)
-    print(f"wrote {args.output}: {n} objects")
-    return 0
+    return n
 
 
 def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:

@@ -9,14 +9,16 @@ from __future__ import annotations
 import argparse
 
 from rail.deepdisc.store.cutouts import CutoutConfig
+from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_cutouts(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.cutouts import import_cutouts
 
     cfg = CutoutConfig.from_mapping(args)
-    summary = import_cutouts(cfg, args.catalog, args.output, progress=not args.quiet,
-                             provenance={"command": "rail-deepdisc cutouts"})
+    with WriteGuard.for_args(args, writes={"--output": args.output}):
+        summary = import_cutouts(cfg, args.catalog, args.output, progress=not args.quiet,
+                                 provenance={"command": "rail-deepdisc cutouts"})
     boxes = ", ".join(f"{n} from {k}" for k, n in summary.boxes.items() if n)
     print(f"wrote {summary.output}: {summary.n_cutouts} scenes of {summary.height} x "
           f"{summary.width} pixels, one per {cfg.format} cutout ({summary.n_labelled} with a "

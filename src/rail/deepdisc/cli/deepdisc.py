@@ -14,19 +14,19 @@ import os
 
 from rail.deepdisc.cli.simulate import scene_selection
 from rail.deepdisc.net.config import ComputeOptions, EstimateConfig, TrainConfig
-from rail.deepdisc.store.atomic import check_distinct_outputs, check_output_path
+from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from rail.estimation.algos.deepdisc import DeepDiscInformer
 
     cfg = TrainConfig.from_mapping(args)
-    check_output_path(args.model, "--model", inputs=[args.input, cfg.init_model])
-    stage = DeepDiscInformer.make_stage(name="deepdisc_train", model=args.model,
-                                        **cfg.given(vars(args)))
-    stage.set_data("input", None, path=args.input, do_read=False)
-    stage.run()
-    stage.finalize()
+    with WriteGuard.for_args(args, writes={"--model": args.model}):
+        stage = DeepDiscInformer.make_stage(name="deepdisc_train", model=args.model,
+                                            **cfg.given(vars(args)))
+        stage.set_data("input", None, path=args.input, do_read=False)
+        stage.run()
+        stage.finalize()
     if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 writes the model
         print(f"wrote {args.model}")
     return 0
@@ -37,15 +37,14 @@ def _cmd_estimate(args: argparse.Namespace) -> int:
 
     cfg = EstimateConfig.from_mapping(args)
     detections = args.detections or _sibling(args.output, "_detections")
-    check_distinct_outputs({"--output": args.output, "--detections": detections})
-    for flag, path in (("--output", args.output), ("--detections", detections)):
-        check_output_path(path, flag, inputs=[args.input, args.model])
-    stage = DeepDiscEstimator.make_stage(name="deepdisc_estimate", model=args.model,
-                                         output=args.output, detections=detections,
-                                         **cfg.given(vars(args)))
-    stage.set_data("input", None, path=args.input, do_read=False)
-    stage.run()
-    stage.finalize()
+    with WriteGuard.for_args(args, writes={"--output": args.output,
+                                           "--detections": detections}):
+        stage = DeepDiscEstimator.make_stage(name="deepdisc_estimate", model=args.model,
+                                             output=args.output, detections=detections,
+                                             **cfg.given(vars(args)))
+        stage.set_data("input", None, path=args.input, do_read=False)
+        stage.run()
+        stage.finalize()
     print(f"wrote {args.output} and {detections}")
     return 0
 
@@ -54,10 +53,11 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     from rail.deepdisc.net.recalibrate import recalibrate_model
 
     compute = ComputeOptions.from_mapping(args)
-    fit = recalibrate_model(args.model, args.input, args.output, scenes=args.scenes,
-                            fit_shift=not args.widths_only, batch_size=args.batch_size,
-                            device=compute.device, num_threads=compute.num_threads,
-                            progress=not args.quiet)
+    with WriteGuard.for_args(args, writes={"--output": args.output}):
+        fit = recalibrate_model(args.model, args.input, args.output, scenes=args.scenes,
+                                fit_shift=not args.widths_only, batch_size=args.batch_size,
+                                device=compute.device, num_threads=compute.num_threads,
+                                progress=not args.quiet)
     print(f"wrote {args.output}: PDF widths x {fit['width_scale']:.3f}, means shifted by "
           f"{fit['z_shift']:+.4f} in ln(1+z); NLL {fit['nll_before']:.3f} -> "
           f"{fit['nll_after']:.3f} on {fit['n_objects']} objects")

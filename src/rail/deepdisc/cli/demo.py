@@ -6,10 +6,13 @@ import argparse
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from rail.deepdisc.store.write_guard import WriteGuard
     from rail.pipelines.deepdisc.demo import run_demo
 
-    report = run_demo(args.output_dir, quick=args.quick, eazy_templates=args.eazy_templates,
-                      progress=not args.quiet)
+    # the folder is filled stage by stage and resumed: checked, not replaced
+    with WriteGuard.for_args(args, folders={"--output-dir": args.output_dir}, overwrite=True):
+        report = run_demo(args.output_dir, quick=args.quick,
+                          eazy_templates=args.eazy_templates, progress=not args.quiet)
     with open(report, encoding="utf-8") as fin:
         text = fin.read()
     section = text.split("## ")[1] if "## " in text else text

@@ -17,13 +17,16 @@ from rail.deepdisc.sim.example_field import ExampleFieldOptions
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
 from rail.deepdisc.store.mosaic import TilerConfig
 from rail.deepdisc.store.mosaic_io import MosaicMapOptions
+from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_fits_field(args: argparse.Namespace) -> int:
     from rail.deepdisc.sim.example_field import write_example_field
 
-    field = write_example_field(args.output_dir, ExampleFieldOptions.from_mapping(args),
-                                progress=not args.quiet)
+    opts = ExampleFieldOptions.from_mapping(args)
+    with WriteGuard.for_args(args, folders={"--output-dir": args.output_dir},
+                             overwrite=opts.overwrite):
+        field = write_example_field(args.output_dir, opts, progress=not args.quiet)
     print(f"wrote {field.inputs}: {field.n_objects} catalog objects on the mosaics, "
           f"{field.n_spec} spectroscopic redshifts (truth: {field.truth})")
     return 0
@@ -36,7 +39,10 @@ def _cmd_field(args: argparse.Namespace) -> int:
     options = load_field_inputs(args.inputs) if args.inputs else {}
     options.update({k: v for k, v in vars(args).items()
                     if k not in ("func", "inputs", "output_dir", "quiet", "verbose")})
-    paths = run_field(options, args.output_dir, progress=not args.quiet)
+    # the folder is filled stage by stage and resumed: checked, not replaced
+    with WriteGuard.for_args(args, folders={"--output-dir": args.output_dir}, overwrite=True,
+                             reads={"--inputs": args.inputs}):
+        paths = run_field(options, args.output_dir, progress=not args.quiet)
     print(f"catalog: {paths['catalog']}\nreport: {paths['report']}")
     return 0
 

@@ -11,14 +11,16 @@ import argparse
 
 from rail.deepdisc.store.deepdisc_import import ImportOptions
 from rail.deepdisc.store.mosaic import TilerConfig
+from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_tile(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.mosaic import tile_mosaic
 
     cfg = TilerConfig.from_mapping(args)
-    summary = tile_mosaic(cfg, args.catalog, args.output, progress=not args.quiet,
-                          provenance={"command": "rail-deepdisc tile"})
+    with WriteGuard.for_args(args, writes={"--output": args.output}):
+        summary = tile_mosaic(cfg, args.catalog, args.output, progress=not args.quiet,
+                              provenance={"command": "rail-deepdisc tile"})
     print(f"wrote {summary.output}: {summary.n_tiles_written} tiles of {cfg.tile_size} x "
           f"{cfg.tile_size} pixels, {summary.n_listed} of {summary.n_catalog} catalog "
           f"objects ({summary.n_catalog - summary.n_inside} outside the mosaics, "
@@ -29,7 +31,9 @@ def _cmd_tile(args: argparse.Namespace) -> int:
 def _cmd_import_deepdisc(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.deepdisc_import import import_store
 
-    summary = import_store(ImportOptions.from_mapping(args), args.output)
+    opts = ImportOptions.from_mapping(args)
+    with WriteGuard.for_args(args, writes={"--output": args.output}):
+        summary = import_store(opts, args.output)
     print(f"wrote {summary.output}: {summary.n_images} scenes, {summary.n_objects} objects "
           f"({summary.n_not_centred} annotations centred outside their image left out)")
     return 0

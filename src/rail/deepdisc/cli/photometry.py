@@ -12,19 +12,21 @@ import argparse
 def _cmd_photometry(args: argparse.Namespace) -> int:
     from rail.deepdisc.fit.photometry import measure_store
     from rail.deepdisc.fit.photometry_options import PhotometryOptions
-    from rail.deepdisc.store.atomic import check_output_path
     from rail.deepdisc.store.provenance import provenance_json
     from rail.deepdisc.store.tables import write_table
+    from rail.deepdisc.store.write_guard import WriteGuard
 
     opts = PhotometryOptions.from_mapping(args)
     detections = opts.detections or None
-    check_output_path(args.output, "--output", inputs=[args.scenes, detections])
-    table, notes = measure_store(args.scenes, opts.photometry, detections=detections,
-                                 objects_per_chunk=opts.chunk_size, progress=not args.quiet)
-    prov = provenance_json({"photometry": opts.photometry.as_dict(), "measurement": notes,
-                            "scenes": args.scenes, "detections": detections},
-                           "rail-deepdisc photometry")
-    write_table(table, args.output, prov)
+    with WriteGuard.for_args(args, writes={"--output": args.output}, skip=("scenes",),
+                             reads={"SCENES": args.scenes}):
+        table, notes = measure_store(args.scenes, opts.photometry, detections=detections,
+                                     objects_per_chunk=opts.chunk_size,
+                                     progress=not args.quiet)
+        prov = provenance_json({"photometry": opts.photometry.as_dict(), "measurement": notes,
+                                "scenes": args.scenes, "detections": detections},
+                               "rail-deepdisc photometry")
+        write_table(table, args.output, prov)
     print(f"wrote {args.output}: {len(table['object_id'])} rows "
           f"({opts.photometry.method} photometry)")
     return 0

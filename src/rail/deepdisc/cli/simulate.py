@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 
 from rail.deepdisc.sim.field import FieldSpec
+from rail.deepdisc.store.write_guard import WriteGuard
 from rail.deepdisc.workers import WorkerOptions
 
 
@@ -26,32 +27,45 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from rail.deepdisc.sim.field import simulate_field
 
     spec = FieldSpec.from_mapping(args)
-    path = simulate_field(spec, args.output, catalog_output=args.catalog_output,
-                          n_workers=WorkerOptions.from_mapping(args).count,
-                          progress=not args.quiet)
+    writes = {"--output": args.output, "--catalog-output": args.catalog_output}
+    with WriteGuard.for_args(args, writes=writes):
+        path = simulate_field(spec, args.output, catalog_output=args.catalog_output,
+                              n_workers=WorkerOptions.from_mapping(args).count,
+                              progress=not args.quiet)
     _print_written(path)
     return 0
 
 
 def scene_selection(text: str) -> int | slice | None:
-    """A ``--scenes`` entry: ``all``, ``N`` (the first N) or ``START:STOP``."""
+    """A ``--scenes`` entry, parsed here only: ``all``, ``N`` (the first N, N >= 1) or
+    ``START:STOP`` (0 <= START < STOP; STOP may be left out); no negative index, no empty
+    selection."""
     text = text.strip()
     try:
         if text == "all":
             return None
         if ":" in text:
             start, stop = text.split(":")
-            return slice(int(start) if start else None, int(stop) if stop else None)
+            first = int(start) if start else 0
+            last = int(stop) if stop else None
+            if first < 0 or (last is not None and last <= first):
+                raise ValueError(text)
+            return slice(first, last)
+        if int(text) < 1:
+            raise ValueError(text)
         return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"--scenes entry {text!r}: give 'all', N (the first N) or START:STOP") from None
+            f"--scenes entry {text!r}: give 'all', N >= 1 (the first N) or START:STOP with "
+            "0 <= START < STOP (no negative index, no empty selection)") from None
 
 
 def _cmd_join(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.join import join_stores
 
-    path = join_stores(args.stores, args.output, args.scenes, progress=not args.quiet)
+    with WriteGuard.for_args(args, writes={"--output": args.output}, skip=("stores",),
+                             reads={"STORES": args.stores}):
+        path = join_stores(args.stores, args.output, args.scenes, progress=not args.quiet)
     _print_written(path)
     return 0
 
@@ -59,7 +73,9 @@ def _cmd_join(args: argparse.Namespace) -> int:
 def _cmd_show(args: argparse.Namespace) -> int:
     from rail.deepdisc.evaluate.display import show_scene
 
-    out = show_scene(args.scenes, args.scene, args.output, labels=not args.no_labels)
+    with WriteGuard.for_args(args, writes={"--output": args.output}, skip=("scenes",),
+                             reads={"SCENES": args.scenes}):
+        out = show_scene(args.scenes, args.scene, args.output, labels=not args.no_labels)
     print(f"wrote {out}")
     return 0
 

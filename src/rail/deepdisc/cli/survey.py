@@ -8,12 +8,15 @@ from __future__ import annotations
 import argparse
 
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
+from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_survey(args: argparse.Namespace) -> int:
     from rail.deepdisc.sim.survey_from_mosaics import survey_from_mosaics
 
-    result = survey_from_mosaics(MosaicSurveyOptions.from_mapping(args), args.output)
+    opts = MosaicSurveyOptions.from_mapping(args)
+    with WriteGuard.for_args(args, writes={"--output": args.output}):
+        result = survey_from_mosaics(opts, args.output)  # its companions guarded there
     preset = result.preset
     print(f"wrote {result.output}: survey {preset.name}, {preset.pixel_scale:g}\"/pixel, "
           f"depths 5 sigma in r = {preset.depth_aperture_arcsec:g}\"")

@@ -163,21 +163,6 @@ def partition_order(files: list[Path], max_rows: int, finest: int = FINEST_ORDER
     return finest
 
 
-def publish_folder(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
-    """Rename a complete folder onto ``final``; a folder already there is moved aside first
-    and removed only once the new one is in place."""
-    from rail.deepdisc.store.atomic import temporary_sibling
-
-    final = Path(final)
-    if final.exists():
-        old = temporary_sibling(final)
-        os.replace(final, old)
-        os.replace(tmp, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, final)
-
-
 def import_parts(parts: str | os.PathLike, path: str | os.PathLike, *, max_rows: int = 250_000,
                  workers: int = 1, overwrite: bool = False) -> int:
     """Partition the Parquet parts of a folder into a HATS catalog at ``path``; returns the
@@ -200,6 +185,7 @@ def import_parts(parts: str | os.PathLike, path: str | os.PathLike, *, max_rows:
     import pyarrow.parquet as pq
 
     from rail.deepdisc.store.atomic import temporary_sibling
+    from rail.deepdisc.store.write_guard import publish_folder
 
     require_hats()
     final = check_hats_output(path, "HATS catalog", overwrite=overwrite)
@@ -217,7 +203,7 @@ def import_parts(parts: str | os.PathLike, path: str | os.PathLike, *, max_rows:
         work.mkdir()
         order = partition_order(files, max_rows)
         _run_import(files, schema_file, work, name, total, max_rows, order, workers)
-        publish_folder(work / name, final)
+        publish_folder(work / name, final)  # the write guard's: one publication rule
     finally:
         shutil.rmtree(work, ignore_errors=True)
         schema_file.unlink(missing_ok=True)

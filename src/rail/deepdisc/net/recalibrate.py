@@ -43,12 +43,34 @@ def calibration_scenes(store_path: str, bands: list[str], scenes: int | slice | 
                                  f"{store_path} has bands {list(store.bands)}")
         index = np.asarray(scene_range(store, scenes))
         objects = store.objects(["scene", "redshift"])
-    n_labelled = int((np.isin(objects["scene"], index)
-                      & np.isfinite(objects["redshift"])).sum())
-    if n_labelled < MIN_CALIBRATION_OBJECTS:
+        labelled = np.isin(objects["scene"], index) & np.isfinite(objects["redshift"])
+        n_labelled = int(labelled.sum())
+        n_seen = int(labelled_with_data(store, labelled).sum())
+    if n_seen < MIN_CALIBRATION_OBJECTS:
         raise InputError(f"{store_path}: {n_labelled} objects of the chosen scenes have a "
-                         f"redshift; a calibration needs at least {MIN_CALIBRATION_OBJECTS}")
+                         f"redshift, {n_seen} of them with valid pixels at their centre; a "
+                         f"calibration needs at least {MIN_CALIBRATION_OBJECTS}")
     return index
+
+
+def labelled_with_data(store: SceneStore, rows: np.ndarray) -> np.ndarray:
+    """Which of the objects ``rows`` (a mask over the store's objects) have a finite pixel
+    of non-zero inverse variance, in some band, at their centre: objects without any are
+    not fitted on (their images carry no information)."""
+    out = np.zeros(rows.shape, bool)
+    objects = store.objects(["scene", "x", "y"])
+    for scene in np.unique(objects["scene"][rows]):
+        sel = np.flatnonzero(rows & (objects["scene"] == scene))
+        images = store._file["images"][int(scene)]  # as stored: NaN not yet set to 0
+        _, h, w = images.shape
+        px = np.clip(np.floor(objects["x"][sel] + 0.5).astype(int), 0, w - 1)
+        py = np.clip(np.floor(objects["y"][sel] + 0.5).astype(int), 0, h - 1)
+        valid = np.isfinite(images)
+        if store.has_ivar:
+            ivar = store._file["ivar"][int(scene)]
+            valid &= np.isfinite(ivar) & (ivar > 0)
+        out[sel] = valid[:, py, px].any(axis=0)
+    return out
 
 
 def calibrate_on_store(model: DeepDiscNet, store_path: str, bands: list[str],

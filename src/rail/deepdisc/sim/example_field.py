@@ -38,6 +38,8 @@ class ExampleFieldOptions(Options):
     spec_mag_50: float = option(26.5, "magnitude (survey's detection band) at which half of "
                                 "the spectroscopic targets get a redshift")
     seed: int = option(0, "random seed", ge=0)
+    overwrite: bool = option(False, "replace an output folder that already holds files, "
+                             "whole (the new field is renamed into place once complete)")
     seds: SEDOptions = field(default_factory=SEDOptions)
 
 
@@ -55,7 +57,28 @@ class ExampleField:
 
 def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
                         progress: bool = True) -> ExampleField:
-    """Simulate the field and write its mosaics, catalogs and ``field_inputs.yml``."""
+    """Simulate the field and write its mosaics, catalogs and ``field_inputs.yml``.
+
+    The files are written into a fresh hidden folder renamed into place once complete: an
+    ``out_dir`` holding files is refused unless ``opts.overwrite``, and then replaced
+    whole, never mixed with an earlier field (:class:`~rail.deepdisc.store.write_guard.\
+WriteGuard`).
+    """
+    from rail.deepdisc.store.write_guard import WriteGuard
+
+    opts.validate()
+    what = "output folder (--output-dir)"
+    guard = WriteGuard(folders={what: out_dir}, overwrite=opts.overwrite)
+    with guard, guard.folder(what) as out:  # published whole once complete
+        paths = _write_field(out, opts, progress)
+    final = Path(out_dir).absolute()
+    moved = {k: str(final / Path(v).relative_to(out)) if isinstance(v, str) else v
+             for k, v in paths.items()}
+    return ExampleField(**moved)
+
+
+def _write_field(out: Path, opts: ExampleFieldOptions, progress: bool) -> dict:
+    """Write the field into the (new, empty) folder ``out``; the ExampleField's fields."""
     import yaml
     from astropy.table import Table
 
@@ -63,19 +86,12 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
     from rail.deepdisc.sim.fits_field import write_fits_field, write_psf_images
     from rail.deepdisc.sim.labels import SpecSelection
     from rail.deepdisc.sim.surveys import get_survey
-    from rail.deepdisc.store.atomic import atomic_output, check_output_path
+    from rail.deepdisc.store.atomic import atomic_output
 
-    opts.validate()
-    out = Path(out_dir)
     truth = out / "truth.hdf5"
     truth_table = out / "truth_catalog.fits"
     inputs_path = out / "field_inputs.yml"
     preset = get_survey(opts.survey)
-    for path, what in ((truth, "scene store"), (inputs_path, "field inputs"),
-                       (truth_table, "truth catalog"),
-                       *((out / f"psf_{b}.fits", "PSF image") for b in preset.bands)):
-        check_output_path(path, what)
-    out.mkdir(parents=True, exist_ok=True)
     spec = FieldSpec(survey=opts.survey, n_scenes=1, scene_size=opts.mosaic_size,
                      objects_per_scene=opts.density * (opts.mosaic_size / 128.0) ** 2,
                      seed=opts.seed, **opts.seds.given(SEDOptions.option_specs()))
@@ -110,9 +126,9 @@ def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
                        + yaml.safe_dump(inputs, sort_keys=False), encoding="utf-8")
     log.info("wrote %s: %d catalog objects on the mosaic, %d spectroscopic redshifts",
              inputs_path, field.object_id.size, n_spec)
-    return ExampleField(inputs=str(inputs_path), catalog=field.catalog,
-                        spectra=field.spectra, truth=str(truth),
-                        n_objects=int(field.object_id.size), n_spec=n_spec)
+    return {"inputs": str(inputs_path), "catalog": str(field.catalog),
+            "spectra": str(field.spectra), "truth": str(truth),
+            "n_objects": int(field.object_id.size), "n_spec": n_spec}
 
 
 def write_truth_table(store: str | os.PathLike, path: str | os.PathLike) -> str:

@@ -10,9 +10,9 @@ from typing import Any
 
 from rail.deepdisc.sim.population import PopulationConfig, sample_population
 from rail.deepdisc.sim.render import RenderConfig, plan_scenes, render_catalog
-from rail.deepdisc.store.atomic import check_distinct_outputs, check_output_path
 from rail.deepdisc.store.provenance import provenance_json
 from rail.deepdisc.store.tables import write_table
+from rail.deepdisc.store.write_guard import check_writes
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,9 @@ def simulate_field(spec: FieldSpec, output: str | os.PathLike, *,
     output path is bad (``output`` and ``catalog_output`` must be two files).
     """
     spec.validate()
-    check_distinct_outputs({"output": output, "catalog_output": catalog_output})
-    check_output_path(output, "scene store")
-    if catalog_output is not None:
-        check_output_path(catalog_output, "catalog")
+    # the survey file (and the noise kernels and PSFs it names) is read: never written
+    check_writes({"scene store (output)": output, "catalog (catalog_output)": catalog_output},
+                 {"survey": spec.survey, "input": list(inputs)}, create_parents=True)
     plan = plan_scenes(spec)
     population = spec.resolved()
     log.info("drawing %d galaxies (%s, %s < %.2f, z < %.1f)", plan.n_needed, spec.survey,

@@ -36,7 +36,7 @@ import numpy as np
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.options import option
 from rail.deepdisc.spectra.bands import band_filter
-from rail.deepdisc.store.atomic import atomic_output, check_output_path
+from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.mosaic_io import (
     MosaicImage,
     MosaicMapOptions,
@@ -44,6 +44,7 @@ from rail.deepdisc.store.mosaic_io import (
     flux_factor,
     split_spec,
 )
+from rail.deepdisc.store.write_guard import WriteGuard, file_set
 
 log = logging.getLogger(__name__)
 
@@ -430,23 +431,33 @@ def survey_from_mosaics(opts: MosaicSurveyOptions, output: str | os.PathLike,
 
     opts.validate()
     inputs = opts.input_paths()
-    out = check_output_path(output, "survey file (--output)", inputs)
+    out = Path(os.path.expanduser(os.fspath(output)))
     stem = out.with_suffix("") if companion_stem is None else Path(companion_stem)
     if stem.parent.resolve() != out.parent.resolve():
         raise OptionError(f"companion files {stem}_*.fits must be beside the survey file "
                           f"{out}")
-    for band in opts.images:
-        for key in (f"psf_{band}", f"noise_{band}"):
-            check_output_path(companion_path(stem, key), "companion file", inputs)
-    scale = _common_scale(opts)
-    measured = [measure_band(opts, band, scale, stem) for band in opts.images]
-    for m in measured:
-        for key, array in m.extra_files.items():
-            _write_fits(array, companion_path(stem, key))
-    aperture = opts.depth_aperture_arcsec or round(
-        max(noise_equivalent_radius(m.psf, scale) for m in measured), 3)
-    data = _survey_data(opts, out, stem, measured, scale, aperture)
-    write_survey_file(data, out, tuple(inputs))
+    companions = {f"companion file {companion_path(stem, key).name}": companion_path(stem, key)
+                  for band in opts.images for key in (f"psf_{band}", f"noise_{band}")}
+    guard = WriteGuard(reads={"mosaics, maps and PSFs": inputs},
+                       writes={**companions, "survey file (--output)": out})
+    with guard:  # every output checked before any work; published together
+        scale = _common_scale(opts)
+        measured = [measure_band(opts, band, scale, stem) for band in opts.images]
+        for m in measured:
+            for key, array in m.extra_files.items():
+                if not np.all(np.isfinite(array)):
+                    kind = "PSF" if key.startswith("psf_") else "noise kernel"
+                    raise InputError(f"band {m.band}: the measured {kind} is not finite "
+                                     f"(mosaic {opts.images[m.band]}); nothing written")
+        with file_set() as files:  # companions replaced only if the survey file is good
+            for m in measured:
+                for key, array in m.extra_files.items():
+                    _write_fits(array, files.stage(companion_path(stem, key)))
+            files.publish()
+            aperture = opts.depth_aperture_arcsec or round(  # reads the PSF companions
+                max(noise_equivalent_radius(m.psf, scale) for m in measured), 3)
+            data = _survey_data(opts, out, stem, measured, scale, aperture)
+            write_survey_file(data, out, tuple(inputs))
     return MosaicSurvey(output=os.fspath(out), preset=read_survey_file(out), bands=measured)
 
 

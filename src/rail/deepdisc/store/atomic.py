@@ -16,7 +16,7 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -61,11 +61,43 @@ def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return os.path.realpath(pa) == os.path.realpath(pb)
 
 
-def check_output_path(path: str | os.PathLike, what: str = "output",
-                      inputs: Iterable[str | os.PathLike | None] = ()) -> Path:
-    """Check, before any work, that a file can be written at ``path``.
+def _input_pairs(inputs: Iterable[str | os.PathLike | None]
+                 | Mapping[str, str | os.PathLike | Iterable[str | os.PathLike] | None]
+                 ) -> list[tuple[str, str | os.PathLike]]:
+    """(what, path) of every input given as paths or as ``{option: path(s)}``."""
+    if isinstance(inputs, Mapping):
+        pairs = []
+        for what, value in inputs.items():
+            values = [value] if isinstance(value, (str, os.PathLike)) or value is None \
+                else list(value)
+            pairs += [(what, v) for v in values if v not in (None, "")]
+        return pairs
+    return [("", v) for v in inputs if v not in (None, "")]
 
-    The parent directory is created if missing.
+
+def nearest_existing(path: str | os.PathLike) -> Path:
+    """The path itself or its nearest ancestor that exists."""
+    p = Path(os.path.abspath(_expand(path)))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def missing_parents(path: str | os.PathLike) -> list[Path]:
+    """The ancestors of ``path`` that do not exist yet, deepest first."""
+    p = Path(os.path.abspath(_expand(path))).parent
+    missing = []
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    return missing
+
+
+def check_output_path(path: str | os.PathLike, what: str = "output",
+                      inputs: Iterable[str | os.PathLike | None]
+                      | Mapping[str, str | os.PathLike | Iterable[str | os.PathLike] | None]
+                      = (), *, create_parent: bool = True) -> Path:
+    """Check, before any work, that a file can be written at ``path``.
 
     Parameters
     ----------
@@ -74,7 +106,11 @@ def check_output_path(path: str | os.PathLike, what: str = "output",
     what
         How to name the output in messages (e.g. ``"model"``, ``"--output"``).
     inputs
-        The run's input files; the output may not be any of them.
+        The run's input files (or ``{option: path(s)}``, so that messages name the option);
+        the output may not be any of them.
+    create_parent
+        Create the missing parent directories once the checks pass (the write guard of a
+        whole run checks every output first and creates nothing).
 
     Raises
     ------
@@ -84,24 +120,39 @@ def check_output_path(path: str | os.PathLike, what: str = "output",
     p = _expand(path)
     if not p.name or p.is_dir():
         raise OutputPathError(f"{what} {p} is a directory, not a file name; nothing written")
-    for source in inputs:
-        if source not in (None, "") and same_file(p, source):
-            raise OutputPathError(f"{what} {p} is also an input of this run; choose another "
-                                  "file name (nothing written)")
+    for option, source in _input_pairs(inputs):
+        if same_file(p, source):
+            read_as = f" (read as {option})" if option else ""
+            raise OutputPathError(f"{what} {p} is also an input of this run{read_as}; choose "
+                                  "another file name (nothing written)")
     parent = p.parent if str(p.parent) else Path(".")
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise OutputPathError(f"{what} {p}: cannot create directory {parent}: {err}") from err
-    probe = temporary_sibling(p)
+    existing = nearest_existing(parent)
+    if not existing.is_dir():
+        raise OutputPathError(f"{what} {p}: cannot create directory {parent}: {existing} is "
+                              "not a directory (nothing written)")
+    probe = temporary_sibling(existing / p.name)
     try:
         probe.touch(exist_ok=False)
     except OSError as err:
-        raise OutputPathError(f"{what} {p}: cannot write in {parent}: {err}") from err
+        raise OutputPathError(f"{what} {p}: cannot write in {existing}: {err.strerror or err}"
+                              " (nothing written)") from err
     probe.unlink(missing_ok=True)
     if p.exists() and not os.access(p, os.W_OK):
         raise OutputPathError(f"{what} {p} exists and is not writable")
+    if create_parent:
+        make_parents(p)
     return p
+
+
+def make_parents(path: str | os.PathLike) -> None:
+    """Create the missing parent directories of an output file."""
+    parent = _expand(path).parent
+    if str(parent):
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise OutputPathError(f"output {path}: cannot create directory {parent}: {err}") \
+                from err
 
 
 def check_distinct_outputs(outputs: dict[str, str | os.PathLike | None]) -> None:

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 
 from rail.deepdisc.errors import SceneStoreError
 from rail.deepdisc.store.scenes import SceneStore, SceneWriter
+from rail.deepdisc.store.write_guard import check_writes
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +40,46 @@ def _text(value):
 
 def scene_range(store: SceneStore, selection: int | slice | None) -> range:
     """The scenes of a store a selection names: all of them (None), the first ``n`` (an int)
-    or a slice of them; a selection beyond the store's scenes is refused, naming it."""
+    or a slice of them; a negative index, an empty selection or one beyond the store's
+    scenes is refused, naming the store."""
+    def refuse(what: object) -> SceneStoreError:
+        return SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
+                               f"cannot take {what} (no negative index, no empty "
+                               "selection)")
+
     if isinstance(selection, slice):
-        if selection.step not in (None, 1) or (selection.stop or 0) > store.n_scenes:
-            raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
-                                  f"cannot take {selection.start}:{selection.stop}")
-        return range(*selection.indices(store.n_scenes))
-    if selection is None or 0 <= selection <= store.n_scenes:
-        return range(store.n_scenes if selection is None else int(selection))
-    raise SceneStoreError(f"scene store {store.path} holds {store.n_scenes} scenes; "
-                          f"cannot take {selection}")
+        start, stop = selection.start or 0, selection.stop
+        if selection.step not in (None, 1) or start < 0 or (stop is not None and (
+                stop > store.n_scenes or stop <= start)) or start >= store.n_scenes:
+            raise refuse(f"{selection.start}:{selection.stop}")
+        return range(start, store.n_scenes if stop is None else stop)
+    if selection is None:
+        if store.n_scenes == 0:
+            raise refuse("its scenes")
+        return range(store.n_scenes)
+    if 1 <= selection <= store.n_scenes:
+        return range(int(selection))
+    raise refuse(selection)
 
 
 def _scene_ranges(stores: Sequence[SceneStore], scenes: Sequence[int | slice | None] | None
                   ) -> list[range]:
-    """The scenes taken from each store (:func:`scene_range`)."""
+    """The scenes taken from each store (:func:`scene_range`); a scene taken twice (one
+    store given twice with overlapping selections) is refused."""
     if scenes is None:
         scenes = [None] * len(stores)
     if len(scenes) != len(stores):
         raise SceneStoreError(f"scenes gives {len(scenes)} selections for {len(stores)} stores")
-    return [scene_range(store, sel) for store, sel in zip(stores, scenes, strict=True)]
+    ranges = [scene_range(store, sel) for store, sel in zip(stores, scenes, strict=True)]
+    taken: dict[str, set[int]] = {}
+    for store, r in zip(stores, ranges, strict=True):
+        key = os.path.realpath(store.path)
+        twice = taken.setdefault(key, set()) & set(r)
+        if twice:
+            raise SceneStoreError(f"scene store {store.path} is given twice and scenes "
+                                  f"{sorted(twice)[:5]} would be joined twice")
+        taken[key] |= set(r)
+    return ranges
 
 
 def _check_compatible(stores: Sequence[SceneStore]) -> None:
@@ -107,6 +128,7 @@ def join_stores(inputs: Sequence[str | os.PathLike], output: str | os.PathLike,
     """
     if len(inputs) < 2:
         raise SceneStoreError(f"joining needs at least two scene stores, got {len(inputs)}")
+    check_writes({"output": output}, {"input": list(inputs)})  # before any store is opened
     stores = [SceneStore(p) for p in inputs]
     try:
         _check_compatible(stores)
