@@ -68,7 +68,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from jwst_benchmark import _bpz, _labelled, _metrics, _photometry, _train
+from common import fit_bpz, labelled_rows, measure_photometry, method_metrics, train_model
 
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
@@ -235,7 +235,7 @@ def bright_metrics(ens, store: str) -> dict:
     z = np.asarray(truth["redshift"], float)
     rows = np.flatnonzero((truth["snr_jwst_f200w"] > 10) & np.isfinite(z))
     zmode = np.ravel(ens.ancil["zmode"]).astype(float)
-    m = _metrics(ens, z, zmode, rows)
+    m = method_metrics(ens, z, zmode, rows)
     return {**{k: float(m[k]) for k in REPORTED},
             "delta": (zmode[rows] - z[rows]) / (1.0 + z[rows])}
 
@@ -376,7 +376,7 @@ def _continued(store: str, pretrained: Path, cfg: TrainConfig, epochs: int, lr: 
     seed), from its weights, without warm-up, at peak learning rate ``lr``."""
     path = pretrained.with_name(f"{pretrained.stem}_cont{epochs}_lr{lr:g}.pt")
     more = replace(cfg, epochs=epochs, warmup_steps=0, learning_rate=lr)
-    return path, _train(store, str(path), more, init=str(pretrained))
+    return path, train_model(store, str(path), more, init=str(pretrained))
 
 
 def _home_calibrated(home_store: str, pretrained: Path, threads: int) -> tuple[Path, dict]:
@@ -417,13 +417,13 @@ def main(argv: list[str] | None = None) -> int:
     seeds = [int(x) for x in args.seeds.split(",")]
     minutes, seed_models, seed_paths = {}, {}, {}
     for name in ("home", "randomised"):
-        store = Path(stores[f"{name}_train"]).stem
+        store = Path(stores[f"{name}train_model"]).stem
         for seed in seeds:
             path = work / f"model_{store}_{args.backbone}_e{args.epochs}{_seed_tag(seed)}.pt"
-            trained = _train(stores[f"{name}_train"], str(path), replace(cfg, seed=seed))
+            trained = train_model(stores[f"{name}train_model"], str(path), replace(cfg, seed=seed))
             minutes[f"{name} seed {seed}"] = trained["minutes"]
             if args.continue_epochs:
-                path, trained = _continued(stores[f"{name}_train"], path,
+                path, trained = _continued(stores[f"{name}train_model"], path,
                                            replace(cfg, seed=seed), args.continue_epochs,
                                            args.continue_lr)
                 minutes[f"{name} seed {seed}"] += trained["minutes"]
@@ -442,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
         for seed in seeds if args.finetune_seeds == "all" else seeds[:1]:
             base = seed_paths["randomised", seed]
             path = work / f"{base.stem}_ft{n_labels}of{nf}_{recipe}.pt"
-            trained = _train(labelled_store, str(path), ft_cfg, init=str(base))
+            trained = train_model(labelled_store, str(path), ft_cfg, init=str(base))
             finetuned_seeds.setdefault(name, {})[seed] = trained["obj"]
             minutes[f"{name} seed {seed}"] = trained["minutes"]
 
@@ -499,11 +499,11 @@ def bpz_figures(stores: dict[str, str], work: Path, workers: int) -> dict:
     prior trained on the home training field, on both test fields."""
     from rail.deepdisc.spectra.template_sets import oracle_templates
 
-    train_table = _labelled(_photometry(stores["home_train"]))
+    train_table = labelled_rows(measure_photometry(stores["home_train"]))
     out = {}
     for test in ("home_test", "foreign_test"):
-        table = _photometry(stores[test])
-        ens, _, _ = _bpz(f"bpz_{test}", oracle_templates(), train_table, table, str(work),
+        table = measure_photometry(stores[test])
+        ens, _, _ = fit_bpz(f"bpz_{test}", oracle_templates(), train_table, table, str(work),
                          workers, list(NIRCAM_BANDS))
         out[test] = bright_metrics(ens, stores[test])
         print(f"BPZ (home templates) on {test}", json.dumps(out[test], default=_scalars),

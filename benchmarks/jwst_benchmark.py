@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -36,14 +37,8 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.evaluate.matching import completeness_purity
-from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
-from rail.deepdisc.net.config import EstimateConfig, TrainConfig
-from rail.deepdisc.net.density import FeatureDensity
+from rail.deepdisc.net.config import TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
-from rail.deepdisc.net.estimate import detect_rows, forced_rows
-from rail.deepdisc.net.model_file import build_from_state, read_model_file, save_model
-from rail.deepdisc.net.train import train
-from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.sim.labels import (
     SpecSelection,
     relabel_store,
@@ -54,138 +49,20 @@ from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
 
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
-METRICS = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "pit_cvm", "cde_loss", "n")
-ZGRID = np.linspace(0.0, 12.0, 1201)
-
-
-def _field(workdir: str, name: str, n: int, seed: int, size: int, workers: int) -> str:
-    path = os.path.join(workdir, f"{name}_{n}x{size}_seed{seed}.hdf5")
-    if not os.path.exists(path):
-        print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
-        simulate_field(FieldSpec(survey="jades", n_scenes=n, scene_size=size, seed=seed), path,
-                       n_workers=workers, progress=True)
-    return path
-
-
-def _train(store: str, path: str, cfg: TrainConfig, init: str | None = None) -> dict:
-    """Train (or reuse) a model; returns the loaded model object and minutes."""
-    if not os.path.exists(path):
-        t0 = time.perf_counter()
-        result = train(store, replace(cfg, init_model=init or ""))
-        minutes = (time.perf_counter() - t0) / 60.0
-        result.meta["training"]["minutes"] = minutes
-        save_model(path, result.model, result.meta, result.extras)
-    obj = read_model_file(path)
-    meta = json.loads(obj["meta"])
-    return {"obj": obj, "minutes": meta["training"].get("minutes",
-                                                         meta["training"]["seconds"] / 60)}
-
-
-def _deepdisc(model_obj, test: str, device, batch: int):
-    net = build_from_state(model_obj, device).eval()
-    density = FeatureDensity.from_state(model_obj["feature_density"]) \
-        if "feature_density" in model_obj else None
-    cfg = EstimateConfig()
-    with SceneStore(test) as store:
-        chunks = list(store.iter_chunks(objects_per_chunk=2000))
-    t0 = time.perf_counter()
-    parts = [forced_rows(net, c, cfg, device, density) for c in chunks]
-    t_forced = time.perf_counter() - t0
-    import qp
-
-    ens = qp.concatenate([p[0] for p in parts])
-    t0 = time.perf_counter()
-    parts = [detect_rows(net, c, cfg, device, density) for c in chunks]
-    det = {k: np.concatenate([part[k] for part in parts]) for k in parts[0]}
-    t_detect = time.perf_counter() - t0
-    return ens, det, t_forced, t_detect
-
-
-def _photometry(store: str):
-    from rail.deepdisc.fit.photometry import measure_store
-    from rail.deepdisc.fit.photometry_options import PhotometryConfig
-
-    return measure_store(store, PhotometryConfig())[0]
-
-
-def _bpz(name, tset, train_table, test_table, workdir, workers, bands, ref="jwst_f200w",
-         zmax=12.0, prior="flat"):
-    """BPZ (pz-rail-bpz) with template set ``tset``, prior magnitude in band ``ref``;
-    returns the test ensemble, the estimation and the set-up seconds."""
-    from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
-
-    from rail.deepdisc.fit.bpz import bpz_stage_configs, prepare_bpz_data
-    from rail.deepdisc.fit.photometry_table import mag_limits
-
-    t0 = time.perf_counter()
-    setup = prepare_bpz_data(os.path.join(workdir, f"{name}_data"), tset, bands, madau=True,
-                             n_workers=workers)
-    t_setup = time.perf_counter() - t0
-    inform, estimate = bpz_stage_configs(setup, [f"mag_{b}" for b in bands],
-                                         [f"mag_err_{b}" for b in bands],
-                                         mag_limits(test_table, bands, 31.4),
-                                         f"mag_{ref}", zmax=zmax, prior=prior)
-    inf = BPZliteInformer.make_stage(name=f"{name}_inform",
-                                     model=os.path.join(workdir, f"{name}.pkl"), **inform)
-    inf.inform({k: v.copy() for k, v in train_table.items()})
-    est = BPZliteEstimator.make_stage(name=name, model=inf.get_handle("model"),
-                                      output=os.path.join(workdir, f"{name}.hdf5"), **estimate)
-    t0 = time.perf_counter()
-    ens = est.estimate({k: v.copy() for k, v in test_table.items()}).data
-    return ens, time.perf_counter() - t0, t_setup
-
-
-def _eazy_templates(folder: str) -> tuple[str, str]:
-    """EAZY's fsps QSF 12 v3 + blue_sfhz_13 template lists and template error file in an
-    eazy-photoz ``templates/`` folder (the run stops at once, naming a missing file)."""
-    tdir = Path(folder)
-    fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
-    sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
-    tef = tdir / "TEMPLATE_ERROR.eazy_v1.0"
-    for f in (fsps, sfhz, tef):
-        if not f.exists():
-            raise SystemExit(f"EAZY template file {f} not found (--eazy-templates)")
-    return f"{fsps},{sfhz}", str(tef)
-
-
-def _eazy(name, templates, tef, train_table, test_table, workdir, prior: bool, bands,
-          prior_band="jwst_f200w", zmax=12.0):
-    """EAZY (eazy-py) with ``templates``, with or without a magnitude prior in
-    ``prior_band`` from the (labelled) training table; returns the test ensemble, the
-    estimation and the set-up seconds."""
-    from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
-
-    cfg = {"bands": [f"flux_{b}" for b in bands], "err_bands": [f"flux_err_{b}" for b in bands],
-           "hdf5_groupname": "", "input_type": "flux"}
-    if prior:
-        cfg["prior_band"] = f"flux_{prior_band}"
-    t0 = time.perf_counter()
-    model = EazyInformer.make_stage(
-        name=f"{name}_inform", model=os.path.join(workdir, f"{name}_model.hdf5"),
-        templates_file=templates, template_error_file=tef, filter_list=bands, zmax=zmax,
-        training_prior=prior, **cfg).inform(train_table)
-    t_setup = time.perf_counter() - t0
-    est = EazyEstimator.make_stage(name=name, model=model,
-                                   output=os.path.join(workdir, f"{name}.hdf5"), **cfg)
-    t0 = time.perf_counter()
-    ens = est.estimate(test_table).data
-    return ens, time.perf_counter() - t0, t_setup
-
-
-def _metrics(ens, z, zphot, rows) -> dict:
-    m = point_metrics(zphot[rows], z[rows])
-    if m["n"] >= 10:  # PIT statistics of a handful of objects are noise (and qp fails)
-        sub = ens[rows]
-        m.update({k: v for k, v in pit_metrics(sub, z[rows]).items() if k in METRICS})
-        m["cde_loss"] = cde_loss(sub, z[rows], ZGRID)
-    return {k: m.get(k, float("nan")) for k in METRICS}
-
-
-def _labelled(table: dict) -> dict:
-    keep = np.isfinite(table["redshift"])
-    return {k: np.asarray(v)[keep] for k, v in table.items()}
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import (
+    DEFAULT_TEMPLATES,
+    METRICS,
+    deepdisc_forced,
+    eazy_template_files,
+    fit_bpz,
+    fit_eazy,
+    labelled_rows,
+    measure_photometry,
+    method_metrics,
+    simulated_store,
+    train_model,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -228,14 +105,14 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     workers = args.workers or threads
     os.makedirs(args.workdir, exist_ok=True)
-    templates, tef = _eazy_templates(args.eazy_templates)
+    templates, tef = eazy_template_files(args.eazy_templates)
     t_start = time.perf_counter()
     timing: dict = {}
 
     # fields: training (labelled subset), test (all true redshifts)
     t0 = time.perf_counter()
-    train_all = _field(args.workdir, "train", args.train_scenes, 101, args.size, workers)
-    test = _field(args.workdir, "test", args.test_scenes, 202, args.size, workers)
+    train_all = simulated_store(args.workdir, "train", args.train_scenes, 101, args.size, workers)
+    test = simulated_store(args.workdir, "test", args.test_scenes, 202, args.size, workers)
     timing["simulation_minutes"] = (time.perf_counter() - t0) / 60
     selection = SpecSelection(mag_50=args.spec_mag50)
     objects = read_objects(train_all)
@@ -253,23 +130,23 @@ def main(argv: list[str] | None = None) -> int:
     tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}_spec{args.spec_mag50}"
     init, pre_minutes = None, 0.0
     if args.pretrain_scenes:
-        pre_store = _field(args.workdir, "pretrain", args.pretrain_scenes, 303, args.size,
+        pre_store = simulated_store(args.workdir, "pretrain", args.pretrain_scenes, 303, args.size,
                            workers)
         init = os.path.join(args.workdir, f"pretrain_{args.backbone}_e{args.pretrain_epochs}_"
                             f"n{args.pretrain_scenes}.pt")
         pre_cfg = replace(cfg, epochs=args.pretrain_epochs)
-        pre_minutes = _train(pre_store, init, pre_cfg)["minutes"]
+        pre_minutes = train_model(pre_store, init, pre_cfg)["minutes"]
         tag += f"_pre{args.pretrain_scenes}e{args.pretrain_epochs}_lr{args.finetune_lr:g}"
         cfg = replace(cfg, learning_rate=args.finetune_lr, freeze_backbone_epochs=1)
-    trained = _train(labelled, os.path.join(args.workdir, f"model_{tag}.pt"), cfg, init)
+    trained = train_model(labelled, os.path.join(args.workdir, f"model_{tag}.pt"), cfg, init)
     timing["training_minutes"] = trained["minutes"] + pre_minutes
     timing["pretraining_minutes"] = pre_minutes
-    ens_dd, det, t_forced, t_detect = _deepdisc(trained["obj"], test, device,
+    ens_dd, det, t_forced, t_detect = deepdisc_forced(trained["obj"], test, device,
                                                 args.batch_size)
 
     # template fitting on photometry of the same objects (+ HST catalog photometry)
-    test_table = _photometry(test)
-    train_table = _photometry(labelled)
+    test_table = measure_photometry(test)
+    train_table = measure_photometry(labelled)
     fit_bands = list(NIRCAM_BANDS)
     if args.template_bands == "nircam+hst":
         from rail.deepdisc.sim.catalog_photometry import HST_DEPTHS, catalog_photometry
@@ -280,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
             table.update(catalog_photometry(read_objects(store), HST_ACS_BANDS, HST_DEPTHS,
                                             seed))
         fit_bands = [*HST_ACS_BANDS, *NIRCAM_BANDS]
-    train_table = _labelled(train_table)
+    train_table = labelled_rows(train_table)
     ensembles = {"deepdisc": ens_dd}
     with SceneStore(test) as store:
         n_obj = store.n_objects
@@ -290,13 +167,13 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, tset in (("bpz_oracle", oracle_templates()), ("bpz_cww", "cww")):
         name = name if args.template_bands == "nircam" else f"{name}_hst"
-        ens, dt, t_setup = _bpz(name, tset, train_table, test_table, args.workdir, workers,
+        ens, dt, t_setup = fit_bpz(name, tset, train_table, test_table, args.workdir, workers,
                                 fit_bands)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
     for name, prior in (("eazy", True), ("eazy_noprior", False)):
         name = name if args.template_bands == "nircam" else f"{name}_hst"
-        ens, dt, t_setup = _eazy(name, templates, tef, train_table, test_table,
+        ens, dt, t_setup = fit_eazy(name, templates, tef, train_table, test_table,
                                  args.workdir, prior, fit_bands)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
@@ -312,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     for sname, mask in subsets.items():
         rows = np.flatnonzero(mask & np.isfinite(z))
         results["subsets"][sname] = {
-            name: _metrics(ens, z, np.ravel(ens.ancil["zmode"]).astype(float), rows)
+            name: method_metrics(ens, z, np.ravel(ens.ancil["zmode"]).astype(float), rows)
             for name, ens in ensembles.items()}
     order = np.argsort(truth["object_id"])
     pos = np.searchsorted(truth["object_id"][order], det["object_id"])
@@ -326,7 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         for flag in ("flag_ood", "flag_blend", "flag_low_snr", "flag_edge"):
             values = np.ravel(ens_dd.ancil[flag]).astype(bool)
             results["flags"][sname][flag] = {
-                str(v): _metrics(ens_dd, z, zdd, np.flatnonzero(subsets[sname] & (values == v)))
+                str(v): method_metrics(ens_dd, z, zdd,
+                                       np.flatnonzero(subsets[sname] & (values == v)))
                 for v in (False, True)}
     timing["total_minutes"] = (time.perf_counter() - t_start) / 60
     results["config"] = {**vars(args), "spec_selection": selection_record(selection, keep),

@@ -47,7 +47,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from jwst_benchmark import _bpz, _eazy, _eazy_templates, _metrics, _photometry, _train
+from common import (
+    eazy_template_files,
+    fit_bpz,
+    fit_eazy,
+    measure_photometry,
+    method_metrics,
+    train_model,
+)
 
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
@@ -66,7 +73,7 @@ ZMAX = 2.0  # template fitters' redshift grid: above the population's 1.5
 SUMMARY = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "cde_loss", "n")
 
 
-def _field(workdir: str, name: str, n: int, seed: int, size: int, per_scene: float,
+def simulated_store(workdir: str, name: str, n: int, seed: int, size: int, per_scene: float,
            workers: int) -> str:
     path = os.path.join(workdir, f"{name}_{n}x{size}_o{per_scene:g}_seed{seed}.hdf5")
     if not os.path.exists(path):
@@ -108,7 +115,7 @@ def _zmode(ens) -> np.ndarray:
 
 
 def _subset_metrics(ens, z: np.ndarray, subsets: dict[str, np.ndarray]) -> dict:
-    return {name: _metrics(ens, z, _zmode(ens), np.flatnonzero(mask))
+    return {name: method_metrics(ens, z, _zmode(ens), np.flatnonzero(mask))
             for name, mask in subsets.items()}
 
 
@@ -181,14 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     device = resolve_device(args.device)
     workers = args.workers or threads
     os.makedirs(args.workdir, exist_ok=True)
-    templates, tef = _eazy_templates(args.eazy_templates)
+    templates, tef = eazy_template_files(args.eazy_templates)
     t_start = time.perf_counter()
     timing: dict = {}
 
     t0 = time.perf_counter()
-    train_store = _field(args.workdir, "train", args.train_scenes, 501, args.size,
+    train_store = simulated_store(args.workdir, "train", args.train_scenes, 501, args.size,
                          args.objects_per_scene, workers)
-    test = _field(args.workdir, "test", args.test_scenes, 502, args.size,
+    test = simulated_store(args.workdir, "test", args.test_scenes, 502, args.size,
                   args.objects_per_scene, workers)
     timing["simulation_minutes"] = (time.perf_counter() - t0) / 60
 
@@ -197,14 +204,14 @@ def main(argv: list[str] | None = None) -> int:
                                         batch_size=args.batch_size, device=args.device,
                                         num_threads=args.threads, seed=1))
     tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}x{args.size}"
-    trained = _train(train_store, os.path.join(args.workdir, f"model_{tag}.pt"), cfg)
+    trained = train_model(train_store, os.path.join(args.workdir, f"model_{tag}.pt"), cfg)
     timing["training_minutes"] = trained["minutes"]
     ens_dd, t_forced = _forced(trained["obj"], test, device)
 
     # template fitting on photometry of the same objects; priors from the spectra
-    test_table = _photometry(test)
+    test_table = measure_photometry(test)
     train_objects = read_objects(train_store, ["spec_target"])
-    train_table = _photometry(train_store)
+    train_table = measure_photometry(train_store)
     spec = train_objects["spec_target"] > 0
     train_table = {k: np.asarray(v)[spec] for k, v in train_table.items()}
     ensembles = {"deepdisc": ens_dd}
@@ -215,12 +222,12 @@ def main(argv: list[str] | None = None) -> int:
 
     for name, tset, prior in (("bpz_cww_hdfn", "cww", "hdfn"),
                               ("bpz_oracle", oracle_templates(), "flat")):
-        ens, dt, t_setup = _bpz(name, tset, train_table, test_table, args.workdir, workers,
+        ens, dt, t_setup = fit_bpz(name, tset, train_table, test_table, args.workdir, workers,
                                 BANDS, ref="decam_i", zmax=ZMAX, prior=prior)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
     for name, prior in (("eazy_prior", True), ("eazy_noprior", False)):
-        ens, dt, t_setup = _eazy(name, templates, tef, train_table, test_table,
+        ens, dt, t_setup = fit_eazy(name, templates, tef, train_table, test_table,
                                  args.workdir, prior, BANDS, prior_band="decam_r", zmax=ZMAX)
         ensembles[name] = ens
         timing[name] = {"objects_per_s": n_obj / dt, "setup_seconds": t_setup}
