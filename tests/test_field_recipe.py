@@ -172,6 +172,13 @@ def test_validation_report_and_pictures(field_run):
     for name in ("DeepDISC", "EAZY", "photometry network", "hybrid"):
         assert f"| {name} |" in report
     assert "fsps QSF 12 v3" in report  # which template set ran
+    import json
+
+    metrics = json.loads((field_run / "report_files" / "metrics.json").read_text())
+    shares = metrics["ranking_stability"]
+    assert set(shares) == {"DeepDISC", *(m for m in metrics["ranking"] if m != "DeepDISC")}
+    assert abs(sum(shares.values()) - 1.0) < 1e-9
+    assert metrics["judgement"] in report and "bootstrap resamples" in report
     for name in ("field_map.png", "field_nz.png", "oof/zphot_vs_ztrue.png",
                  "photometric/zphot_vs_ztrue.png", "oof/metrics_vs_redshift.png"):
         assert (field_run / "report_files" / name).stat().st_size > 1000

@@ -129,3 +129,21 @@ def test_report_splits_metrics_by_quality_flag(tmp_path):
     assert m["flag_edge=1"]["n"] == 0
     text = (tmp_path / "report.md").read_text()
     assert "## By quality flag" in text and "| flag_ood=1 |" in text
+
+
+def test_cde_loss_terms_average_to_the_cde_loss():
+    """The per-object CDE-loss terms (for bootstrap resampling) average to qp's CDE loss."""
+    import qp
+
+    from rail.deepdisc.evaluate.metrics import cde_loss, cde_loss_terms
+
+    rng = np.random.default_rng(4)
+    n = 300
+    means = rng.uniform(0.2, 4.0, (n, 2))
+    ens = qp.Ensemble(qp.mixmod, data={"means": means, "stds": rng.uniform(0.05, 0.3, (n, 2)),
+                                       "weights": np.full((n, 2), 0.5)})
+    z = means[:, 0] + rng.normal(0, 0.1, n)
+    grid = np.linspace(0.0, 6.0, 601)
+    terms = cde_loss_terms(ens, z, grid)
+    assert terms.shape == (n,)
+    assert terms.mean() == pytest.approx(cde_loss(ens, z, grid), rel=1e-9)

@@ -11,6 +11,7 @@ report.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -66,6 +67,15 @@ class FieldSettings(Options):
         "", "a table of the catalog objects' true redshifts (columns id and redshift, "
         "optionally snr_<band>): simulated fields only; the report then also evaluates every "
         "method on the objects without spectra", path=True)
+
+
+def spectra_needed(folds: int) -> int:
+    """The fewest spectroscopic redshifts the recipe's ``folds``-fold cross-validation can
+    train on (each fold fine-tunes on (folds - 1) / folds of them, less the validation
+    scenes, and training needs ``MIN_TRAINING_LABELS``)."""
+    from rail.deepdisc.net.train import MIN_TRAINING_LABELS
+
+    return math.ceil(MIN_TRAINING_LABELS / (0.8 * (folds - 1) / folds))
 
 
 def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:

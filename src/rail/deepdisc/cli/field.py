@@ -11,8 +11,9 @@ them from a YAML file first (flags given on the command line win).
 from __future__ import annotations
 
 import argparse
+import sys
 
-from rail.deepdisc.field_recipe import FieldSettings
+from rail.deepdisc.field_recipe import FieldSettings, spectra_needed
 from rail.deepdisc.sim.example_field import ExampleFieldOptions
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
 from rail.deepdisc.store.mosaic import TilerConfig
@@ -29,6 +30,17 @@ def _cmd_fits_field(args: argparse.Namespace) -> int:
         field = write_example_field(args.output_dir, opts, progress=not args.quiet)
     print(f"wrote {field.inputs}: {field.n_objects} catalog objects on the mosaics, "
           f"{field.n_spec} spectroscopic redshifts (truth: {field.truth})")
+    from rail.deepdisc.evaluate.field_report import MIN_JUDGE_OBJECTS
+
+    folds = FieldSettings().folds
+    if field.n_spec < spectra_needed(folds):
+        print(f"warning: {field.n_spec} spectroscopic redshifts are too few for the field "
+              f"recipe's {folds}-fold cross-validation (it needs {spectra_needed(folds)}): "
+              "raise --mosaic-size or --spec-mag-50", file=sys.stderr)
+    elif field.n_spec < MIN_JUDGE_OBJECTS:
+        print(f"warning: {field.n_spec} spectroscopic redshifts: the field recipe runs, but "
+              f"with fewer than {MIN_JUDGE_OBJECTS} its out-of-fold figures cannot tell the "
+              "methods apart (raise --mosaic-size or --spec-mag-50)", file=sys.stderr)
     return 0
 
 

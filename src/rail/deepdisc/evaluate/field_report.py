@@ -30,6 +30,10 @@ from rail.deepdisc.store.atomic import atomic_output
 #: catalog: the CDE loss, a proper score of the whole PDF (scatter, outliers and
 #: calibration together)
 RANK_METRIC = "cde_loss"
+#: fewer bright out-of-fold objects than this, or a headline that ranks first in fewer than
+#: JUDGE_FRACTION of bootstrap resamples: the report says the run is too small to judge
+MIN_JUDGE_OBJECTS = 100
+JUDGE_FRACTION = 0.9
 
 
 def mosaic_rgb(images: Mapping[str, str], max_pixels: int = 1200
@@ -111,6 +115,35 @@ class FieldMethod:
     name: str
     oof: Any
     field: Any
+
+
+def ranking_stability(results: Sequence[MethodResult], z_true: np.ndarray,
+                      n_boot: int = 500, seed: int = 0) -> dict[str, float]:
+    """How often each method ranks first by the CDE loss when the out-of-fold objects are
+    resampled with replacement (``n_boot`` bootstrap samples)."""
+    from rail.deepdisc.evaluate.metrics import cde_loss_terms
+
+    z = np.asarray(z_true, float)
+    grid = np.linspace(0.0, max(6.0, float(np.nanmax(z)) * 1.1), 301)
+    terms = np.stack([cde_loss_terms(r.ensemble, z, grid) for r in results])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, z.size, size=(n_boot, z.size))
+    winners = np.argmin(terms[:, idx].mean(axis=2), axis=0)
+    counts = np.bincount(winners, minlength=len(results))
+    return {r.name: float(c / n_boot) for r, c in zip(results, counts, strict=True)}
+
+
+def judgement_note(stability: Mapping[str, float], headline: str, n_objects: int) -> str:
+    """One line on whether the out-of-fold sample can tell the methods apart."""
+    share = stability.get(headline, 0.0)
+    text = (f"the headline method ranks first in {100 * share:.0f}% of {n_objects}-object "
+            "bootstrap resamples of the out-of-fold sample")
+    if n_objects < MIN_JUDGE_OBJECTS or share < JUDGE_FRACTION:
+        return (f"**Too few spectroscopic objects to judge between the methods**: {text} "
+                f"(judged at >= {MIN_JUDGE_OBJECTS} objects and >= "
+                f"{100 * JUDGE_FRACTION:.0f}%); a larger spectroscopic sample or longer "
+                "training would settle it.")
+    return f"Ranking: {text}."
 
 
 def rank_methods(oof_metrics: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -203,12 +236,15 @@ def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMet
                          provenance=provenance)
     metrics = {"oof": _read_metrics(paths["metrics"])}
     ranking = rank_methods(metrics["oof"]["all"])
-    metrics.update(ranking=ranking, headline=ranking[0], rank_metric=RANK_METRIC)
+    stability = ranking_stability(oof, truth_oof["redshift"])
+    judged = judgement_note(stability, ranking[0], truth_oof["redshift"].size)
+    metrics.update(ranking=ranking, headline=ranking[0], rank_metric=RANK_METRIC,
+                   ranking_stability=stability, judgement=judged)
     md = [f"# {title}", "", *[f"- {n}" for n in notes], "",
           f"**Headline catalog: {ranking[0]}** (methods ranked by the out-of-fold "
           f"{RANK_METRIC.replace('_', ' ')} of all spectroscopic objects: "
           + ", ".join(f"{n} {metrics['oof']['all'][n][RANK_METRIC]:.3f}" for n in ranking)
-          + ").", "", "## Out of fold, on the spectroscopic objects", "",
+          + ").", "", judged, "", "## Out of fold, on the spectroscopic objects", "",
           "Each PDF comes from a model (network weights, template zero points and prior, "
           "fusion exponents) that never saw that object's redshift.", "",
           _section(paths["report"], "oof")]

@@ -90,6 +90,19 @@ def cde_loss(ensemble, z_true: np.ndarray, zgrid: np.ndarray) -> float:
     return float(metric.evaluate(ensemble, np.asarray(z_true, float)))
 
 
+def cde_loss_terms(ensemble, z_true: np.ndarray, zgrid: np.ndarray) -> np.ndarray:
+    """Each object's term of the CDE loss, ``int p(z)^2 dz - 2 p(z_true)``, evaluated as qp's
+    ``CDELossMetric`` does (trapezoid rule on ``zgrid``, p at the grid point nearest
+    z_true): their mean is :func:`cde_loss`, so they can be resampled (bootstrap)."""
+    z_true = np.asarray(z_true, float)
+    grid = np.asarray(zgrid, float)
+    pdf = np.asarray(ensemble.pdf(grid), float).reshape(z_true.size, grid.size)
+    right = np.clip(np.searchsorted(grid, z_true), 1, grid.size - 1)
+    nearest = np.where(np.abs(grid[right - 1] - z_true) <= np.abs(grid[right] - z_true),
+                       right - 1, right)
+    return np.trapezoid(pdf ** 2, grid, axis=1) - 2.0 * pdf[np.arange(z_true.size), nearest]
+
+
 def brier_score(ensemble, z_true: np.ndarray, zmax: float, dz: float = 0.01) -> float:
     """Brier score of the PDFs' bin probabilities on ``[0, zmax]`` in steps of ``dz``.
 

@@ -19,7 +19,6 @@ writes the YAML for ``ceci`` (``initialize`` + ``save``, as ceci 2.7 needs) and
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -29,10 +28,14 @@ from rail.core.stage import RailPipeline
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
 from rail.creation.engines.survey_field import MosaicSurveyMeasurer, SurveyFieldSimulator
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.field_recipe import FieldSettings, load_field_inputs, relative_paths
+from rail.deepdisc.field_recipe import (
+    FieldSettings,
+    load_field_inputs,
+    relative_paths,
+    spectra_needed,
+)
 from rail.deepdisc.fit.eazy_options import TemplateSetOptions
 from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
-from rail.deepdisc.net.train import MIN_TRAINING_LABELS
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
 from rail.deepdisc.store.atomic import check_output_path
@@ -325,7 +328,7 @@ def check_field_inputs(tiler: TilerConfig, catalog: str, settings: FieldSettings
     cat = attach_spectra(load_catalog(catalog, tiler.columns), tiler.spectra)
     n_spec = int((cat.redshift == cat.redshift).sum())
     # each fold trains on (folds - 1) / folds of them, less the validation scenes
-    need = math.ceil(MIN_TRAINING_LABELS / (0.8 * (settings.folds - 1) / settings.folds))
+    need = spectra_needed(settings.folds)
     if n_spec < need:
         raise InputError(f"spectroscopic catalog {tiler.spectra.spec_catalog}: {n_spec} "
                          f"redshifts match catalog objects; {settings.folds}-fold "
