@@ -455,3 +455,31 @@ def _scalar(text: Any) -> Any:
     except yaml.YAMLError:
         return text
     return value if isinstance(value, (int, float, bool, list)) else text
+
+
+@dataclass(frozen=True)
+class AncilColumnsOptions(Options):
+    """Input columns an estimator copies into its output's ancillary data (one definition
+    for every catalog-input estimator)."""
+
+    ancil_columns: tuple[str, ...] = option(
+        (), "input columns copied into the output's ancillary data (e.g. ra dec scene x y), "
+        "so a catalog can be made from the PDFs alone")
+
+
+def copied_columns(data: Any, names: Sequence[str], stage: str) -> dict[str, Any]:
+    """The input columns ``names`` (``ancil_columns``) as arrays.
+
+    Raises
+    ------
+    InputError
+        Naming the stage and the columns the input lacks.
+    """
+    import numpy as np
+
+    from rail.deepdisc.errors import InputError
+
+    missing = [k for k in names if k not in data]
+    if missing:
+        raise InputError(f"{stage}: ancil_columns names {missing}, which the input lacks")
+    return {k: np.asarray(data[k]) for k in names}

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, FALLBACK_SET
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
-from rail.deepdisc.options import Options, option
+from rail.deepdisc.options import AncilColumnsOptions, Options, option
 
 #: what the band columns may hold
 INPUT_TYPES = ("mag", "flux")
@@ -74,11 +74,9 @@ class EazyModelOptions(TemplateSetOptions, EazyInputOptions):
 
 
 @dataclass(frozen=True)
-class EazyFitOptions(EazyInputOptions):
-    """``EazyEstimator``: the systematic error and the prior's magnitude column."""
+class EazyFitOptions(EazyInputOptions, AncilColumnsOptions):
+    """``EazyEstimator``: the systematic error, the prior's magnitude column and the input
+    columns copied into the output."""
 
     prior_band: str = option("", "column whose magnitude (or flux) the model's prior uses "
                              "('' = the model's prior_band)")
-    ancil_columns: tuple[str, ...] = option(
-        (), "input columns copied into the output's ancillary data (e.g. ra dec scene x y), "
-        "so a catalog can be made from the PDFs alone")

@@ -37,6 +37,7 @@ from rail.deepdisc.fit.eazy_training import label_training, prior_magnitudes, tr
 from rail.deepdisc.fit.eazyfit import catalog_fluxes, fit
 from rail.deepdisc.folds import FoldOptions
 from rail.deepdisc.magnitudes import flux_to_mag
+from rail.deepdisc.options import copied_columns
 from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS
 from rail.deepdisc.stages import StrictConfigMixin
@@ -215,8 +216,8 @@ class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         prior_mag = _prior_mags(self.model, self.config, opts, fnu)
         res = fit(self.model, fnu, efnu, sys_err=opts.sys_err, prior_mag=prior_mag,
                   n_proc=opts.n_proc)
-        self._do_chunk_output(res.ensemble(_copied(data, opts, self.name)), start, end, first,
-                              data=data)
+        copied = copied_columns(data, opts.ancil_columns, self.name)
+        self._do_chunk_output(res.ensemble(copied), start, end, first, data=data)
 
 
 def check_fit_config(stage: Any, model: EazyModel, opts: EazyFitOptions) -> None:
@@ -237,14 +238,6 @@ def check_fit_config(stage: Any, model: EazyModel, opts: EazyFitOptions) -> None
                           f"({model.meta.get('prior')}, band {band!r}); set "
                           "prior_band to one of bands")
     _check_columns(stage, list(c.bands) + list(c.err_bands))
-
-
-def _copied(data: Any, opts: EazyFitOptions, stage: str) -> dict[str, np.ndarray]:
-    """The input columns ``ancil_columns`` names (InputError for one the input lacks)."""
-    missing = [k for k in opts.ancil_columns if k not in data]
-    if missing:
-        raise InputError(f"{stage}: ancil_columns names {missing}, which the input lacks")
-    return {k: np.asarray(data[k]) for k in opts.ancil_columns}
 
 
 def _prior_mags(model: EazyModel, config: Any, opts: EazyFitOptions,
@@ -329,6 +322,7 @@ class EazyCrossValidator(StrictConfigMixin, RailStage):
             if k in LabelTraining.__dataclass_fields__})
         cv = cross_validate(model, fnu, efnu, z, _prior_mags(model, c, opts, fnu), fold,
                             settings, sys_err=opts.sys_err, n_proc=opts.n_proc)
-        copied = {k: v[cv.rows] for k, v in _copied(data, opts, self.name).items()}
+        copied = {k: v[cv.rows] for k, v in
+                  copied_columns(data, opts.ancil_columns, self.name).items()}
         self.add_data("output", cv.result.ensemble({
             **copied, "object_id": ids[cv.rows], "redshift": z[cv.rows], "fold": cv.fold}))

@@ -24,6 +24,7 @@ from rail.creation.engines.survey_field import SurveyFileHandle
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.folds import FoldOptions
 from rail.deepdisc.hybrid.options import PhotometryNetOptions
+from rail.deepdisc.options import AncilColumnsOptions, copied_columns
 from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.stages import StrictConfigMixin
 
@@ -171,8 +172,9 @@ class PhotometryNetInformer(StrictConfigMixin, CatInformer):
 class PhotometryNetEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     """PDFs of photometry from a trained photometry network (``qp.interp`` on a grid
     uniform in ln(1 + z) up to the model's ``zmax``), with ``zmode``, ``zmean``,
-    ``zmedian`` and the ``id_col`` column as ``object_id``. Options: ``bands`` /
-    ``err_bands`` (the model's, in its order)."""
+    ``zmedian``, the ``id_col`` column as ``object_id`` and the input columns
+    ``ancil_columns`` names (e.g. ra dec, so a catalog can be made from the PDFs alone).
+    Options: ``bands`` / ``err_bands`` (the model's, in its order), ``ancil_columns``."""
 
     name = "PhotometryNetEstimator"
     entrypoint_function = "estimate"
@@ -180,6 +182,7 @@ class PhotometryNetEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimat
     config_options = CatEstimator.config_options.copy()
     config_options.update({k: SharedParams.copy_param(k) for k in (
         "bands", "err_bands", "id_col")})
+    config_options.update(AncilColumnsOptions.stage_params())
     inputs = [("model", PhotometryNetworkHandle), ("input", TableHandle)]
     outputs = [("output", PartedQPHandle)]
 
@@ -192,7 +195,7 @@ class PhotometryNetEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimat
                               f"model's {model.meta.get('columns')}")
         flux, err = _columns(self, data)
         grid = redshift_grid(float(model.meta["zmax"]))
-        ancil = {}
+        ancil = copied_columns(data, tuple(self.config.ancil_columns), self.name)
         if self.config.id_col in data:
             ancil["object_id"] = np.asarray(data[self.config.id_col]).astype(np.int64)
         ens = _ensemble(model.log_pdf(flux, err, grid), grid, ancil)

@@ -174,7 +174,7 @@ class DeepDiscFieldPipeline(RailPipeline):
             connections={"input": self.photometry_field.io.output,
                          "model": self.inform_photometry_net.io.model},
             bands=columns["bands"], err_bands=columns["err_bands"], hdf5_groupname="",
-            id_col="object_id")
+            id_col="object_id", ancil_columns=list(CATALOG_COLUMNS))
         self.estimate_eazy = EazyEstimator.build(
             connections={"input": self.photometry_field.io.output,
                          "model": self.inform_eazy.io.model}, **fit)
