@@ -45,9 +45,9 @@ SHARED = {"photometry_field": "photometry on the tiles (EAZY, photometry network
 
 def dry_run(pipeline: str) -> dict[str, str]:
     """Stage name -> its command line, from ``ceci --dry-run``."""
-    res = subprocess.run([sys.executable, "-m", "ceci", pipeline, "--dry-run"],
-                         capture_output=True, text=True, check=True,
-                         cwd=os.path.dirname(os.path.abspath(pipeline)))
+    ceci = [sys.executable, "-c", "import sys; from ceci.main import main; sys.exit(main())"]
+    res = subprocess.run([*ceci, pipeline, "resume=False", "--dry-run"],
+                         capture_output=True, text=True, check=True)
     commands = {}
     for line in res.stdout.splitlines():
         found = re.search(r"--name=(\S+)", line)
@@ -102,7 +102,7 @@ def measure(argv: list[str], cwd: str) -> dict:
 def n_objects(run: str) -> int:
     """Rows of the run's EAZY estimate (one per catalog object)."""
     with h5py.File(os.path.join(run, "data", "output_estimate_eazy.hdf5"), "r") as f:
-        return int(np.asarray(f["ancil"]["object_id"]).size)
+        return int(np.asarray(f["ancil"]["zmode"]).size)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,8 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"run": os.path.abspath(args.run), "objects": n, "methods": {}}
     with tempfile.TemporaryDirectory(prefix="method_costs_") as tmp:
         for method, (stage, training) in METHODS.items():
-            fig = measure(redirect_outputs(commands[stage], tmp),
-                          os.path.dirname(os.path.abspath(pipeline)))
+            fig = measure(redirect_outputs(commands[stage], tmp), os.getcwd())
             train = {s: stage_seconds(logs, s) for s in training}
             fig.update({"estimate_ms_per_object": round(1e3 * fig["wall_s"] / n, 3),
                         "estimate_cpu_ms_per_object": round(1e3 * fig["cpu_s"] / n, 3),
