@@ -144,11 +144,16 @@ def test_impossible_redshifts_are_refused_naming_the_object(work, capsys, bad):
         f["objects/redshift"][...] = z
         oid, scene = int(f["objects/object_id"][3]), int(f["objects/scene"][3])
     before = _digest(work)
-    rc, err = _run(["train", "--input", str(store), "--model", str(work / "new.pt"), *TRAIN],
-                   capsys)
-    assert rc == 2
-    assert f"object {oid} of scene {scene}" in err and "ok.hdf5" in err
-    assert _digest(work) == before
+    # the same refusal, the same message, whatever the store is used for
+    for args in (["train", "--input", str(store), "--model", str(work / "new.pt"), *TRAIN],
+                 ["estimate", "--input", str(store), "--model", str(work / "m.pt"),
+                  "--output", str(work / "pz_bad.hdf5"), "--num-threads", "1", "-q"],
+                 ["photometry", str(store), "--output", str(work / "phot_bad.hdf5"), "-q"]):
+        rc, err = _run(args, capsys)
+        assert rc == 2, (args[0], err)
+        assert f"object {oid} of scene {scene}" in err and "ok.hdf5" in err, (args[0], err)
+        assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+        assert _digest(work) == before
 
 
 def test_a_non_finite_loss_stops_training_and_writes_no_model(work, monkeypatch, capsys):

@@ -276,6 +276,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
         cfg = opts.photometry
         store = self.get_data("input")
         detections = self._read_detections(opts.detections, store.n_scenes)
+        store.require("photometry", objects=detections is None)
         setup = prepare(store, cfg)
         n = store.n_objects if detections is None else len(detections["scene"])
         prov = provenance_json(

@@ -202,6 +202,7 @@ def measure_store(path: str, cfg: PhotometryConfig, *,
     from tqdm.auto import tqdm
 
     with SceneStore(path) as store:
+        store.require("photometry", objects=detections is None)
         if isinstance(detections, (str, os.PathLike)):
             detections = read_detections_file(detections, store.n_scenes)
         elif detections is not None:

@@ -2,8 +2,9 @@
 
 Scenes are read one at a time (bounded memory). :func:`check_training_store` refuses, before
 any training, a store whose redshifts are impossible (negative, infinite, beyond
-:data:`MAX_REDSHIFT`), naming the object and scene; non-finite pixels are missing data (the
-store reader gives them value 0 and inverse variance 0).
+:data:`rail.deepdisc.store.scenes.MAX_REDSHIFT`; the check every use of a store makes),
+naming the object and scene; non-finite pixels are missing data (the store reader gives them
+value 0 and inverse variance 0).
 """
 
 from __future__ import annotations
@@ -14,33 +15,20 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from rail.deepdisc.errors import InputError, SceneStoreError
+from rail.deepdisc.errors import SceneStoreError
 from rail.deepdisc.store.scenes import SceneStore
-
-#: no galaxy is known beyond this redshift; a larger label is a unit or column mistake
-MAX_REDSHIFT = 30.0
 
 
 def check_training_store(store: SceneStore) -> None:
-    """Refuse a training store with impossible redshifts or nothing to train on.
+    """Refuse a training store with impossible redshifts or nothing to train on (the checks
+    every use of a store makes, :meth:`SceneStore.require`).
 
     Raises
     ------
-    InputError
+    SceneStoreError
         Naming the store, and the first offending object (id and scene).
     """
-    if store.n_scenes == 0 or store.n_objects == 0:
-        raise InputError(f"{store.path} holds {store.n_scenes} scenes and {store.n_objects} "
-                         "objects: nothing to train on")
-    obj = store.objects(["scene", "object_id", "redshift"])
-    z = obj["redshift"]
-    bad = ~np.isnan(z) & ~((z >= 0) & (z <= MAX_REDSHIFT))
-    if bad.any():
-        i = int(np.flatnonzero(bad)[0])
-        raise InputError(f"{store.path}: object {obj['object_id'][i]} of scene "
-                         f"{obj['scene'][i]} has redshift {z[i]!r}; redshifts must be in "
-                         f"[0, {MAX_REDSHIFT:g}] or NaN (unknown) ({int(bad.sum())} such "
-                         "objects)")
+    store.require("training")
 
 
 def split_scenes(n_scenes: int, val_fraction: float, seed: int

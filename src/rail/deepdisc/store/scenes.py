@@ -76,6 +76,10 @@ def _decode(value: Any) -> Any:
     return value
 
 
+#: no galaxy is known beyond this redshift; a larger label is a unit or column mistake
+MAX_REDSHIFT = 30.0
+
+
 @dataclass(frozen=True)
 class StoreInfo:
     """Store-level metadata (root attributes)."""
@@ -456,6 +460,29 @@ class SceneStore:
         if objects and self.n_objects == 0:
             raise SceneStoreError(f"scene store {self.path} lists no objects in its "
                                   f"{self.n_scenes} scenes; nothing for {what}")
+        self.check_redshifts()
+
+    def check_redshifts(self) -> None:
+        """Refuse stored redshifts outside [0, :data:`MAX_REDSHIFT`] (NaN: unknown), the same
+        way for training, estimation and photometry (a larger or negative label is a unit or
+        column mistake, and would be copied into every output).
+
+        Raises
+        ------
+        SceneStoreError
+            Naming the file, the first offending object (id and scene) and how many.
+        """
+        if self.n_objects == 0:
+            return
+        obj = self.objects(["scene", "object_id", "redshift"])
+        z = np.asarray(obj["redshift"], float)
+        bad = ~np.isnan(z) & ~((z >= 0) & (z <= MAX_REDSHIFT))
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise SceneStoreError(
+                f"scene store {self.path}: object {obj['object_id'][i]} of scene "
+                f"{obj['scene'][i]} has redshift {z[i]!r}; redshifts must be in "
+                f"[0, {MAX_REDSHIFT:g}] or NaN (unknown) ({int(bad.sum())} such objects)")
 
     # -- context management -------------------------------------------------------------
     def close(self) -> None:
