@@ -225,3 +225,34 @@ def test_an_output_equal_to_an_input_is_refused(fits_field, tmp_path, capsys):
                  "-q"]) == 2
     assert "also an input" in capsys.readouterr().err
     assert _sha(path) == before
+
+
+@pytest.mark.parametrize("case", ["sci_all_nan", "err_all_zero", "err_all_nan", "sci_all_zero"])
+def test_a_map_without_data_is_one_line_naming_the_file(tmp_path, capsys, case):
+    """An all-NaN or all-zero image or error map: one line naming the band and the file,
+    exit 2, nothing written (it used to be photutils' 'mask must not be True for every
+    pixel' traceback)."""
+    from astropy.io import fits
+
+    n = 200
+    rng = np.random.default_rng(3)
+    sci = rng.normal(0.0, 2.0, (n, n))
+    mosaic = Path(_mosaic(tmp_path / "m.fits", sci, 2.0, 0.1))
+    with fits.open(mosaic, mode="update") as hdul:
+        if case == "sci_all_nan":
+            hdul["SCI"].data[...] = np.nan
+        elif case == "sci_all_zero":
+            hdul["SCI"].data[...] = 0.0
+        elif case == "err_all_zero":
+            hdul["ERR"].data[...] = 0.0
+        else:
+            hdul["ERR"].data[...] = np.nan
+    before = _sha(mosaic)
+    out = tmp_path / "s.yml"
+    assert main(["survey", "--image", f"decam_r={mosaic}[SCI]", "--error",
+                 f"decam_r={mosaic}[ERR]", "--output", str(out), "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert "band decam_r" in err and "m.fits" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.fits"]
+    assert _sha(mosaic) == before

@@ -191,10 +191,14 @@ def sky_mask(snr: np.ndarray, dilate: int = 8) -> np.ndarray:
 
     finite = np.isfinite(snr)
     sources = np.zeros(snr.shape, bool)
+    if not finite.any():  # no data (or no noise) anywhere: no sky; the caller says so
+        return finite
     for scale in (1.0, 3.0):
         smooth = ndimage.gaussian_filter(np.where(finite, snr, 0.0), scale)
-        seg = detect_sources(smooth, 2.5 * robust_std(smooth[finite]), n_pixels=5,
-                             mask=~finite)
+        spread = robust_std(smooth[finite])
+        if not (np.isfinite(spread) and spread > 0):  # a constant image: no sources
+            continue
+        seg = detect_sources(smooth, 2.5 * spread, n_pixels=5, mask=~finite)
         if seg is not None:
             sources |= seg.data > 0
     return finite & ~ndimage.binary_dilation(sources, iterations=dilate)
@@ -354,8 +358,10 @@ def measure_band(opts: MosaicSurveyOptions, band: str, scale: float, stem: Path
         samples = _sample_sigma(image, noise, kind, factor)
         sky = sky_mask(sci / sigma_map)
     if samples.size == 0 or sky.sum() < 1000:
-        raise InputError(f"band {band}: too few pixels with data in {image.spec} to measure "
-                         "the noise")
+        where = image.spec if noise is None else f"{image.spec} and {noise.spec}"
+        raise InputError(f"band {band}: too few pixels with data and a positive noise in "
+                         f"{where} to measure the noise ({int(sky.sum())} of empty sky; an "
+                         "all-NaN or all-zero image or error map?)")
     snr = sci / sigma_map
     kernel = kernel_from_autocorrelation(sky_autocorrelation(snr, sky), int(sky.sum()))
     psf, source, extra = _band_psf(opts, band, sci, float(np.nanmedian(sigma_map)), scale,
