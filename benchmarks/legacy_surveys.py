@@ -73,7 +73,7 @@ ZMAX = 2.0  # template fitters' redshift grid: above the population's 1.5
 SUMMARY = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "cde_loss", "n")
 
 
-def simulated_store(workdir: str, name: str, n: int, seed: int, size: int, per_scene: float,
+def _legacy_field(workdir: str, name: str, n: int, seed: int, size: int, per_scene: float,
            workers: int) -> str:
     path = os.path.join(workdir, f"{name}_{n}x{size}_o{per_scene:g}_seed{seed}.hdf5")
     if not os.path.exists(path):
@@ -193,9 +193,9 @@ def main(argv: list[str] | None = None) -> int:
     timing: dict = {}
 
     t0 = time.perf_counter()
-    train_store = simulated_store(args.workdir, "train", args.train_scenes, 501, args.size,
-                         args.objects_per_scene, workers)
-    test = simulated_store(args.workdir, "test", args.test_scenes, 502, args.size,
+    train_store = _legacy_field(args.workdir, "train", args.train_scenes, 501, args.size,
+                                args.objects_per_scene, workers)
+    test = _legacy_field(args.workdir, "test", args.test_scenes, 502, args.size,
                   args.objects_per_scene, workers)
     timing["simulation_minutes"] = (time.perf_counter() - t0) / 60
 
