@@ -74,7 +74,7 @@ SUMMARY = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "cde_loss
 
 
 def _legacy_field(workdir: str, name: str, n: int, seed: int, size: int, per_scene: float,
-           workers: int) -> str:
+                  workers: int) -> str:
     path = os.path.join(workdir, f"{name}_{n}x{size}_o{per_scene:g}_seed{seed}.hdf5")
     if not os.path.exists(path):
         print(f"simulating {name}: {n} scenes (seed {seed})", flush=True)
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     train_store = _legacy_field(args.workdir, "train", args.train_scenes, 501, args.size,
                                 args.objects_per_scene, workers)
     test = _legacy_field(args.workdir, "test", args.test_scenes, 502, args.size,
-                  args.objects_per_scene, workers)
+                         args.objects_per_scene, workers)
     timing["simulation_minutes"] = (time.perf_counter() - t0) / 60
 
     # DeepDISC: trained on the simulated training field, every true redshift
