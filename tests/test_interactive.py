@@ -77,6 +77,8 @@ def test_creation_functions_run(interactive, tmp_path, monkeypatch):
     scenes = engines.scene_renderer(input_data=catalog, n_scenes=2, scene_size=32, survey="lsst",
                                     n_workers=1, seed=3)["output"]
     assert isinstance(scenes, SceneStore) and scenes.n_scenes == 2
+    # nothing dropped where the user works: the store returned lives in a session folder
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_survey_functions_run(interactive, fits_field, tmp_path, monkeypatch):
@@ -107,6 +109,7 @@ def test_deepdisc_functions_run(interactive, tiny_train_store, tiny_model, tmp_p
     with SceneStore(tiny_train_store) as store:
         assert ens.npdf == store.n_objects
     assert np.all(np.isfinite(ens.ancil["zmode"]))
+    assert list(tmp_path.iterdir()) == []  # nothing dropped in the current directory
 
 
 def test_tools_and_template_fitters_run(interactive, jades_store, fits_field, tmp_path,
@@ -139,6 +142,7 @@ def test_tools_and_template_fitters_run(interactive, jades_store, fits_field, tm
                                 ref_band="mag_jwst_f200w", templates="cww")["output"]
     assert len(out["object_id"]) == len(phot["object_id"])
     assert (tmp_path / "bpz" / "AB").is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == ["bpz"]  # only what was asked for
 
 
 def test_report_function_runs(interactive, jades_store, tiny_model, tmp_path, monkeypatch):

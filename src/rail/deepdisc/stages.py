@@ -52,6 +52,26 @@ def _is_path(value: Any) -> bool:
     return isinstance(value, (str, os.PathLike)) and str(value) not in ("", "None", "none")
 
 
+_SESSION_FOLDER: list[str] = []
+
+
+def session_folder() -> str:
+    """A temporary folder of this Python session for the files behind outputs returned
+    interactively (created once, removed when the session ends)."""
+    if not _SESSION_FOLDER:
+        import atexit
+        import logging
+        import shutil
+        import tempfile
+
+        folder = tempfile.mkdtemp(prefix="rail-deepdisc-")
+        atexit.register(shutil.rmtree, folder, True)
+        logging.getLogger(__name__).info("outputs returned interactively are kept in %s "
+                                         "(name an output to keep its file)", folder)
+        _SESSION_FOLDER.append(folder)
+    return _SESSION_FOLDER[0]
+
+
 class StrictConfigMixin:
     """Refuse unknown options, missing files and destructive outputs; unique temporary names.
 
@@ -201,8 +221,31 @@ class StrictConfigMixin:
             handle.read(force=True)
         return handle
 
+    def _returned_default(self, tag: str) -> str | None:
+        """Run interactively (``output_mode='return'``), the path in this session's temporary
+        folder (:func:`session_folder`) of an output the user did not name (ceci would put
+        it in the current directory under its default name); None otherwise."""
+        if getattr(self.config, "output_mode", None) != "return":
+            return None
+        aliased = self.get_aliased_tag(tag)
+        types = dict(self.outputs)
+        ftype = types.get(tag) or types.get(aliased)
+        default = ftype.make_name(aliased) if ftype is not None else None
+        if default is None or self._outputs.get(aliased) != default:
+            return None
+        return os.path.join(session_folder(), default)
+
     def get_output(self, tag: str, final_name: bool = False) -> str:
-        """The path of an output: its final name, or this run's unique temporary name."""
+        """The path of an output: its final name, or this run's unique temporary name
+        (outputs returned interactively and not named: in this session's temporary
+        folder, never the current directory)."""
+        returned = self._returned_default(tag)
+        if returned is not None:
+            token = getattr(self, "_in_progress_token", None)
+            if final_name or token is None:
+                return returned
+            p = Path(returned)
+            return str(p.parent / f"{STAGE_PREFIX}{token}_{p.name}")
         path = super().get_output(tag, final_name=True)
         token = getattr(self, "_in_progress_token", None)
         if final_name or token is None:
