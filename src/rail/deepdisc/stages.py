@@ -233,7 +233,13 @@ class StrictConfigMixin:
         default = ftype.make_name(aliased) if ftype is not None else None
         if default is None or self._outputs.get(aliased) != default:
             return None
-        return os.path.join(session_folder(), default)
+        # one name per stage instance and output, unique in the session (two calls never
+        # share a file, and a stage's output is never named like its input)
+        names = self.__dict__.setdefault("_returned_paths", {})
+        if aliased not in names:
+            names[aliased] = os.path.join(
+                session_folder(), f"{self.instance_name}_{uuid.uuid4().hex[:8]}_{default}")
+        return names[aliased]
 
     def get_output(self, tag: str, final_name: bool = False) -> str:
         """The path of an output: its final name, or this run's unique temporary name
