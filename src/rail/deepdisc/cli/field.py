@@ -28,7 +28,8 @@ def _cmd_fits_field(args: argparse.Namespace) -> int:
     with WriteGuard.for_args(args, folders={"--output-dir": args.output_dir},
                              overwrite=opts.overwrite):
         field = write_example_field(args.output_dir, opts, progress=not args.quiet)
-    print(f"wrote {field.inputs}: {field.n_objects} catalog objects on the mosaics, "
+    print(f"wrote {field.inputs}: {field.n_catalog} catalog objects, {field.n_objects} of "
+          f"them on the mosaics' footprint (the field recipe gives those a photo-z), "
           f"{field.n_spec} spectroscopic redshifts (truth: {field.truth})")
     from rail.deepdisc.evaluate.field_report import MIN_JUDGE_OBJECTS
 

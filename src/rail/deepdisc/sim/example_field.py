@@ -53,6 +53,7 @@ class ExampleField:
     truth: str
     n_objects: int
     n_spec: int
+    n_catalog: int = 0
 
 
 def write_example_field(out_dir: str | os.PathLike, opts: ExampleFieldOptions,
@@ -124,11 +125,12 @@ def _write_field(out: Path, opts: ExampleFieldOptions, progress: bool) -> dict:
                        "tiler (rail-deepdisc field --inputs);\n# relative paths are "
                        "relative to this file\n"
                        + yaml.safe_dump(inputs, sort_keys=False), encoding="utf-8")
-    log.info("wrote %s: %d catalog objects on the mosaic, %d spectroscopic redshifts",
-             inputs_path, field.object_id.size, n_spec)
+    n_catalog = len(Table.read(field.catalog))
+    log.info("wrote %s: %d catalog objects, %d of them on the mosaics' footprint, %d "
+             "spectroscopic redshifts", inputs_path, n_catalog, field.object_id.size, n_spec)
     return {"inputs": str(inputs_path), "catalog": str(field.catalog),
             "spectra": str(field.spectra), "truth": str(truth),
-            "n_objects": int(field.object_id.size), "n_spec": n_spec}
+            "n_objects": int(field.object_id.size), "n_spec": n_spec, "n_catalog": n_catalog}
 
 
 def write_truth_table(store: str | os.PathLike, path: str | os.PathLike) -> str:

@@ -412,7 +412,8 @@ def run_field(options: Mapping[str, Any], output_dir: str, progress: bool = True
     summary = check_field_inputs(pipe.tiler, catalog, pipe.settings, output_dir,
                                  pipe.survey_options)
     if progress:
-        print(f"field: {summary['n_objects']} catalog objects, {summary['n_spec']} with a "
+        print(f"field: {summary['n_objects']} catalog objects (those on the mosaics' "
+              f"footprint get a photo-z), {summary['n_spec']} with a "
               f"spectroscopic redshift, bands {summary['bands']}\n"
               f"template fitting: {summary['templates']}", flush=True)
     data_dir, log_dir = os.path.join(output_dir, "data"), os.path.join(output_dir, "logs")
