@@ -20,7 +20,8 @@ from typing import Any
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.fit.eazy_options import TemplateSetOptions
 from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
-from rail.deepdisc.options import Options, option
+from rail.deepdisc.net.config import ComputeOptions, TrainConfig
+from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.sim.randomise import REALISM_LEVELS
 
 #: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
@@ -54,10 +55,10 @@ class FieldSettings(Options):
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
     finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)
     folds: int = option(3, "folds of the cross-validation of the fine-tuning", ge=2, le=50)
-    backbone: str = option("resnet18_fpn", "network backbone")
+    backbone: str = option_like(TrainConfig, "backbone", "resnet18_fpn")
     train_tile_size: int = option(128, "side of the training tiles (pixels)", ge=32)
     train_overlap: int = option(16, "overlap of the training tiles (pixels)", ge=0)
-    num_threads: int = option(0, "torch CPU threads per stage (0: automatic)", ge=0)
+    num_threads: int = option_like(ComputeOptions, "num_threads")
     seed: int = option(0, "random seed of the simulation, the training and the folds", ge=0)
     title: str = option("Photo-z validation of the field", "title of the report")
     template_set: TemplateSetOptions = field(default_factory=TemplateSetOptions)

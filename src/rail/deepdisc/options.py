@@ -115,6 +115,27 @@ def option(default: Any = MISSING, help: str = "", *, ge: float | None = None,
     return dataclasses.field(default=default, metadata=meta)
 
 
+def option_like(owner: type, name: str, default: Any = MISSING, **changes: Any) -> Any:
+    """The option ``name`` of another options class, for a class that offers the same
+    option (one help text and one set of bounds): its default, or ``default`` where this
+    use needs another one, and any :class:`OptionSpec` field in ``changes``.
+
+    Example: the field recipe's ``backbone`` is :class:`~rail.deepdisc.net.config.
+    TrainConfig`'s, with the CPU-sized default ``resnet18_fpn``.
+    """
+    found = next((f for f in dataclasses.fields(owner) if f.name == name), None)
+    if found is None or _KEY not in found.metadata:
+        raise TypeError(f"{owner.__name__} has no option {name!r}")
+    spec = dataclasses.replace(found.metadata[_KEY], **changes)
+    if default is MISSING:
+        default = found.default if found.default is not MISSING else found.default_factory()
+    meta = {_KEY: spec}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d),
+                                 metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
 # --------------------------------------------------------------------------- field types
 @dataclass(frozen=True)
 class _Kind:
