@@ -343,3 +343,27 @@ def test_a_bug_keeps_its_traceback(work, monkeypatch):
 
 def test_input_error_is_a_value_error():
     assert issubclass(InputError, ValueError)
+
+
+@pytest.mark.parametrize("case", ["missing_model", "output_is_the_input"])
+def test_the_ceci_form_of_a_stage_fails_in_one_line(work, case):
+    """``python -m ceci module.Stage ...`` (how every pipeline runs a stage): a user's
+    mistake is one line naming the file, exit 2, no traceback, nothing changed."""
+    import subprocess
+    import sys
+
+    store = work / "ok.hdf5"
+    model = "/nowhere/m.pt" if case == "missing_model" else str(work / "m.pt")
+    output = work / "pz.hdf5" if case == "missing_model" else store
+    before = _digest(work)
+    res = subprocess.run(
+        [sys.executable, "-m", "ceci", "rail.estimation.algos.deepdisc.DeepDiscEstimator",
+         f"--input={store}", f"--model={model}", f"--output={output}",
+         f"--detections={work / 'det.hdf5'}", "--name=est", "--num_threads=1"],
+        capture_output=True, text=True, timeout=300, cwd=work)
+    assert res.returncode == 2, res.stderr[-2000:]
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+    assert errors[0].startswith("DeepDiscEstimator: error:")
+    assert ("/nowhere/m.pt" if case == "missing_model" else "ok.hdf5") in errors[0]
+    assert _digest(work) == before

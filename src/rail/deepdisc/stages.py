@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rail.deepdisc.errors import OptionError, OutputPathError
+from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError
 from rail.deepdisc.store.atomic import process_tag
 from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
@@ -82,6 +82,25 @@ class StrictConfigMixin:
 
     path_options: tuple[str, ...] = ()
     path_keywords: tuple[str, ...] = ()
+
+    @classmethod
+    def execute(cls, args: Any, comm: Any = None) -> Any:
+        """ceci's stage runner (``python -m ceci module.Stage ...``, every stage of a
+        pipeline): a user's mistake (a bad option, input or output path) ends the stage
+        with one line naming it and exit status 2, Ctrl-C with one line and 130 — no
+        traceback; anything else is a bug and keeps its traceback."""
+        import sys
+
+        try:
+            return super().execute(args, comm)
+        except (DeepDiscError, OSError) as err:
+            message = " ".join(str(err).split())
+            print(f"{cls.name}: error: {message}", file=sys.stderr, flush=True)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            print(f"{cls.name}: interrupted; outputs not complete were not written",
+                  file=sys.stderr, flush=True)
+            raise SystemExit(130) from None
 
     def read_config(self, args: Any) -> None:
         super().read_config(args)
