@@ -56,27 +56,23 @@ def dry_run(pipeline: str) -> dict[str, str]:
     return commands
 
 
+#: options of a stage command that name what it reads (never redirected)
+_INPUT_KEYS = ("--input", "--model", "--image", "--templates", "--photometric", "--survey",
+               "--metrics", "--truth", "--config", "--name")
+
+
 def redirect_outputs(command: str, folder: str) -> list[str]:
-    """The command's arguments with every ``--output*`` / ``--detections`` path moved into
-    ``folder`` (the run's own files are never written)."""
-    args = shlex.split(command)
-    env = {}
-    while args and "=" in args[0] and not args[0].startswith("-"):
-        key, value = args.pop(0).split("=", 1)
-        env[key] = value
+    """The command's arguments with every output path (``--output*``, ``--detections``, …:
+    a file option that is not an input) moved into ``folder``, so the run's own files are
+    never written; ``ENV=value`` prefixes are kept as they are."""
     out = []
-    for arg in args:
+    for arg in shlex.split(command):
         key, _, value = arg.partition("=")
-        if key.startswith("--") and value and key not in ("--config", "--name") \
-                and key not in _INPUT_KEYS and value.endswith((".hdf5", ".fits", ".pt",
-                                                              ".json", ".parquet")):
+        if key.startswith("--") and key not in _INPUT_KEYS and \
+                value.endswith((".hdf5", ".fits", ".pt", ".json", ".parquet")):
             arg = f"{key}={os.path.join(folder, os.path.basename(value))}"
         out.append(arg)
-    return [*(f"{k}={v}" for k, v in env.items()), *out]
-
-
-_INPUT_KEYS = ("--input", "--model", "--image", "--templates", "--photometric", "--survey",
-               "--metrics", "--truth")
+    return out
 
 
 def measure(argv: list[str], cwd: str) -> dict:

@@ -57,3 +57,10 @@ class Interrupted(KeyboardInterrupt):
     def __init__(self, signum: int):
         super().__init__(signum)
         self.signum = int(signum)
+
+
+def one_line(err: BaseException) -> str:
+    """An error's message on one line (how the command and ceci's stage runner print a
+    user's mistake)."""
+    return " ".join(str(err).split())
+

@@ -23,7 +23,7 @@ from typing import Any
 
 import yaml
 
-from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError
+from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError, one_line
 from rail.deepdisc.store.atomic import process_tag
 from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
@@ -94,8 +94,7 @@ class StrictConfigMixin:
         try:
             return super().execute(args, comm)
         except (DeepDiscError, OSError) as err:
-            message = " ".join(str(err).split())
-            print(f"{cls.name}: error: {message}", file=sys.stderr, flush=True)
+            print(f"{cls.name}: error: {one_line(err)}", file=sys.stderr, flush=True)
             raise SystemExit(2) from None
         except KeyboardInterrupt:
             print(f"{cls.name}: interrupted; outputs not complete were not written",

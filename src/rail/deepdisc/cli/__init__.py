@@ -26,7 +26,7 @@ from rail.deepdisc.cli import (
     simulate,
     survey,
 )
-from rail.deepdisc.errors import DeepDiscError
+from rail.deepdisc.errors import DeepDiscError, one_line
 
 _GROUPS = (simulate, survey, demo, deepdisc, photometry, mosaic, cutouts, catalog, field)
 
@@ -70,8 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return args.func(args)
     except (DeepDiscError, OSError) as err:
         # a user's mistake: one line; anything else is a bug and keeps its traceback
-        message = " ".join(str(err).split())
-        print(f"rail-deepdisc {args.command}: error: {message}", file=sys.stderr)
+        print(f"rail-deepdisc {args.command}: error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as err:
         signum = getattr(err, "signum", signal.SIGINT)

@@ -121,10 +121,10 @@ def ranking_stability(results: Sequence[MethodResult], z_true: np.ndarray,
                       n_boot: int = 500, seed: int = 0) -> dict[str, float]:
     """How often each method ranks first by the CDE loss when the out-of-fold objects are
     resampled with replacement (``n_boot`` bootstrap samples)."""
-    from rail.deepdisc.evaluate.metrics import cde_loss_terms
+    from rail.deepdisc.evaluate.metrics import cde_loss_terms, default_zgrid
 
     z = np.asarray(z_true, float)
-    grid = np.linspace(0.0, max(6.0, float(np.nanmax(z)) * 1.1), 301)
+    grid = default_zgrid(z)
     terms = np.stack([cde_loss_terms(r.ensemble, z, grid) for r in results])
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, z.size, size=(n_boot, z.size))

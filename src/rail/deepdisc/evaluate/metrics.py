@@ -82,6 +82,12 @@ def pit_metrics(ensemble, z_true: np.ndarray, n_quant: int = 101) -> dict[str, f
     return out
 
 
+def default_zgrid(z_true: np.ndarray) -> np.ndarray:
+    """The redshift grid of the PDF metrics when none is given: 0 to the larger of 6 and
+    1.1 x the largest true redshift, 301 points."""
+    return np.linspace(0.0, max(6.0, float(np.nanmax(z_true)) * 1.1), 301)
+
+
 def cde_loss(ensemble, z_true: np.ndarray, zgrid: np.ndarray) -> float:
     """The conditional density estimation loss (Izbicki & Lee 2017) with qp."""
     from qp.metrics.concrete_metric_classes import CDELossMetric
@@ -136,8 +142,7 @@ def photoz_metrics(ensemble, z_true: np.ndarray, z_phot: np.ndarray | None = Non
     if known.size < z_true.size:
         ensemble, z_true = ensemble[known], z_true[known]
     out.update(pit_metrics(ensemble, z_true))
-    grid = np.linspace(0.0, max(6.0, float(np.nanmax(z_true)) * 1.1), 301) if zgrid is None \
-        else zgrid
+    grid = default_zgrid(z_true) if zgrid is None else zgrid
     out["cde_loss"] = cde_loss(ensemble, z_true, grid)
     out["brier"] = brier_score(ensemble, z_true, float(grid.max()))
     return out
