@@ -16,18 +16,32 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.evaluate.metrics import cde_loss, pit_metrics, point_metrics
-from rail.deepdisc.net.config import EstimateConfig, TrainConfig
+from rail.deepdisc.net.config import ComputeOptions, EstimateConfig, TrainConfig
 from rail.deepdisc.net.density import FeatureDensity
 from rail.deepdisc.net.estimate import detect_rows, forced_rows
 from rail.deepdisc.net.model_file import build_from_state, read_model_file, save_model
 from rail.deepdisc.net.train import train
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.store.scenes import SceneStore
+from rail.deepdisc.workers import WorkerOptions
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
 METRICS = ("sigma_iqr", "bias", "outlier_rate", "sigma_mad", "pit_ks", "pit_cvm", "cde_loss", "n")
 ZGRID = np.linspace(0.0, 12.0, 1201)
+
+
+def add_network_flags(parser, *, batch_size: bool = True, workers: bool = True) -> None:
+    """The benchmarks' flags that are the package's options (their help, bounds and meaning
+    of 0 are the options'): ``--backbone`` (TrainConfig's, CPU preset by default),
+    ``--batch-size`` (TrainConfig's), ``--threads`` (ComputeOptions' ``num_threads``) and
+    ``--workers`` (WorkerOptions' ``n_workers``: 0 is all usable cores)."""
+    TrainConfig.add_argument(parser, "backbone", default="resnet18_fpn")
+    if batch_size:
+        TrainConfig.add_argument(parser, "batch_size")
+    ComputeOptions.add_argument(parser, "num_threads", flag="--threads")
+    if workers:
+        WorkerOptions.add_argument(parser, "n_workers", flag="--workers")
 
 
 def simulated_store(workdir: str, name: str, n: int, seed: int, size: int, workers: int) -> str:

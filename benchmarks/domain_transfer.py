@@ -68,7 +68,14 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import fit_bpz, labelled_rows, measure_photometry, method_metrics, train_model
+from common import (
+    add_network_flags,
+    fit_bpz,
+    labelled_rows,
+    measure_photometry,
+    method_metrics,
+    train_model,
+)
 
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.net.device import resolve_device, set_threads
@@ -78,6 +85,7 @@ from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.join import join_stores
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
+from rail.deepdisc.workers import worker_count
 
 REPO = Path(__file__).resolve().parents[1]
 #: the metrics reported per model and test field
@@ -349,10 +357,8 @@ def _args(argv):
                    "as for --randomised-seds; none of them may be a training field's")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES),
                    help="EAZY's templates folder (for 'fsps' in the SED options)")
-    p.add_argument("--backbone", default="resnet18_fpn")
+    add_network_flags(p, batch_size=False)
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0)
     p.add_argument("--no-bpz", action="store_true", help="skip the template fits")
     p.add_argument("--quick", action="store_true",
                    help="120 training and 40 test scenes, 4 + 3 epochs, N = 100, 300")
@@ -394,9 +400,9 @@ def _home_calibrated(home_store: str, pretrained: Path, threads: int) -> tuple[P
 
 def main(argv: list[str] | None = None) -> int:
     args = _args(argv)
-    threads = set_threads(args.threads)
+    threads = set_threads(args.num_threads)
     device = resolve_device(args.device)
-    workers = args.workers or threads
+    workers = worker_count(args.n_workers)
     work = Path(args.workdir)
     work.mkdir(parents=True, exist_ok=True)
     configs = configurations(work, args.randomised_seds, Path(args.eazy_templates),
@@ -413,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
     labelled = {k: labelled_subset(stores["foreign_train"], k, 23, work)  # checked first
                 for k in (int(x) for x in args.labels.split(","))}
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
-                                        device=args.device, num_threads=args.threads, seed=1))
+                                        device=args.device, num_threads=args.num_threads, seed=1))
     seeds = [int(x) for x in args.seeds.split(",")]
     minutes, seed_models, seed_paths = {}, {}, {}
     for name in ("home", "randomised"):

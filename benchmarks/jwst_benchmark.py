@@ -48,11 +48,13 @@ from rail.deepdisc.sim.labels import (
 from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
+from rail.deepdisc.workers import worker_count
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (
     DEFAULT_TEMPLATES,
     METRICS,
+    add_network_flags,
     deepdisc_forced,
     eazy_template_files,
     fit_bpz,
@@ -72,8 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=128)
     p.add_argument("--epochs", type=int, default=5,
                    help="epochs on the labelled training field (fine-tuning after pretraining)")
-    p.add_argument("--backbone", default="resnet18_fpn")
-    p.add_argument("--batch-size", type=int, default=4)
+    add_network_flags(p)
     p.add_argument("--pretrain-scenes", type=int, default=2000,
                    help="pre-train on a simulated field of this many scenes with every true "
                         "redshift, then fine-tune on the labelled training field (0: train "
@@ -87,8 +88,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--spec-mag50", type=float, default=27.5,
                    help="F200W magnitude where the spectroscopic success rate halves")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="simulation/BPZ processes (0: all)")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES))
     p.add_argument("--quick", action="store_true",
                    help="150 + 50 scenes (pretraining on 300, 6 + 4 epochs): about 10 minutes "
@@ -101,9 +100,9 @@ def main(argv: list[str] | None = None) -> int:
         p.set_defaults(train_scenes=150, test_scenes=50, epochs=4, pretrain_scenes=300,
                        pretrain_epochs=6)
         args = p.parse_args(argv)
-    threads = set_threads(args.threads)
+    threads = set_threads(args.num_threads)
     device = resolve_device(args.device)
-    workers = args.workers or threads
+    workers = worker_count(args.n_workers)
     os.makedirs(args.workdir, exist_ok=True)
     templates, tef = eazy_template_files(args.eazy_templates)
     t_start = time.perf_counter()
@@ -126,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     # DeepDISC: optional in-domain pre-training, then training on the labelled field
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         batch_size=args.batch_size, device=args.device,
-                                        num_threads=args.threads, seed=1))
+                                        num_threads=args.num_threads, seed=1))
     tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}_spec{args.spec_mag50}"
     init, pre_minutes = None, 0.0
     if args.pretrain_scenes:

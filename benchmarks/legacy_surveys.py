@@ -48,6 +48,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import (
+    add_network_flags,
     eazy_template_files,
     fit_bpz,
     fit_eazy,
@@ -64,6 +65,7 @@ from rail.deepdisc.sim.surveys import get_survey
 from rail.deepdisc.store.cutouts import import_cutouts
 from rail.deepdisc.store.provenance import package_versions
 from rail.deepdisc.store.scenes import SceneStore, read_objects
+from rail.deepdisc.workers import worker_count
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
@@ -165,15 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=64, help="scene side (pixels)")
     p.add_argument("--objects-per-scene", type=float, default=2.5)
     p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--backbone", default="resnet18_fpn")
-    p.add_argument("--batch-size", type=int, default=4)
+    add_network_flags(p)
     p.add_argument("--cutout-size", type=int, default=41,
                    help="side (pixels) of the Legacy Surveys cutouts of the test galaxies")
     p.add_argument("--bright-mag", type=float, default=21.0,
                    help="'bright': true (noiseless) r magnitude below this")
     p.add_argument("--device", default="auto")
-    p.add_argument("--threads", type=int, default=0)
-    p.add_argument("--workers", type=int, default=0, help="simulation/BPZ processes (0: all)")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES),
                    help="EAZY's templates/ folder (an eazy-photoz checkout)")
     p.add_argument("--quick", action="store_true",
@@ -184,9 +183,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.quick:  # smaller defaults; options given explicitly still win
         p.set_defaults(train_scenes=60, test_scenes=30, epochs=1)
         args = p.parse_args(argv)
-    threads = set_threads(args.threads)
+    threads = set_threads(args.num_threads)
     device = resolve_device(args.device)
-    workers = args.workers or threads
+    workers = worker_count(args.n_workers)
     os.makedirs(args.workdir, exist_ok=True)
     templates, tef = eazy_template_files(args.eazy_templates)
     t_start = time.perf_counter()
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     # DeepDISC: trained on the simulated training field, every true redshift
     cfg = TrainConfig.from_mapping(dict(backbone=args.backbone, epochs=args.epochs,
                                         batch_size=args.batch_size, device=args.device,
-                                        num_threads=args.threads, seed=1))
+                                        num_threads=args.num_threads, seed=1))
     tag = f"{args.backbone}_e{args.epochs}_n{args.train_scenes}x{args.size}"
     trained = train_model(train_store, os.path.join(args.workdir, f"model_{tag}.pt"), cfg)
     timing["training_minutes"] = trained["minutes"]

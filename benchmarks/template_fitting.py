@@ -28,6 +28,7 @@ from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.fit.bpz import bpz_stage_configs, check_bpz_input, prepare_bpz_data
+from rail.deepdisc.fit.eazy_options import EazyInputOptions
 from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
 from rail.deepdisc.sim.field import FieldSpec, simulate_field
 from rail.deepdisc.spectra.bands import LSST_BANDS, NIRCAM_BANDS
@@ -62,7 +63,7 @@ def _run_bpz(name, setup, table, bands, ref, zmax, workdir, prior="flat"):
     return ens, time.perf_counter() - t0
 
 
-def _run_eazy(name, templates, tef, table, bands, zmax, workdir, n_proc):
+def _run_eazy(name, templates, tef, table, bands, zmax, workdir, n_workers):
     cfg = {"bands": [f"flux_{b}" for b in bands], "err_bands": [f"flux_err_{b}" for b in bands],
            "hdf5_groupname": "", "input_type": "flux"}
     t0 = time.perf_counter()
@@ -73,7 +74,7 @@ def _run_eazy(name, templates, tef, table, bands, zmax, workdir, n_proc):
     model = inf.inform(table)
     t_model = time.perf_counter() - t0
     est = EazyEstimator.make_stage(name=name, model=model, output=f"{workdir}/{name}.hdf5",
-                                   n_proc=n_proc, **cfg)
+                                   n_workers=n_workers, **cfg)
     t0 = time.perf_counter()
     ens = est.estimate(table).data
     return ens, time.perf_counter() - t0, t_model
@@ -89,8 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--method", default="kron", choices=("kron", "aperture"))
     p.add_argument("--workers", type=int, default=2,
                    help="processes for simulation and BPZ's AB files")
-    p.add_argument("--eazy-workers", type=int, default=0,
-                   help="EazyEstimator n_proc (0: serial, the figure quoted in the docs)")
+    EazyInputOptions.add_argument(p, "n_workers", flag="--eazy-workers")
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES))
     p.add_argument("--quick", action="store_true",
                    help="12 scenes; oracle BPZ only with the entries present in the field")
@@ -146,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     tef = str(tdir / "TEMPLATE_ERROR.eazy_v1.0")
     for name, spec in (("eazy_fsps", str(fsps)), ("eazy_fsps_sfhz", f"{fsps},{sfhz}")):
         ens, dt, t_model = _run_eazy(name, spec, tef, table, bands, zmax, workdir,
-                                     args.eazy_workers)
+                                     args.n_workers)
         ensembles[name] = ens
         t_tz[name] = {"setup_s": t_model, "seconds": dt, "objects_per_s": n / dt}
     results["timing"].update(t_tz)

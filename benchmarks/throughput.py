@@ -26,6 +26,7 @@ import time
 
 import numpy as np
 import torch
+from common import add_network_flags
 
 from rail.deepdisc.net.architectures import architecture
 from rail.deepdisc.net.data import SceneTrainingData, augment_scene, noise_scales, to_torch
@@ -44,10 +45,8 @@ def _sync(device: torch.device) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--scenes-file", default=None)
-    parser.add_argument("--backbone", default="resnet18_fpn")
+    add_network_flags(parser, workers=False)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--threads", type=int, default=0)
-    parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--infer-batch-size", type=int, default=8)
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--model", default=None,
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="write the figures as JSON")
     args = parser.parse_args()
 
-    threads = set_threads(args.threads)
+    threads = set_threads(args.num_threads)
     device = resolve_device(args.device)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.scenes_file

@@ -217,7 +217,7 @@ def test_eazy_stages_name_bad_option_values(tmp_path):
     for name, config, culprit in (
             ("eazy_input_type", {"input_type": "magnitude"}, "input_type"),
             ("eazy_zstep", {"zstep": 0.0}, "zstep"),
-            ("eazy_n_proc", {"n_proc": -1}, "n_proc")):
+            ("eazy_n_workers", {"n_workers": -1}, "n_workers")):
         inf = EazyInformer.make_stage(name=name, model=str(tmp_path / f"{name}.hdf5"),
                                       **common, **config)
         with pytest.raises(OptionError, match=culprit) as err:

@@ -109,7 +109,7 @@ def test_calibrate_refuses_bad_input_before_work(tiny_model, jades_store, lsst_s
     with pytest.raises(SystemExit):  # refused while parsing
         main(["calibrate", "--model", tiny_model, "--input", jades_store, "--output",
               str(out), "--batch-size", "0"])
-    assert "integer >= 1" in capsys.readouterr().err
+    assert "argument --batch-size: must be >= 1, got 0" in capsys.readouterr().err
     for args, named in cases:
         assert main(["calibrate", *args, "-q"]) == 2, args
         err = capsys.readouterr().err

@@ -153,13 +153,28 @@ def test_report_function_runs(interactive, jades_store, tiny_model, tmp_path, mo
                                          output=str(tmp_path / "pz.hdf5"),
                                          detections=str(tmp_path / "det.hdf5"), num_threads=1)
     stage.estimate(jades_store)
+    from rail.deepdisc.spectra.bands import NIRCAM_BANDS
+    from rail.estimation.algos.eazy import EazyInformer
+
+    fluxes = {f"{c}_{b}": np.full(5, v) for b in NIRCAM_BANDS
+              for c, v in (("flux", 100.0), ("flux_err", 10.0))}
+    EazyInformer.make_stage(
+        name="eazy_for_report", model=str(tmp_path / "eazy.hdf5"), templates_file="cww",
+        template_error_file="", zmax=6.0, input_type="flux", training_prior=False,
+        zeropoints=False,
+        bands=[f"flux_{b}" for b in NIRCAM_BANDS], hdf5_groupname="",
+        err_bands=[f"flux_err_{b}" for b in NIRCAM_BANDS],
+        filter_list=list(NIRCAM_BANDS)).inform(fluxes)
     report = interactive["rail.interactive.tools.report_tools"]
     text = report.photo_z_comparison_report(
         truth=jades_store, deepdisc=str(tmp_path / "pz.hdf5"), bpz=str(tmp_path / "pz.hdf5"),
         eazy=str(tmp_path / "pz.hdf5"), photometric=str(tmp_path / "pz.hdf5"),
         hybrid=str(tmp_path / "pz.hdf5"), detections=str(tmp_path / "det.hdf5"),
+        eazy_model=str(tmp_path / "eazy.hdf5"),
         method_names=["DeepDISC", "again", "and again", "once more", "last"])["report"]
     assert "σ_IQR" in text
+    # the template set is the one EAZY's model was built with, read from the model
+    assert "and again (cww)" in text and "## Template sets\n\n- and again: " in text
     catalog = interactive["rail.interactive.tools.catalog_tools"]
     table = catalog.photo_z_catalog(input_data=str(tmp_path / "pz.hdf5"), scenes=jades_store,
                                     method="DeepDISC")["output"]

@@ -416,6 +416,26 @@ class Options:
                     kwargs["choices"] = spec.choices
             parser.add_argument(flag, **kwargs)
 
+    @classmethod
+    def add_argument(cls, parser: argparse.ArgumentParser, name: str, *,
+                     default: Any = MISSING, flag: str = "") -> None:
+        """Add one flag for the option ``name`` with a concrete default (this class's
+        unless ``default`` is given) and the option's help, bounds and choices; for scripts
+        (benchmarks) and commands that offer one option of a configuration they do not
+        build whole. ``flag`` renames the flag (e.g. ``--threads``)."""
+        spec, kind, own = cls.option_specs()[name]
+        value = own if default is MISSING else default
+        kwargs: dict[str, Any] = {"dest": name, "default": value, "help": _help(spec, value)}
+        if kind.base == "bool":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif kind.base in _SCALARS.values():
+            kwargs["type"] = _flag_parser(name, spec, kind.base)
+            if spec.choices is not None:
+                kwargs["choices"] = spec.choices
+        else:
+            raise TypeError(f"{cls.__name__}.{name}: add_argument takes scalar options")
+        parser.add_argument(flag or "--" + (spec.flag or name).replace("_", "-"), **kwargs)
+
 
 def _help(spec: OptionSpec, default: Any) -> str:
     text = spec.help

@@ -276,3 +276,22 @@ class StrictConfigMixin:
             return super().get_output(tag, final_name=final_name)
         p = Path(path)
         return str(p.parent / f"{STAGE_PREFIX}{token}_{p.name}")
+
+
+def rail_shared_params(options: type, names: tuple[str, ...]) -> dict[str, Any]:
+    """RAIL's own shared stage parameters ``names`` (``zmin``, ``zmax``, ``nzbins``,
+    ``chunk_size``, ...) for a stage whose option class has options of the same names and
+    meaning: the parameter is RAIL's (its name and help, as every RAIL estimator shows it)
+    with the option class's default (e.g. a redshift grid to z = 15 for JWST fields rather
+    than RAIL's 3), so a stage offers one parameter, not a second one shadowing RAIL's.
+    Use with ``options.stage_params(skip=names)``.
+    """
+    from rail.core.common_params import SharedParams
+
+    specs = options.option_specs()
+    params = {}
+    for name in names:
+        param = SharedParams.copy_param(name)
+        param.set_default(specs[name][2])
+        params[name] = param
+    return params

@@ -37,14 +37,21 @@ _PR_SET_PDEATHSIG = 1
 
 @dataclass(frozen=True, kw_only=True)
 class WorkerOptions(Options):
-    """How many processes render."""
+    """How many worker processes a job uses (rendering, BPZ's AB files, EAZY's fits): the
+    one worker-count option of the package, with one meaning of 0 (all usable cores)."""
 
-    n_workers: int = option(0, "rendering processes (0: all cores)", ge=0, flag="workers")
+    n_workers: int = option(0, "worker processes (0: all usable cores)", ge=0, flag="workers")
 
     @property
     def count(self) -> int:
-        """The number of processes (all cores for 0)."""
-        return self.n_workers or usable_cores()
+        """The number of processes (all usable cores for 0)."""
+        return worker_count(self.n_workers)
+
+
+def worker_count(n_workers: int) -> int:
+    """The processes a worker-count option asks for: ``n_workers``, all usable cores for 0.
+    """
+    return int(n_workers) or usable_cores()
 
 
 def usable_cores() -> int:

@@ -68,7 +68,7 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
         return self.get_handle("output")
 
     def run(self) -> None:
-        from rail.deepdisc.workers import usable_cores
+        from rail.deepdisc.workers import worker_count
 
         opts = self.library_options(BPZDataOptions)
         table = self.get_data("input")
@@ -78,7 +78,7 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
                         source=_source(self.get_handle("input", allow_missing=True)))
         setup = prepare_bpz_data(os.path.expandvars(opts.data_path), opts.templates,
                                  opts.filters, madau=opts.madau, make_ab=True,
-                                 n_workers=opts.n_workers or usable_cores())
+                                 n_workers=worker_count(opts.n_workers))
         data = table[opts.hdf5_groupname] if opts.hdf5_groupname else table
         handle = self.add_handle("output", data={k: v for k, v in data.items()})
         handle.provenance = provenance_json(

@@ -69,8 +69,9 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
     """Compare photo-z ensembles row-aligned with a scene store's objects.
 
     Inputs: the test scene store (its ``/objects`` table is the truth), the ensembles of
-    DeepDISC (forced), BPZ, EAZY, the photometry network and the hybrid, and a DeepDISC
-    detect-mode detections table. Output:
+    DeepDISC (forced), BPZ, EAZY, the photometry network and the hybrid, a DeepDISC
+    detect-mode detections table, and EAZY's model (the template set it ran, as its informer
+    resolved it, is named in the report). Output:
     ``report.md`` (tables of σ_IQR, bias, outlier rates, σ_MAD, PIT KS/CvM/AD, CDE loss,
     Brier, object counts and seconds per method, for S/N > 10 and for all objects) with PNG
     figures and ``metrics.json`` beside it. Seconds come from the ceci logs in ``log_dir``
@@ -88,17 +89,14 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
                            + ", ".join(COMPARISON_METHODS)),
         log_dir=Param(str, "", msg="ceci log directory to read stage run times from"),
         timing_stages=Param(dict, {}, msg="method name -> list of stage names it ran"),
-        template_sets=Param(dict, {}, msg="method name -> the EAZY template option it ran "
-                            "with ('auto', a set name or .param paths), resolved when the "
-                            "report is written (as the fitter resolved it) so the report "
-                            "says which template set ran"),
     )
     inputs = [("truth", SceneHandle), *((tag, QPHandle) for tag in COMPARISON_METHODS),
-              ("detections", Hdf5Handle)]
+              ("detections", Hdf5Handle), ("eazy_model", EazyModelHandle)]
     outputs = [("report", MarkdownHandle)]
 
     def write(self, truth: Any, deepdisc: Any, bpz: Any, eazy: Any, photometric: Any,
-              hybrid: Any, detections: Any, **kwargs: Any) -> MarkdownHandle:
+              hybrid: Any, detections: Any, eazy_model: Any, **kwargs: Any
+              ) -> MarkdownHandle:
         """Write the report of the methods' ensembles on one scene store's objects.
 
         Parameters
@@ -117,6 +115,8 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             The hybrid's ensemble.
         detections : str | dict | Hdf5Handle
             DeepDISC's detect-mode detections table.
+        eazy_model : str | EazyModel | EazyModelHandle
+            The model EAZY's ensemble came from (its template set is named in the report).
         **kwargs : Any
             Options to change (``title``, ``method_names``, ...).
 
@@ -126,7 +126,8 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
             The handle of the report text.
         """
         inputs = {"truth": truth, "deepdisc": deepdisc, "bpz": bpz, "eazy": eazy,
-                  "photometric": photometric, "hybrid": hybrid, "detections": detections}
+                  "photometric": photometric, "hybrid": hybrid, "detections": detections,
+                  "eazy_model": eazy_model}
         return self.run_on(inputs, "report", **kwargs)
 
     def _path(self, tag: str) -> str:
@@ -153,7 +154,9 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         if len(names) != len(COMPARISON_METHODS):
             raise OptionError(f"{self.name}: method_names needs {len(COMPARISON_METHODS)} "
                               f"names ({', '.join(COMPARISON_METHODS)}), got {names}")
-        template_notes = self._template_sets()
+        meta = self.get_data("eazy_model").meta
+        template_notes = {names[2]: (str(meta.get("template_set", "templates")),
+                                     str(meta.get("template_set_description", "")))}
         results = []
         for tag, name in zip(COMPARISON_METHODS, names, strict=True):
             ens = qp.read(self._path(tag))
@@ -174,16 +177,6 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
                 f"- {name}: {description}\n" for name, (_, description) in
                 template_notes.items())
         self.add_data("report", text)
-
-    def _template_sets(self) -> dict[str, tuple[str, str]]:
-        """Method name -> (the template set's short name, its one-line description)."""
-        from rail.deepdisc.fit.eazy_data import resolve_template_set
-
-        out = {}
-        for name, option in dict(self.config.template_sets).items():
-            choice = resolve_template_set(str(option))
-            out[str(name)] = (choice.name, choice.description)
-        return out
 
 
 def _detections(table: dict[str, np.ndarray], object_ids: np.ndarray) -> Detections:

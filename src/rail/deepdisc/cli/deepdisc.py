@@ -64,17 +64,6 @@ def _cmd_calibrate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    """An integer flag value of at least 1."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: give an integer >= 1")
-    return value
-
-
 def _sibling(path: str, suffix: str) -> str:
     root, ext = os.path.splitext(path)
     return f"{root}{suffix}{ext or '.hdf5'}"
@@ -109,6 +98,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
                      "START:STOP")
     cal.add_argument("--widths-only", action="store_true",
                      help="fit the width factor only, no mean shift")
-    cal.add_argument("--batch-size", type=_positive, default=4, help="scenes per network pass")
+    EstimateConfig.add_argument(cal, "batch_size")  # network passes, as in estimate
     ComputeOptions.add_arguments(cal)
     cal.set_defaults(func=_cmd_calibrate)

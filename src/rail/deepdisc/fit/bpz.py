@@ -29,11 +29,11 @@ from typing import Any
 
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.bpz_files import write_res, write_sed_files
-from rail.deepdisc.options import Options, option
+from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.spectra.filters import resolve_filters
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS, builtin_templates
 from rail.deepdisc.spectra.templates import TemplateSet
-from rail.deepdisc.workers import process_pool
+from rail.deepdisc.workers import WorkerOptions, process_pool
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class BPZDataOptions(Options):
     bands: list[str] = option(help="magnitude columns BPZ reads")
     err_bands: list[str] = option(help="magnitude-error columns BPZ reads")
     ref_band: str = option(help="prior reference magnitude column")
-    n_workers: int = option(0, "processes for the AB files (0: all usable cores)", ge=0)
+    n_workers: int = option_like(WorkerOptions, "n_workers")  # processes for the AB files
     hdf5_groupname: str = option("", "group of the table ('' for a flat file)")
 
     def _check(self) -> None:

@@ -47,7 +47,7 @@ class EazyCrossValidation:
 
 def cross_validate(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, z: np.ndarray,
                    prior_mag: np.ndarray | None, fold: np.ndarray, settings: LabelTraining, *,
-                   sys_err: float = 0.01, n_proc: int = 0) -> EazyCrossValidation:
+                   sys_err: float = 0.01, n_workers: int = 1) -> EazyCrossValidation:
     """Fit each fold's labelled objects with a model trained on the other folds' labels.
 
     Parameters
@@ -74,7 +74,7 @@ def cross_validate(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, z: np.nd
         fold_model = train_on_labels(model, fnu, efnu, zf, prior_mag, settings)
         rows = labelled[fold[labelled] == f]
         res = fit(fold_model, fnu[rows], efnu[rows], sys_err=sys_err,
-                  prior_mag=None if prior_mag is None else prior_mag[rows], n_proc=n_proc)
+                  prior_mag=None if prior_mag is None else prior_mag[rows], n_workers=n_workers)
         parts.append((rows, res))
         folds.append({"fold": int(f), "n_labels": int(np.isfinite(zf).sum()),
                       "n_estimated": int(rows.size),

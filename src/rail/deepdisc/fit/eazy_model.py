@@ -137,7 +137,7 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
                 zmax: float = 3.0, zstep: float = 0.01, template_error_file: str = "",
                 template_error_amplitude: float = 0.2, prior_file: str = "",
                 prior_floor: float = 0.01, add_igm: bool = True,
-                filter_search_dirs: Sequence[str] = (), n_proc: int = 0,
+                filter_search_dirs: Sequence[str] = (), n_workers: int = 1,
                 meta: dict[str, Any] | None = None) -> EazyModel:
     """Build an :class:`EazyModel` (all inputs are checked before the template grid).
 
@@ -158,8 +158,8 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
         '' for none.
     add_igm
         Apply eazy's IGM attenuation (Asada et al. 2024 with CGM, eazy's default).
-    n_proc
-        Processes for the template grid (0: serial).
+    n_workers
+        Processes for the template grid (1: this process).
 
     Raises
     ------
@@ -176,7 +176,7 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
     prior_mags, prior_data = _prior_file(eazy, prior_file, prior_floor, zgrid)
     fdefs = [_filter_definition(eazy, c) for c in curves]
     tempfilt = template_grid(tspec.templates, zgrid, fdefs, add_igm=add_igm,
-                             n_proc=n_proc).astype(np.float32)
+                             n_workers=n_workers).astype(np.float32)
     if not np.all(np.isfinite(tempfilt)):
         raise InputError(f"the EAZY template grid of {tspec.description} holds non-finite "
                          "fluxes")
@@ -290,7 +290,7 @@ def _integrate_template(args: tuple) -> np.ndarray:
 
 
 def template_grid(templates: Sequence[Any], zgrid: np.ndarray, fdefs: Sequence[Any], *,
-                  add_igm: bool = True, n_proc: int = 0) -> np.ndarray:
+                  add_igm: bool = True, n_workers: int = 1) -> np.ndarray:
     """Templates through filters on the redshift grid, (NZ, NTEMP, NFILT).
 
     The same integral as eazy-py's ``TemplateGrid`` (template f_nu redshifted, times eazy's
@@ -300,10 +300,10 @@ def template_grid(templates: Sequence[Any], zgrid: np.ndarray, fdefs: Sequence[A
     Milky-Way extinction is not applied (catalogs are assumed corrected).
     """
     tasks = [(t, np.asarray(zgrid, float), list(fdefs), add_igm) for t in templates]
-    if n_proc > 0 and len(tasks) > 1:
+    if n_workers > 1 and len(tasks) > 1:
         from rail.deepdisc.workers import process_pool
 
-        with process_pool(n_proc) as pool:
+        with process_pool(n_workers) as pool:
             parts = list(pool.map(_integrate_template, tasks))
     else:
         parts = [_integrate_template(t) for t in tasks]

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, FALLBACK_SET
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
-from rail.deepdisc.options import AncilColumnsOptions, Options, option
+from rail.deepdisc.options import AncilColumnsOptions, Options, option, option_like
+from rail.deepdisc.workers import WorkerOptions
 
 #: what the band columns may hold
 INPUT_TYPES = ("mag", "flux")
@@ -28,8 +29,9 @@ class EazyInputOptions(Options):
                              "errors) or flux (linear fluxes and errors)", choices=INPUT_TYPES)
     flux_zeropoint: float = option(NJY_ZEROPOINT, "AB magnitude of a flux of 1 in the flux "
                                    f"columns ({NJY_ZEROPOINT} for nJy)")
-    n_proc: int = option(0, "worker processes (informer: over the templates; estimator: over "
-                         "the redshift grid; 0: this process)", ge=0)
+    #: processes (informer: over the templates; estimator: over the redshift grid); by
+    #: default the stage's own process
+    n_workers: int = option_like(WorkerOptions, "n_workers", 1)
     sys_err: float = option(0.01, "fractional systematic flux error (SYS_ERR)", ge=0)
 
 

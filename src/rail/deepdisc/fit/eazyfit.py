@@ -207,7 +207,7 @@ def _fit_redshifts(args: tuple) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float = 0.01,
-        prior_mag: np.ndarray | None = None, n_proc: int = 0) -> FitResult:
+        prior_mag: np.ndarray | None = None, n_workers: int = 1) -> FitResult:
     """Fit photometry with the model, as eazy-py's ``PhotoZ.fit_catalog`` + ``compute_lnp``.
 
     Parameters
@@ -220,8 +220,8 @@ def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float =
         Fractional systematic error added in quadrature for positive fluxes (``SYS_ERR``).
     prior_mag
         Apparent AB magnitude per object for the prior (ignored without a model prior).
-    n_proc
-        Worker processes over the redshift grid (0: this process).
+    n_workers
+        Worker processes over the redshift grid (1: this process).
     """
     fnu = np.asarray(fnu, float)
     efnu_in = np.asarray(efnu, float)
@@ -232,7 +232,7 @@ def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float =
     fnu, efnu_in = fnu * model.zeropoints, efnu_in * model.zeropoints  # as eazy: fnu * zp
     f = np.where(ok, fnu, 0.0)
     e = np.sqrt(np.where(ok, efnu_in, 0.0) ** 2 + (sys_err * np.maximum(f, 0.0)) ** 2)
-    chi2 = _chi2_grid(model, f, np.where(ok, e, -99.0), n_proc)
+    chi2 = _chi2_grid(model, f, np.where(ok, e, -99.0), n_workers)
     fitted = (chi2 != 0).any(axis=1) & np.isfinite(chi2).any(axis=1)
     loglike = _log_likelihood(model, chi2, f, e, ok)
     if prior_mag is not None and model.has_prior:
@@ -242,17 +242,17 @@ def fit(model: EazyModel, fnu: np.ndarray, efnu: np.ndarray, *, sys_err: float =
                      n_filters=ok.sum(axis=1), fitted=fitted)
 
 
-def _chi2_grid(model: EazyModel, f: np.ndarray, e: np.ndarray, n_proc: int) -> np.ndarray:
+def _chi2_grid(model: EazyModel, f: np.ndarray, e: np.ndarray, n_workers: int) -> np.ndarray:
     """(N, NZ) chi-square of eazy-py's NNLS fit at every redshift (float32, as eazy-py)."""
     f32, e32 = f.astype(np.float32), e.astype(np.float32)
     nz = model.zgrid.size
-    blocks = np.array_split(np.arange(nz), max(1, n_proc) * 4 if n_proc > 0 else 1)
+    blocks = np.array_split(np.arange(nz), n_workers * 4 if n_workers > 1 else 1)
     tasks = [(b, model.tempfilt, f32, e32, model.tef, model.zgrid, True)
              for b in blocks if b.size]
-    if n_proc > 0 and f.shape[0] > 0:
+    if n_workers > 1 and f.shape[0] > 0:
         from rail.deepdisc.workers import process_pool
 
-        with process_pool(n_proc) as pool:
+        with process_pool(n_workers) as pool:
             results = list(pool.map(_fit_redshifts, tasks))
     else:
         results = [_fit_redshifts(t) for t in tasks]

@@ -25,10 +25,14 @@ from rail.estimation.informer import CatInformer
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.net.config import EstimateConfig, TrainConfig
 from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle, RankParts
-from rail.deepdisc.stages import StrictConfigMixin
+from rail.deepdisc.stages import StrictConfigMixin, rail_shared_params
 from rail.deepdisc.store.atomic import atomic_output
 from rail.deepdisc.store.handle import SceneHandle
 from rail.deepdisc.store.scenes import SceneStore
+
+#: EstimateConfig's options that are RAIL's shared stage parameters (the grid of the
+#: summary statistics and the chunk size): the stage offers RAIL's, with our defaults
+RAIL_SHARED = ("zmin", "zmax", "nzbins", "chunk_size")
 
 
 class DeepDiscModelHandle(ModelHandle):
@@ -160,7 +164,8 @@ class DeepDiscEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
     entrypoint_function = "estimate"
     interactive_function = "deep_disc_estimator"
     config_options = CatEstimator.config_options.copy()
-    config_options.update(EstimateConfig.stage_params())
+    config_options.update(EstimateConfig.stage_params(skip=RAIL_SHARED))
+    config_options.update(rail_shared_params(EstimateConfig, RAIL_SHARED))
     inputs = [("model", DeepDiscModelHandle), ("input", SceneHandle)]
     outputs = [("output", PartedQPHandle), ("detections", Hdf5Handle)]
 

@@ -42,6 +42,7 @@ from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
+from rail.deepdisc.workers import worker_count
 
 
 class EazyModelHandle(ModelHandle):
@@ -126,7 +127,7 @@ class EazyInformer(StrictConfigMixin, CatInformer):
             zstep=opts.zstep, template_error_file=choice.template_error_file,
             template_error_amplitude=opts.template_error_amplitude,
             prior_file=opts.prior_file, prior_floor=opts.prior_floor, add_igm=opts.add_igm,
-            n_proc=opts.n_proc,
+            n_workers=worker_count(opts.n_workers),
             meta={"bands": list(c.bands), "err_bands": list(c.err_bands),
                   "template_set": choice.name, "template_set_description": choice.description,
                   "prior": "file" if opts.prior_file else "none",
@@ -215,7 +216,7 @@ class EazyEstimator(StrictConfigMixin, PartedEstimatorMixin, CatEstimator):
         fnu, efnu = catalog_fluxes(data, self.config, opts)
         prior_mag = _prior_mags(self.model, self.config, opts, fnu)
         res = fit(self.model, fnu, efnu, sys_err=opts.sys_err, prior_mag=prior_mag,
-                  n_proc=opts.n_proc)
+                  n_workers=worker_count(opts.n_workers))
         copied = copied_columns(data, opts.ancil_columns, self.name)
         self._do_chunk_output(res.ensemble(copied), start, end, first, data=data)
 
@@ -321,7 +322,7 @@ class EazyCrossValidator(StrictConfigMixin, RailStage):
             "label_training", {"prior": False, "zeropoints": False}).items()
             if k in LabelTraining.__dataclass_fields__})
         cv = cross_validate(model, fnu, efnu, z, _prior_mags(model, c, opts, fnu), fold,
-                            settings, sys_err=opts.sys_err, n_proc=opts.n_proc)
+                            settings, sys_err=opts.sys_err, n_workers=worker_count(opts.n_workers))
         copied = {k: v[cv.rows] for k, v in
                   copied_columns(data, opts.ancil_columns, self.name).items()}
         self.add_data("output", cv.result.ensemble({

@@ -21,8 +21,17 @@ from rail.estimation.algos.bpz_lite import BPZliteEstimator, BPZliteInformer
 from rail.evaluation.single_evaluator import SingleEvaluator
 
 from rail.creation.engines.galaxy_scenes import GalaxyPopulationCreator, SceneRenderer
-from rail.deepdisc.fit.bpz import SURVEY_ZMAX, bpz_stage_configs, describe_bpz_data
+from rail.deepdisc.errors import OptionError
+from rail.deepdisc.fit.bpz import (
+    SURVEY_ZMAX,
+    BPZDataOptions,
+    bpz_stage_configs,
+    describe_bpz_data,
+)
+from rail.deepdisc.fit.eazy_options import TemplateSetOptions
 from rail.deepdisc.hybrid.options import PhotometryNetOptions
+from rail.deepdisc.net.config import ComputeOptions, TrainConfig
+from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
 from rail.deepdisc.sim.surveys import get_survey
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
@@ -37,58 +46,45 @@ from rail.tools.scene_tools import ScenePhotometry
 FIVE_TO_ONE_SIGMA = 1.7474250108400469
 
 
-@dataclass(frozen=True)
-class ComparisonSettings:
-    """What the comparison pipeline simulates, trains and fits.
+@dataclass(frozen=True, kw_only=True)
+class ComparisonSettings(Options):
+    """What the comparison pipeline simulates, trains and fits. The DeepDISC options are
+    :class:`~rail.deepdisc.net.config.TrainConfig`'s and :class:`~rail.deepdisc.net.config.
+    ComputeOptions`' (one help text and set of bounds, with the CPU-sized ``resnet18_fpn``);
+    ``eazy_templates`` is ``EazyInformer``'s ``templates_file``.
 
-    Attributes
-    ----------
-    survey
-        ``jades`` or ``lsst``.
-    n_train_scenes, n_test_scenes, scene_size, objects_per_scene
-        The two simulated fields.
-    train_seed, test_seed
-        Their seeds (different, so the fields are independent).
-    backbone, epochs, num_components
-        DeepDISC training.
-    bpz_templates, eazy_templates
-        BPZ's built-in set (``cww``, ``cosmos``, ``oracle``) and EAZY's (``auto``: EAZY's
-        fsps QSF 12 v3 where installed, else CWW+SB4; a named or built-in set or EAZY
-        ``.param`` file paths, comma-separated; :mod:`rail.deepdisc.fit.eazy_data`).
-    work_dir
-        Directory for working files (relative paths are relative to where ceci runs).
-    bpz_data_dir
-        BPZ's data directory (``bpz_ref_data_path``; default ``<work_dir>/bpz_data``). It
-        must exist when ceci loads the pipeline, because ``BPZliteEstimator`` checks it when
-        it is constructed, before ceci creates any output directory: :func:`write_pipeline`
-        creates it (building the pipeline object creates nothing), and the examples keep
-        theirs in the repository.
-    log_dir
-        ceci's log directory, where the report reads stage run times.
-    num_threads
-        Torch CPU threads (0: all cores).
-    photometry_net
-        How the photometry network is trained (:class:`~rail.deepdisc.hybrid.options.
-        PhotometryNetOptions`).
+    ``bpz_data_dir``: BPZ's data directory must exist when ceci loads the pipeline, because
+    ``BPZliteEstimator`` checks it when it is constructed, before ceci creates any output
+    directory: :func:`write_pipeline` creates it (building the pipeline object creates
+    nothing), and the examples keep theirs in the repository.
     """
 
-    survey: str = "jades"
-    n_train_scenes: int = 300
-    n_test_scenes: int = 100
-    scene_size: int = 128
-    objects_per_scene: float = 10.0
-    train_seed: int = 1
-    test_seed: int = 2
-    backbone: str = "resnet18_fpn"
-    epochs: int = 20
-    num_components: int = 5
-    bpz_templates: str = "cww"
-    eazy_templates: str = "auto"
-    work_dir: str = "output/comparison"
-    bpz_data_dir: str = ""
-    log_dir: str = "output/comparison/logs"
-    num_threads: int = 0
+    survey: str = option("jades", "survey preset of the two simulated fields",
+                         choices=("jades", "lsst"))
+    n_train_scenes: int = option(300, "scenes of the simulated training field", ge=1)
+    n_test_scenes: int = option(100, "scenes of the simulated test field", ge=1)
+    scene_size: int = option(128, "side of the simulated scenes (pixels)", ge=16)
+    objects_per_scene: float = option(10.0, "mean galaxies per scene", gt=0)
+    train_seed: int = option(1, "seed of the training field and of the training", ge=0)
+    test_seed: int = option(2, "seed of the test field (another than train_seed)", ge=0)
+    backbone: str = option_like(TrainConfig, "backbone", "resnet18_fpn")
+    epochs: int = option_like(TrainConfig, "epochs")
+    num_components: int = option_like(TrainConfig, "num_components")
+    bpz_templates: str = option_like(BPZDataOptions, "templates")
+    eazy_templates: str = option_like(TemplateSetOptions, "templates_file")
+    work_dir: str = option("output/comparison", "folder of the working files (relative to "
+                           "where ceci runs)")
+    bpz_data_dir: str = option("", "BPZ's data directory (bpz_ref_data_path; '': "
+                               "<work_dir>/bpz_data)")
+    log_dir: str = option("output/comparison/logs", "ceci's log folder, where the report "
+                          "reads the stages' run times")
+    num_threads: int = option_like(ComputeOptions, "num_threads")
     photometry_net: PhotometryNetOptions = field(default_factory=PhotometryNetOptions)
+
+    def _check(self) -> None:
+        if self.train_seed == self.test_seed:
+            raise OptionError(f"train_seed and test_seed are both {self.train_seed}: the "
+                              "training and test fields would be the same")
 
 
 JWST_SETTINGS = ComparisonSettings(survey="jades", work_dir="output/jwst_comparison",
@@ -113,6 +109,7 @@ class DeepDiscComparisonPipeline(RailPipeline):
     def __init__(self, settings: ComparisonSettings | None = None, **overrides: Any) -> None:
         RailPipeline.__init__(self)
         s = replace(settings or ComparisonSettings(), **overrides)
+        s.validate()
         preset = get_survey(s.survey)
         bands = list(preset.bands)
         zmax = SURVEY_ZMAX.get(s.survey, preset.zmax)
@@ -219,9 +216,10 @@ class DeepDiscComparisonPipeline(RailPipeline):
                          "eazy": self.estimate_eazy.io.output,
                          "photometric": self.estimate_photometry_net.io.output,
                          "hybrid": self.estimate_hybrid.io.output,
-                         "detections": self.detect_deepdisc.io.detections},
+                         "detections": self.detect_deepdisc.io.detections,
+                         "eazy_model": self.inform_eazy.io.model},
             title=f"DeepDISC vs template fitting, {s.survey}-like field",
-            method_names=names, log_dir=s.log_dir, template_sets={names[2]: s.eazy_templates},
+            method_names=names, log_dir=s.log_dir,
             timing_stages={
                 names[0]: ["inform_deepdisc", "estimate_deepdisc"],
                 names[1]: ["photometry_train", "photometry_test", "prepare_bpz", "inform_bpz",
