@@ -24,10 +24,6 @@ from rail.deepdisc.net.config import ComputeOptions, TrainConfig
 from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.sim.randomise import REALISM_LEVELS
 
-#: the tiler options whose values are paths (``path`` or ``path[EXT]``), by kind
-_PATH_MAPS = ("images", "errors", "weights", "psfs")
-_PATH_KEYS = ("segmap", "spec_catalog", "catalog", "truth_catalog")
-
 
 @dataclass(frozen=True, kw_only=True)
 class FieldSettings(Options):
@@ -102,39 +98,58 @@ def load_field_inputs(path: str | os.PathLike) -> dict[str, Any]:
         raise InputError(f"{path}: unknown key(s) {', '.join(unknown)}; the keys allowed "
                          f"are {', '.join(sorted(allowed))}")
     base = os.path.dirname(os.path.abspath(path))
-    out = dict(data)
-    for key in _PATH_MAPS:
-        if isinstance(out.get(key), Mapping):
-            out[key] = {b: _resolve(base, str(p)) for b, p in out[key].items()}
-    for key in _PATH_KEYS:
-        if out.get(key):
-            out[key] = _resolve(base, str(out[key]))
-    return out
+    return _map_paths(dict(data), lambda p: _resolve(base, p))
 
 
-def field_input_keys() -> frozenset[str]:
-    """The keys a field-inputs YAML may hold: the options of ``rail-deepdisc field``
-    (the catalog, the tiler's, the recipe's and the measured survey's)."""
+def _field_options() -> dict[str, Any]:
+    """Every option of ``rail-deepdisc field`` (the tiler's, the recipe's and the measured
+    survey's) with its spec: name -> (spec, kind, default)."""
     from rail.deepdisc.sim.survey_from_mosaics import MosaicSurveyOptions
     from rail.deepdisc.store.mosaic import TilerConfig
 
-    tiler = set(TilerConfig.option_specs()) - {"survey", "require_redshift"}
-    return frozenset({"catalog", *tiler, *FieldSettings.option_specs(),
-                      *MosaicSurveyOptions.option_specs()})
+    specs = {k: v for k, v in TilerConfig.option_specs().items()
+             if k not in ("survey", "require_redshift")}
+    return {**specs, **FieldSettings.option_specs(), **MosaicSurveyOptions.option_specs()}
+
+
+def field_input_keys() -> frozenset[str]:
+    """The keys a field-inputs YAML may hold: the catalog and the options of
+    ``rail-deepdisc field``."""
+    return frozenset({"catalog", *_field_options()})
+
+
+def _map_paths(options: dict[str, Any], change: Any) -> dict[str, Any]:
+    """``options`` with ``change`` applied to every file they name: the catalog and the
+    values of the options marked as paths (a mapping's values, each of several
+    comma-separated paths)."""
+    paths = {"catalog": "str", **{name: kind.base for name, (spec, kind, _) in
+                                  _field_options().items() if spec.path}}
+    for key, kind in paths.items():
+        value = options.get(key)
+        if not value:
+            continue
+        if kind == "dict" and isinstance(value, Mapping):
+            options[key] = {b: change(str(p)) for b, p in value.items()}
+        elif isinstance(value, str) and "[" not in value:
+            options[key] = ",".join(change(p.strip()) for p in value.split(","))
+        elif isinstance(value, str):
+            options[key] = change(value)
+    return options
 
 
 def _resolve(base: str, spec: str) -> str:
-    return spec if os.path.isabs(spec) else os.path.join(base, spec)
+    """A path of a field-inputs file, relative to the file's folder; a bare name that is
+    not a file there (a template set: ``auto``, ``fsps``, ``cww``) is kept as given."""
+    if not spec or os.path.isabs(spec):
+        return spec
+    beside = os.path.join(base, spec)
+    if os.sep not in spec and "." not in spec and not os.path.exists(beside):
+        return spec
+    return beside
 
 
 def relative_paths(options: Mapping[str, Any], start: str = os.curdir) -> dict[str, Any]:
     """The options with their paths relative to ``start`` (for a pipeline file that is run
     from that directory, e.g. the committed example)."""
-    out = dict(options)
-    for key in _PATH_MAPS:
-        if isinstance(out.get(key), Mapping):
-            out[key] = {b: os.path.relpath(str(p), start) for b, p in out[key].items()}
-    for key in _PATH_KEYS:
-        if out.get(key):
-            out[key] = os.path.relpath(str(out[key]), start)
-    return out
+    return _map_paths(dict(options),
+                      lambda p: os.path.relpath(p, start) if os.path.isabs(p) else p)

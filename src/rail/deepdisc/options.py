@@ -349,6 +349,23 @@ class Options:
         """The options as a JSON-able dict (for provenance)."""
         return dataclasses.asdict(self)  # type: ignore[call-overload]
 
+    def path_values(self) -> dict[str, str]:
+        """Every file named by a path option of this instance, as given (perhaps with a
+        FITS extension, ``path[EXT]``): ``option`` -> value, ``option[key]`` -> value for
+        a mapping (a band's mosaic), empty values left out."""
+        out: dict[str, str] = {}
+        for name, (spec, kind, _) in self.option_specs().items():
+            value = self.value_of(name)
+            if not spec.path or not value:
+                continue
+            if kind.base == "dict":
+                out.update({f"{name}[{k}]": str(v) for k, v in value.items() if v})
+            elif kind.base == "list":
+                out.update({f"{name}[{i}]": str(v) for i, v in enumerate(value) if v})
+            else:
+                out[name] = str(value)
+        return out
+
     @classmethod
     def path_options(cls) -> tuple[str, ...]:
         """Names of the options whose values name files (a stage's ``path_options``)."""

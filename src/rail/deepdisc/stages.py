@@ -113,17 +113,24 @@ class StrictConfigMixin:
         self.check_path_options()
 
     def check_path_options(self) -> None:
-        """Raise FileNotFoundError naming the option whose file does not exist."""
+        """Raise FileNotFoundError naming the option whose file does not exist (a value
+        may list several paths, comma-separated; a mapping names one file per key, e.g.
+        a band's mosaic; a FITS extension ``path[EXT]`` is allowed)."""
+        from rail.deepdisc.store.mosaic_io import split_spec
+
         for option in self.path_options:
             value = self.config[option] if option in self.config else None
             if not value:
                 continue
-            for path in str(value).split(","):
-                path = path.strip()
-                if path and path not in self.path_keywords and \
-                        not os.path.exists(os.path.expandvars(path)):
-                    raise FileNotFoundError(f"{type(self).__name__} option {option}: "
-                                            f"{path} does not exist")
+            named = {f"{option}[{k}]": str(v) for k, v in value.items()} \
+                if isinstance(value, dict) else {option: str(value)}
+            for where, text in named.items():
+                for path in text.split(",") if "[" not in text else [text]:
+                    path = split_spec(path)[0] if path.strip() else ""
+                    if path and path not in self.path_keywords and \
+                            not os.path.exists(os.path.expandvars(path)):
+                        raise FileNotFoundError(f"{type(self).__name__} option {where}: "
+                                                f"{path} does not exist")
 
     def run_on(self, inputs: dict[str, Any], output: str, **kwargs: Any) -> Any:
         """The body of an interactive entrypoint: set each input (a path, read lazily, or

@@ -36,7 +36,6 @@ from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.cutouts import CutoutConfig, import_cutouts
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle, SceneHandle
 from rail.deepdisc.store.mosaic import TilerConfig, tile_mosaic
-from rail.deepdisc.store.mosaic_io import split_spec
 from rail.deepdisc.store.provenance import provenance_json
 from rail.deepdisc.store.scenes import SceneStore
 
@@ -67,20 +66,9 @@ class MosaicTiler(StrictConfigMixin, RailStage):
     interactive_function = "mosaic_tiler"
     config_options = RailStage.config_options.copy()
     config_options.update(TilerConfig.stage_params())
+    path_options = TilerConfig.path_options()
     inputs = [("input", TableHandle)]
     outputs = [("output", SceneHandle)]
-
-    def check_path_options(self) -> None:
-        """Every map named in the config must exist (FITS extensions allowed)."""
-        maps = {**{f"images[{b}]": p for b, p in (self.config.images or {}).items()},
-                **{f"errors[{b}]": p for b, p in (self.config.errors or {}).items()},
-                **{f"weights[{b}]": p for b, p in (self.config.weights or {}).items()}}
-        if self.config.segmap:
-            maps["segmap"] = self.config.segmap
-        for option, spec in maps.items():
-            path = os.path.expandvars(split_spec(str(spec))[0])
-            if not os.path.exists(path):
-                raise FileNotFoundError(f"{self.name} option {option}: {path} does not exist")
 
     def tiler_config(self) -> TilerConfig:
         """The library configuration of this stage (checked)."""

@@ -66,6 +66,7 @@ class MosaicSurveyMeasurer(StrictConfigMixin, RailStage):
     interactive_function = "mosaic_survey_measurer"
     config_options = RailStage.config_options.copy()
     config_options.update(MosaicSurveyOptions.stage_params())
+    path_options = MosaicSurveyOptions.path_options()
     inputs: list = []
     outputs = [("output", SurveyFileHandle)]
 

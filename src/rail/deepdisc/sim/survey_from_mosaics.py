@@ -62,7 +62,7 @@ class MosaicSurveyOptions(MosaicMapOptions):
 
     psfs: dict[str, str] = option(
         {}, "a band's PSF image (FITS; default: built from stars in the mosaic)", flag="psf",
-        metavar="BAND=PATH")
+        metavar="BAND=PATH", path=True)
     filters: dict[str, str] = option(
         {}, "a band's filter: astro-sedpy name or curve file (default: the band name)",
         flag="filter", metavar="BAND=FILTER")
@@ -93,10 +93,6 @@ class MosaicSurveyOptions(MosaicMapOptions):
                                   "name or a file); give --filter BAND=FILTER")
 
     per_band_options = ("psfs", "filters")
-
-    def input_paths(self) -> list[str]:
-        """Every file read (mosaics, maps and PSFs, without extensions)."""
-        return [*self.map_paths(), *(split_spec(s)[0] for s in self.psfs.values())]
 
     @property
     def detection(self) -> str:

@@ -103,7 +103,7 @@ class TilerConfig(BoxOptions, MosaicMapOptions):
     fitting of the store look their filters up by band name.
     """
 
-    segmap: str = option("", "segmentation map (values: catalog ids), or ''")
+    segmap: str = option("", "segmentation map (values: catalog ids), or ''", path=True)
     columns: CatalogColumns = field(default_factory=CatalogColumns)
     spectra: SpectraColumns = field(default_factory=SpectraColumns)
     tile_size: int = option(256, "tile side (pixels)", ge=8)
@@ -128,10 +128,6 @@ class TilerConfig(BoxOptions, MosaicMapOptions):
     @property
     def bands(self) -> tuple[str, ...]:
         return tuple(self.images)
-
-    def input_paths(self) -> list[str]:
-        """The files the tiling reads (mosaics and maps, without their extensions)."""
-        return [*self.map_paths(), *([split_spec(self.segmap)[0]] if self.segmap else [])]
 
 
 @dataclass

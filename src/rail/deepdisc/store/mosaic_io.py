@@ -311,13 +311,13 @@ class MosaicMapOptions(Options):
 
     images: dict[str, str] = option(
         help="a band's FITS mosaic, path or path[EXT] (bands in channel order, blue to red)",
-        flag="image", metavar="BAND=PATH")
+        flag="image", metavar="BAND=PATH", path=True)
     errors: dict[str, str] = option(
         {}, "a band's error map (standard deviation, path[EXT])", flag="error",
-        metavar="BAND=PATH")
+        metavar="BAND=PATH", path=True)
     weights: dict[str, str] = option(
         {}, "a band's weight map (inverse variance, path[EXT])", flag="weight",
-        metavar="BAND=PATH")
+        metavar="BAND=PATH", path=True)
     units: dict[str, str] = option(
         {}, "unit of a band's pixels (default: its BUNIT)", flag="unit", metavar="BAND=UNIT")
 
@@ -345,10 +345,11 @@ class MosaicMapOptions(Options):
         if both:
             raise OptionError(f"bands {both} have both an error and a weight map; give one")
 
-    def map_paths(self) -> list[str]:
-        """The files of the mosaics and their error and weight maps (without extensions)."""
-        return [split_spec(s)[0] for s in (*self.images.values(), *self.errors.values(),
-                                           *self.weights.values())]
+    def input_paths(self) -> list[str]:
+        """Every file the options name (mosaics, maps and a subclass's further path options:
+        PSFs, segmentation map, spectra), without FITS extensions; the options marked
+        ``path=True`` are the one list of which options are files."""
+        return [split_spec(v)[0] for v in self.path_values().values()]
 
 
 def check_same_grid(reference: MosaicImage, other: MosaicImage, name: str, ref_name: str,
