@@ -17,8 +17,9 @@ sequence and emission lines. Two kinds are built here from tabulated templates:
     A template set for the fitters (BPZ, EAZY): one entry per template, as tabulated. Its
     grid is the union of the templates' own wavelengths and each entry keeps its own
     sampling (:meth:`SEDLibrary.entry_sed`), so a fit with the set is a fit with the
-    files (resampling SB2's and SB3's emission lines onto a uniform grid changes their
-    band fluxes by ~1% at d ln(lambda) = 1e-3 and slows EAZY ~25 times at 1e-4).
+    files (resampled onto a uniform grid, the emission lines of CWW's SB2 and SB3 change
+    their band fluxes by up to 1% at d ln(lambda) = 1e-3, and a grid of 1e-4 makes EAZY's
+    template integrals ~25 times slower).
 
 The libraries read from files (pz-rail-base's CWW+SB4 and COSMOS sets, a user's template
 list) are :mod:`rail.deepdisc.spectra.templates`; the ``sps`` library (stellar population
@@ -133,8 +134,8 @@ class SEDLibrary:
     has_lines: np.ndarray | None = None
     lines: Lines | None = None
     params: dict[str, np.ndarray] = field(default_factory=dict)
-    broad_type: np.ndarray = None  # type: ignore[assignment]  # filled in __post_init__
-    sources: np.ndarray = None  # type: ignore[assignment]  # filled in __post_init__
+    broad_type: np.ndarray | None = None  # always set after __post_init__
+    sources: np.ndarray | None = None  # always set after __post_init__
     tabulated: np.ndarray | None = None
     notes: str = ""
 
