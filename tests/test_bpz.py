@@ -13,7 +13,7 @@ from rail.deepdisc.fit.photometry_table import FLAG_EDGE, mag_limits
 from rail.deepdisc.spectra.bands import NIRCAM_BANDS
 from rail.deepdisc.spectra.filters import read_filter_file, resolve_filter
 from rail.deepdisc.spectra.template_sets import oracle_templates
-from rail.deepdisc.spectra.templates import cww_templates
+from rail.deepdisc.spectra.templates import cosmos_library, cww_templates
 from rail.deepdisc.store.scenes import read_objects
 
 bpz_lite = pytest.importorskip("rail.estimation.algos.bpz_lite",
@@ -48,6 +48,21 @@ def test_filter_curves_for_bpz(tmp_path):
     assert setup.nt_array == [1, 2, 5] and len(setup.templates) == 8
     sed = np.loadtxt(tmp_path / "bpz" / "SED" / "El_B2004a.sed")
     assert sed[-1, 0] >= 1e5  # extended redward for NIRCam at low z
+
+
+def test_any_sed_library_becomes_bpz_templates(tmp_path):
+    """BPZ takes the simulator's libraries too: entries sorted by broad type, file-safe
+    names, each written on the library's grid."""
+    lib = cosmos_library()
+    shuffled = lib.take(np.arange(len(lib))[::-1])
+    setup = prepare_bpz_data(tmp_path / "bpz", shuffled, ["jwst_f200w"], make_ab=False)
+    assert setup.nt_array == [int(np.sum(lib.broad_type == t)) for t in (0, 1, 2)]
+    assert setup.templates[0] == "S0_A_0_ebv0p00" and len(setup.templates) == len(lib)
+    listed = (tmp_path / "bpz" / "SED" / setup.spectra_file).read_text().split()
+    assert listed == [f"{n}.sed" for n in setup.templates]
+    sed = np.loadtxt(tmp_path / "bpz" / "SED" / "S0_A_0_ebv0p00.sed")
+    assert np.allclose(sed[:, 0], lib.wave, rtol=1e-7)
+    assert np.allclose(sed[:, 1], lib.flux[7], rtol=1e-6, atol=0)
 
 
 def test_bad_bpz_inputs_are_named_before_anything_is_written(tmp_path):

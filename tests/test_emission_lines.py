@@ -20,11 +20,12 @@ from rail.deepdisc.sim.sed_choice import galaxy_lines
 from rail.deepdisc.spectra import nebular
 from rail.deepdisc.spectra.bands import NIRCAM_BANDS, filter_curve, load_filter
 from rail.deepdisc.spectra.igm import madau_transmission
-from rail.deepdisc.spectra.library import SEDLibrary, cosmos_library
+from rail.deepdisc.spectra.library import SEDLibrary
 from rail.deepdisc.spectra.library import log_wave_grid as _log_grid
 from rail.deepdisc.spectra.named_libraries import get_library
 from rail.deepdisc.spectra.photometer import Photometer
 from rail.deepdisc.spectra.sed_files import rail_sed_dir
+from rail.deepdisc.spectra.templates import cosmos_library
 
 BLEND = [nebular.LINE_NAMES.index(n) for n in nebular.BLEND]
 

@@ -19,7 +19,7 @@ from rail.deepdisc.sim.psf import psf_description, psf_fwhm
 from rail.deepdisc.sim.randomise import REALISM_PRESETS, ImageRandomisation, _nominal_fwhm
 from rail.deepdisc.sim.render import RenderConfig, _psf, render_scene
 from rail.deepdisc.sim.stars import StarOptions
-from rail.deepdisc.spectra.library import cosmos_library
+from rail.deepdisc.spectra.templates import cosmos_library
 from rail.deepdisc.store.layout import SCENE_COLUMNS
 from rail.deepdisc.store.scenes import SceneStore
 

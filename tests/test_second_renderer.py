@@ -238,8 +238,8 @@ def test_seds_are_not_the_simulators_templates():
     from second_renderer.population import draw_population
     from second_renderer.seds import BandIntegrator
 
-    from rail.deepdisc.spectra.library import cosmos_library
     from rail.deepdisc.spectra.photometer import Photometer
+    from rail.deepdisc.spectra.templates import cosmos_library
 
     pop = draw_population(np.random.default_rng(5), 300, 100, 100, 0)
     sed = pop.sed

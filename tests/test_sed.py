@@ -10,10 +10,10 @@ from rail.deepdisc.magnitudes import flux_to_mag, mag_to_flux
 from rail.deepdisc.spectra.bands import LSST_BANDS, NIRCAM_BANDS, load_filter, validate_bands
 from rail.deepdisc.spectra.dust import calzetti_transmission
 from rail.deepdisc.spectra.igm import madau_transmission
-from rail.deepdisc.spectra.library import cosmos_library, cww_library
 from rail.deepdisc.spectra.named_libraries import get_library
 from rail.deepdisc.spectra.photometer import Photometer
 from rail.deepdisc.spectra.sed_files import rail_sed_dir, read_sed_file
+from rail.deepdisc.spectra.templates import cosmos_library, cww_library
 
 
 @pytest.fixture(scope="module")

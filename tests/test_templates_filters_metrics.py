@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.spectra.filters import eazy_res_text, resolve_filter, resolve_filters
+from rail.deepdisc.spectra.library import EARLY, SPIRAL, STARBURST
+from rail.deepdisc.spectra.sed_files import rail_sed_dir, read_templates
 from rail.deepdisc.spectra.template_sets import oracle_templates
 from rail.deepdisc.spectra.templates import (
     CWW_RED_LIMIT,
+    cosmos_library,
     cosmos_templates,
     cww_templates,
     extend_red,
@@ -18,21 +24,59 @@ from rail.deepdisc.spectra.templates import (
 
 def test_cww_set_is_bpz_default_extended_redward():
     tset = cww_templates()
-    assert tset.names[:3] == ["El_B2004a", "Sbc_B2004a", "Scd_B2004a"]
+    assert list(tset.names[:3]) == ["El_B2004a", "Sbc_B2004a", "Scd_B2004a"]
     assert tset.nt_array() == [1, 2, 5]
-    for t in tset.templates:
-        assert t.wave[0] > 0 and t.wave[-1] >= CWW_RED_LIMIT and np.all(t.flux >= 0)
-    el = tset.templates[0]
-    assert "extended" in el.source
+    for i in range(len(tset)):
+        wave, flux = tset.entry_sed(i)
+        assert wave[0] > 0 and wave[-1] >= CWW_RED_LIMIT and np.all(flux >= 0)
+    el_wave, el_flux = tset.entry_sed(0)
+    assert "extended" in tset.sources[0]
     # the tail is a lambda^-4 law continuing the template's last 10%
-    tail = el.wave > 3.0e4
-    slope = np.polyfit(np.log(el.wave[tail]), np.log(el.flux[tail]), 1)[0]
+    tail = el_wave > 3.0e4
+    slope = np.polyfit(np.log(el_wave[tail]), np.log(el_flux[tail]), 1)[0]
     assert slope == pytest.approx(-4.0, abs=1e-6)
     # amplitude: within the range of f_lambda lambda^4 over the tabulated last 10%
-    tab = (el.wave > 0.9 * 25600) & (el.wave <= 25600)
-    first = np.flatnonzero(el.wave > 25600)[0]
-    flam4 = el.flux * el.wave**4
+    tab = (el_wave > 0.9 * 25600) & (el_wave <= 25600)
+    first = np.flatnonzero(el_wave > 25600)[0]
+    flam4 = el_flux * el_wave**4
     assert flam4[tab].min() <= flam4[first] <= flam4[tab].max()
+
+
+def _band_fluxes(wave, flux, curves, zs):
+    """f_nu-weighted band fluxes (n_z, n_bands) of a rest-frame table, linearly interpolated."""
+    out = np.zeros((zs.size, len(curves)))
+    for j, c in enumerate(curves):
+        norm = np.trapezoid(c.throughput / c.wave, c.wave)
+        for k, z in enumerate(zs):
+            rest = np.interp(c.wave / (1 + z), wave, flux, left=0.0, right=0.0)
+            out[k, j] = np.trapezoid(rest * c.throughput * c.wave, c.wave) / norm
+    return out
+
+
+def test_cww_set_on_its_common_grid_keeps_each_templates_own_sampling():
+    """The set's common grid holds every template as its file tabulates it: each entry's own
+    wavelengths give back the (extended) file, and its row on the whole grid has the file's
+    band fluxes in NIRCam and LSST bands from z = 0 to 12 (a uniform ln-wavelength grid of
+    step 1e-3 would change SB2's by 1%)."""
+    tset = cww_templates()
+    tables = read_templates(os.path.join(rail_sed_dir(), "CWWSB4.list"))
+    assert len(tables) == len(tset)
+    assert not np.all(tset.tabulated[0])  # not every template has every grid wavelength
+    with pytest.raises(ValueError, match="not on a grid uniform"):
+        _ = tset.dlnwave
+    curves = [resolve_filter(b) for b in ("jwst_f090w", "jwst_f200w", "jwst_f444w",
+                                          "DC2LSST_u", "DC2LSST_r", "DC2LSST_y")]
+    zs = np.arange(0.0, 12.01, 0.1)
+    for i, (path, wave, flux) in enumerate(tables):
+        wave, flux = extend_red(wave, flux, CWW_RED_LIMIT)
+        own_wave, own_flux = tset.entry_sed(i)
+        assert np.array_equal(own_wave, wave) and np.array_equal(own_flux, flux), path
+        native = _band_fluxes(wave, flux, curves, zs)
+        common = _band_fluxes(tset.wave, tset.flux[i], curves, zs)
+        seen = native > 0
+        assert seen.sum() > 0.5 * seen.size
+        assert np.array_equal(common > 0, seen), path
+        assert np.max(np.abs(common[seen] / native[seen] - 1.0)) < 1e-3, path
 
 
 def test_extend_red_leaves_long_templates_alone():
@@ -51,6 +95,31 @@ def test_cosmos_and_oracle_sets():
     assert len(sub) == 2
     with pytest.raises(ValueError, match="outside the library"):
         oracle_templates(entries=[500])
+
+
+def test_one_library_type_for_the_simulator_and_the_fitters():
+    """The oracle set is the simulator's library itself, sorted by broad type; broad types
+    and the quiescent population are one rule."""
+    lib, oracle = cosmos_library(), oracle_templates()
+    order = np.argsort(lib.broad_type, kind="stable")
+    assert np.array_equal(oracle.flux, lib.flux[order]) and np.array_equal(oracle.wave, lib.wave)
+    assert np.array_equal(oracle.quiescent, lib.quiescent[order])
+    assert np.array_equal(lib.quiescent, lib.broad_type == EARLY)
+    assert oracle.nt_array() == [int(np.sum(lib.broad_type == t)) for t in (0, 1, 2)]
+    backwards = lib.take(np.arange(len(lib))[::-1])
+    assert backwards.names[0] == lib.names[-1] and backwards.sources[0] == lib.sources[-1]
+    with pytest.raises(ValueError, match="not sorted by broad type"):
+        backwards.nt_array()
+    assert backwards.by_broad_type().nt_array() == oracle.nt_array()
+    # without broad types, they follow from quiescence and the star-forming sequence; for
+    # COSMOS that is the rule by template name
+    derived = replace(lib, broad_type=None)
+    young = np.nan_to_num(lib.sf_position, nan=0.0) >= 0.5
+    assert np.array_equal(derived.broad_type,
+                          np.where(lib.quiescent, EARLY, np.where(young, STARBURST, SPIRAL)))
+    assert np.array_equal(derived.broad_type, lib.broad_type)
+    with pytest.raises(ValueError, match="quiescent entries"):
+        replace(lib, quiescent=~lib.quiescent)
 
 
 def test_filter_lookup():

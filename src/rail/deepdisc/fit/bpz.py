@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from rail.deepdisc.errors import InputError, OptionError
-from rail.deepdisc.fit.bpz_files import write_res, write_sed_files
+from rail.deepdisc.fit.bpz_files import sed_names, write_res, write_sed_files
 from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.spectra.filters import resolve_filters
+from rail.deepdisc.spectra.library import SEDLibrary
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS, builtin_templates
-from rail.deepdisc.spectra.templates import TemplateSet
 from rail.deepdisc.workers import WorkerOptions, process_pool
 
 log = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def make_ab_files(data_path: str, seds: Sequence[str], filters: Sequence[str], m
     return len(todo)
 
 
-def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
+def prepare_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
                      filters: Sequence[str], *, madau: bool = True, make_ab: bool = True,
                      n_workers: int = 1,
                      filter_search_dirs: Sequence[str | os.PathLike] = ()) -> BPZSetup:
@@ -138,7 +138,9 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
     data_path
         Directory to create (or reuse: existing AB files of the same names are kept).
     templates
-        A :class:`TemplateSet` or a built-in set name (``cww``, ``cosmos``, ``oracle``).
+        An SED library (:class:`rail.deepdisc.spectra.library.SEDLibrary`: a template set
+        or any library; its entries are sorted by broad type) or a built-in set name
+        (``cww``, ``cosmos``, ``oracle``).
     filters
         Filter names (project bands, ``.res`` names or paths, astro-sedpy names), one per
         band column, in the order of the ``bands`` BPZ will be given.
@@ -156,7 +158,7 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
         written.
     """
     curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
-    tset = builtin_templates(templates) if isinstance(templates, str) else templates
+    tset = _template_set(templates)
     setup = _describe(data_path, tset, curves, madau)
     root = Path(setup.data_path)
     for sub in ("SED", "FILTER", "AB"):
@@ -170,7 +172,7 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
     return setup
 
 
-def describe_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str,
+def describe_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
                       filters: Sequence[str], *, madau: bool = True,
                       filter_search_dirs: Sequence[str | os.PathLike] = ()) -> BPZSetup:
     """The :class:`BPZSetup` that :func:`prepare_bpz_data` will make, without writing.
@@ -179,14 +181,20 @@ def describe_bpz_data(data_path: str | os.PathLike, templates: TemplateSet | str
     ``rail.tools.bpz_tools.BPZDataPreparer``).
     """
     curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
-    tset = builtin_templates(templates) if isinstance(templates, str) else templates
-    return _describe(data_path, tset, curves, madau)
+    return _describe(data_path, _template_set(templates), curves, madau)
 
 
-def _describe(data_path, tset: TemplateSet, curves, madau: bool) -> BPZSetup:
-    return BPZSetup(data_path=os.fspath(data_path), spectra_file=f"{tset.name}.list",
+def _template_set(templates: SEDLibrary | str) -> SEDLibrary:
+    """The library BPZ is given, sorted by broad type (BPZ's order)."""
+    lib = builtin_templates(templates) if isinstance(templates, str) else templates
+    return lib.by_broad_type()
+
+
+def _describe(data_path, tset: SEDLibrary, curves, madau: bool) -> BPZSetup:
+    return BPZSetup(data_path=os.fspath(data_path),
+                    spectra_file=f"{Path(tset.name).name}.list",
                     filter_list=[Path(c.name).name.removesuffix(".res") for c in curves],
-                    nt_array=tset.nt_array(), madau=madau, templates=tset.names)
+                    nt_array=tset.nt_array(), madau=madau, templates=sed_names(tset))
 
 
 def bpz_stage_configs(setup: BPZSetup, bands: Sequence[str], err_bands: Sequence[str],

@@ -74,11 +74,13 @@ def load_templates(spec: str) -> TemplateSpec:
 
 def _add_builtin(eazy: Any, out: TemplateSpec, name: str) -> None:
     """Add a built-in template set (:mod:`rail.deepdisc.spectra.template_sets`) to ``out``."""
-    for t in builtin_templates(name).templates:
+    lib = builtin_templates(name)
+    for i, entry in enumerate(lib.names):
         with contextlib.redirect_stdout(io.StringIO()):
-            out.templates.append(eazy.templates.Template(arrays=(t.wave, t.flux), name=t.name))
-        out.names.append(t.name)
-        out.sources.append(t.source)
+            out.templates.append(eazy.templates.Template(arrays=lib.entry_sed(i),
+                                                         name=str(entry)))
+        out.names.append(str(entry))
+        out.sources.append(str(lib.sources[i]))
 
 
 def _add_param_file(eazy: Any, out: TemplateSpec, param_file: str) -> None:

@@ -50,9 +50,10 @@ from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
 from rail.deepdisc.spectra import nebular, sed_distortion
 from rail.deepdisc.spectra.bands import validate_bands
 from rail.deepdisc.spectra.interpolate import row_interp
-from rail.deepdisc.spectra.library import OPTICAL_WINDOW, UV_WINDOW, SEDLibrary, cosmos_library
+from rail.deepdisc.spectra.library import OPTICAL_WINDOW, UV_WINDOW, SEDLibrary
 from rail.deepdisc.spectra.named_libraries import get_library
 from rail.deepdisc.spectra.photometer import Photometer
+from rail.deepdisc.spectra.templates import cosmos_library
 
 log = logging.getLogger(__name__)
 

@@ -9,9 +9,10 @@ Modules here import nothing from the simulator (:mod:`rail.deepdisc.sim`), the f
 * :mod:`~rail.deepdisc.spectra.filters`: filter curves by name for the fitters;
 * :mod:`~rail.deepdisc.spectra.sed_files`: readers of SED files, template lists and EAZY
   ``.param`` files;
-* :mod:`~rail.deepdisc.spectra.templates`: rest-frame templates and template sets (CWW+SB,
-  COSMOS), BPZ broad types;
-* :mod:`~rail.deepdisc.spectra.library`: SED libraries (templates x dust on one grid);
+* :mod:`~rail.deepdisc.spectra.library`: SED libraries, the one type of the simulator's
+  SEDs and the fitters' template sets (entries on one grid, BPZ broad types);
+* :mod:`~rail.deepdisc.spectra.templates`: the libraries read from files (CWW+SB, COSMOS, a
+  user's list), as template sets and as the simulator's templates x dust;
 * :mod:`~rail.deepdisc.spectra.named_libraries`: the libraries by ``sed_library`` name;
 * :mod:`~rail.deepdisc.spectra.template_sets`: the fitters' built-in template sets by name;
 * :mod:`~rail.deepdisc.spectra.photometer`: synthetic photometry of library entries;

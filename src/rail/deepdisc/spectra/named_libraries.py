@@ -1,6 +1,6 @@
 """SED libraries by name: the ``sed_library`` option's values and the libraries they name.
 
-``cosmos``, ``cww`` (:mod:`rail.deepdisc.spectra.library`), ``sps``
+``cosmos``, ``cww`` (:mod:`rail.deepdisc.spectra.templates`), ``sps``
 (:mod:`rail.deepdisc.spectra.sps`, needs the optional bagpipes package), the path of a
 template list, or template libraries joined by '+' (their entries mixed).
 """
@@ -13,7 +13,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rail.deepdisc.errors import OptionError
-from rail.deepdisc.spectra.library import SEDLibrary, cosmos_library, cww_library, user_library
+from rail.deepdisc.spectra.library import SEDLibrary
+from rail.deepdisc.spectra.templates import cosmos_library, cww_library, user_library
 
 #: built-in SED libraries (``sed_library`` also takes a template-list path)
 BUILTIN_LIBRARIES = ("cosmos", "cww", "sps")
@@ -105,4 +106,5 @@ def merge_libraries(name: str, libraries: Sequence[SEDLibrary]) -> SEDLibrary:
         names=np.array(names), template=joined("template", ""), ebv=joined("ebv", 0.0),
         quiescent=joined("quiescent", False), wave=libraries[0].wave,
         flux=np.concatenate([lib.flux for lib in libraries]), name=name,
-        sf_position=joined("sf_position", np.nan), has_lines=joined("has_lines", False))
+        sf_position=joined("sf_position", np.nan), has_lines=joined("has_lines", False),
+        broad_type=joined("broad_type", 0), sources=joined("sources", ""))

@@ -1,8 +1,8 @@
 """Readers of SED files and template lists: two-column SEDs, lists of them, EAZY ``.param``.
 
-The one place that reads the template files of every SED library and template set
-(:mod:`rail.deepdisc.spectra.library`, :mod:`rail.deepdisc.spectra.templates`) and of the
-EAZY fitter's ``.param`` files (:mod:`rail.deepdisc.fit.eazy_templates`).
+The one place that reads the template files of every SED library (pz-rail-base's sets and
+a user's lists, :mod:`rail.deepdisc.spectra.templates`, through :func:`read_templates`) and
+the EAZY fitter's ``.param`` files (:mod:`rail.deepdisc.fit.eazy_templates`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,31 @@ def read_template_list(list_file: str) -> list[str]:
     if not files:
         raise InputError(f"template list {list_file} names no SED file")
     return files
+
+
+def read_templates(list_file: str) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """The templates a list names, read: ``(path, wavelength in Angstrom, f_lambda)`` each.
+
+    ``list_file`` names one two-column ASCII SED file per line (paths relative to the list's
+    folder), or is an EAZY templates ``.param`` file (``N path [wavelength scale ...]`` per
+    line, paths as EAZY resolves them, :func:`parse_param_file`). Each SED is read with
+    :func:`read_template_sed`, its wavelengths times the ``.param`` file's scale.
+
+    Raises
+    ------
+    InputError
+        Naming the list or the template file that cannot be read.
+    """
+    if list_file.endswith(".param"):
+        entries = parse_param_file(list_file)
+    else:
+        folder = os.path.dirname(os.path.abspath(list_file))
+        entries = [(os.path.join(folder, name), 1.0) for name in read_template_list(list_file)]
+    out = []
+    for path, wave_scale in entries:
+        wave, flux = read_template_sed(path)
+        out.append((path, wave * wave_scale, flux))
+    return out
 
 
 def parse_param_file(path: str | os.PathLike) -> list[tuple[str, float]]:

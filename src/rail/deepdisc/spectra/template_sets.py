@@ -1,9 +1,12 @@
 """The built-in template sets of the template fitters (BPZ, EAZY), by name.
 
+Each set is an :class:`rail.deepdisc.spectra.library.SEDLibrary`, sorted by BPZ broad type.
+
 ``cww``, ``cosmos``
-    Read from pz-rail-base's files (:mod:`rail.deepdisc.spectra.templates`).
+    Read from pz-rail-base's files (:mod:`rail.deepdisc.spectra.templates`), each template
+    at its file's own wavelengths.
 ``oracle``
-    The simulator's own library (:func:`rail.deepdisc.spectra.library.cosmos_library`):
+    The simulator's own library (:func:`rail.deepdisc.spectra.templates.cosmos_library`):
     COSMOS templates times its Calzetti E(B-V) grid. Every simulated galaxy *is* one of
     these, so a fit with them is an oracle that tests filters, units and redshift grids.
 """
@@ -11,13 +14,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+
+import numpy as np
 
 from rail.deepdisc.errors import OptionError
-from rail.deepdisc.spectra.library import DEFAULT_EBV_GRID, cosmos_library
+from rail.deepdisc.spectra.library import DEFAULT_EBV_GRID, SEDLibrary
 from rail.deepdisc.spectra.templates import (
-    SEDTemplate,
-    TemplateSet,
-    cosmos_broad_type,
+    cosmos_library,
     cosmos_templates,
     cww_templates,
     safe_name,
@@ -28,10 +32,11 @@ BUILTIN_SETS = ("cww", "cosmos", "oracle")
 
 
 def oracle_templates(ebv_grid: Sequence[float] | None = None,
-                     entries: Sequence[int] | None = None) -> TemplateSet:
+                     entries: Sequence[int] | None = None) -> SEDLibrary:
     """The simulator's own SED library (COSMOS x Calzetti E(B-V)): an oracle set.
 
     Entries are zero below 912 A, as in the simulator; IGM attenuation is left to the fitter.
+    They are sorted by broad type (library order within a type) and named file-safely.
 
     Parameters
     ----------
@@ -46,16 +51,15 @@ def oracle_templates(ebv_grid: Sequence[float] | None = None,
     bad = [i for i in keep if not 0 <= i < len(lib)]
     if bad:
         raise OptionError(f"oracle entries {bad} are outside the library (0..{len(lib) - 1})")
-    out = [SEDTemplate(safe_name(str(lib.names[i])), lib.wave, lib.flux[i],
-                       cosmos_broad_type(str(lib.template[i])),
-                       f"rail.deepdisc.spectra.library.cosmos_library entry {i} ({lib.names[i]})")
-           for i in keep]
-    out.sort(key=lambda t: t.broad_type)  # stable: library order within a type
-    return TemplateSet("oracle", tuple(out),
-                       notes="the simulator's library: COSMOS templates x Calzetti E(B-V) grid")
+    sources = [f"rail.deepdisc.spectra.templates.cosmos_library entry {i} ({lib.names[i]})"
+               for i in keep]
+    oracle = replace(lib.take(list(keep)), name="oracle", sources=np.array(sources),
+                     names=np.array([safe_name(str(lib.names[i])) for i in keep]),
+                     notes="the simulator's library: COSMOS templates x Calzetti E(B-V) grid")
+    return oracle.by_broad_type()
 
 
-def builtin_templates(name: str) -> TemplateSet:
+def builtin_templates(name: str) -> SEDLibrary:
     """A built-in set by name (``cww``, ``cosmos``, ``oracle``).
 
     Raises
