@@ -19,6 +19,7 @@ from typing import Any
 
 from rail.deepdisc.errors import InputError
 from rail.deepdisc.fit.eazy_options import TemplateSetOptions
+from rail.deepdisc.folds import FoldOptions
 from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
 from rail.deepdisc.net.config import ComputeOptions, TrainConfig
 from rail.deepdisc.options import Options, option, option_like
@@ -50,7 +51,7 @@ class FieldSettings(Options):
     pretrain_epochs: int = option(8, "pre-training epochs", ge=1)
     finetune_epochs: int = option(3, "fine-tuning epochs (final model and every fold)", ge=1)
     finetune_learning_rate: float = option(3.0e-4, "fine-tuning peak learning rate", gt=0)
-    folds: int = option(3, "folds of the cross-validation of the fine-tuning", ge=2, le=50)
+    folds: int = option_like(FoldOptions, "folds")  # of the fine-tuning and the fitters
     backbone: str = option_like(TrainConfig, "backbone", "resnet18_fpn")
     train_tile_size: int = option(128, "side of the training tiles (pixels)", ge=32)
     train_overlap: int = option(16, "overlap of the training tiles (pixels)", ge=0)

@@ -33,6 +33,7 @@ from rail.deepdisc.hybrid.options import PhotometryNetOptions
 from rail.deepdisc.net.config import ComputeOptions, TrainConfig
 from rail.deepdisc.options import Options, option, option_like
 from rail.deepdisc.sim.field import FieldSpec, expected_galaxies
+from rail.deepdisc.sim.render import RenderConfig
 from rail.deepdisc.sim.surveys import get_survey
 from rail.estimation.algos.deepdisc import DeepDiscEstimator, DeepDiscInformer
 from rail.estimation.algos.eazy import EazyEstimator, EazyInformer
@@ -63,8 +64,8 @@ class ComparisonSettings(Options):
                          choices=("jades", "lsst"))
     n_train_scenes: int = option(300, "scenes of the simulated training field", ge=1)
     n_test_scenes: int = option(100, "scenes of the simulated test field", ge=1)
-    scene_size: int = option(128, "side of the simulated scenes (pixels)", ge=16)
-    objects_per_scene: float = option(10.0, "mean galaxies per scene", gt=0)
+    scene_size: int = option_like(RenderConfig, "scene_size")
+    objects_per_scene: float = option_like(RenderConfig, "objects_per_scene")
     train_seed: int = option(1, "seed of the training field and of the training", ge=0)
     test_seed: int = option(2, "seed of the test field (another than train_seed)", ge=0)
     backbone: str = option_like(TrainConfig, "backbone", "resnet18_fpn")
