@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from rail.deepdisc.fit.psf_photometry import (
     psf_half_light_radius,
     psf_matching_kernels,
 )
+from rail.deepdisc.spectra.bands import filters_json
 from rail.deepdisc.spectra.filters import unknown_filters
 from rail.deepdisc.store.scenes import SceneStore, StoreInfo
 
@@ -48,6 +50,11 @@ class PhotometrySetup:
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def table_attrs(self) -> dict[str, str]:
+        """Root attributes of the photometry table (:func:`table_attrs`)."""
+        return table_attrs(self.info, self.bands)
+
+    @property
     def corrected(self) -> bool:
         """Whether fluxes are corrected for the PSF light outside the aperture."""
         return self.has_psf and self.cfg.aperture_correction
@@ -57,6 +64,15 @@ class PhotometrySetup:
         if not self.corrected:
             return np.ones_like(np.asarray(radius_pix, float))
         return psf_encircled_energy(self.info, self.bands[b], radius_pix)
+
+
+def table_attrs(info: StoreInfo, bands: Sequence[str]) -> dict[str, str]:
+    """Root attributes of a photometry table of ``bands`` measured on a store: the
+    ``filters`` of those bands that the store defines (:mod:`rail.deepdisc.spectra.bands`,
+    the store's attribute format), so template fitters of the table, in any process, find
+    their curves; {} when the store defines none."""
+    own = {b: info.filters[b] for b in bands if b in info.filters}
+    return {"filters": filters_json(own)} if own else {}
 
 
 def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
@@ -71,7 +87,7 @@ def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
     """
     info = store.info
     bands = list(cfg.bands) or list(info.bands)
-    no_curve = unknown_filters(bands)
+    no_curve = unknown_filters(bands, filters=info.filters)
     if no_curve and cfg.bands:
         raise OptionError(f"bands: no filter curve knows {no_curve} (see "
                           "rail.deepdisc.spectra.filters for the names known)")
