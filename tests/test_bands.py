@@ -214,10 +214,11 @@ def _run(*args: str, cwd: Path) -> None:
     assert res.returncode == 0, res.stderr[-3000:]
 
 
-def test_a_curve_band_goes_through_photometry_and_eazy_in_fresh_processes(tmp_path):
+def test_a_curve_band_goes_through_photometry_eazy_and_bpz_in_fresh_processes(tmp_path):
     """Simulated from a survey file whose band is a curve file, measured by ``rail-deepdisc
-    photometry`` in one process and fitted by EAZY's stages (as ceci runs them) in others:
-    the curve travels in the store and the photometry table, nothing else carries it."""
+    photometry`` in one process, fitted by EAZY's stages and prepared for BPZ (as ceci runs
+    them) in others: the curve travels in the store and the photometry table, nothing else
+    carries it."""
     pytest.importorskip("eazy", reason="needs the eazy or fitters extra (eazy-py)")
     import qp
     import yaml
@@ -263,3 +264,17 @@ def test_a_curve_band_goes_through_photometry_and_eazy_in_fresh_processes(tmp_pa
     with SceneStore(store) as st:
         assert ens.npdf == st.n_objects > 0
     assert np.isfinite(np.squeeze(ens.ancil["zmode"])).mean() > 0.9
+    # BPZ's data directory, built by its stage in another process, gets the same curve
+    config.write_text(yaml.safe_dump({"global": {
+        "data_path": str(tmp_path / "bpz"), "templates": "cww", "filters": bands,
+        "bands": [f"mag_{b}" for b in bands], "err_bands": [f"mag_err_{b}" for b in bands],
+        "ref_band": "mag_mycam_r", "n_workers": 1}}))
+    passed = tmp_path / "bpz_input.hdf5"
+    _run("-m", "ceci", "rail.tools.bpz_tools.BPZDataPreparer", f"--input={phot}",
+         f"--output={passed}", f"--config={config}", "--name=bpz_prepare", cwd=tmp_path)
+    from rail.deepdisc.spectra.filters import read_filter_file
+
+    assert read_filter_file(tmp_path / "bpz" / "FILTER" / "mycam_r.res").pivot == \
+        pytest.approx(Filter("decam_r").wave_pivot, rel=2e-3)
+    with h5py.File(passed, "r") as f:  # and passes the curves on with the table
+        assert parse_filters_attr(f.attrs["filters"], "bpz input") == carried
