@@ -106,7 +106,8 @@ class BandFilter:
             f"the curve of {self.source or 'a survey file'}"
 
 
-#: the bands of a survey file or scene store that are not built in: band -> filter
+#: band -> filter of a survey file, scene store or photometry table (every band of it; the
+#: ones that are not built in are what lookups need it for)
 FilterMap = Mapping[str, BandFilter]
 
 
