@@ -278,3 +278,29 @@ def test_a_curve_band_goes_through_photometry_eazy_and_bpz_in_fresh_processes(tm
         pytest.approx(Filter("decam_r").wave_pivot, rel=2e-3)
     with h5py.File(passed, "r") as f:  # and passes the curves on with the table
         assert parse_filters_attr(f.attrs["filters"], "bpz input") == carried
+
+
+def test_a_store_without_filters_takes_the_curves_of_its_psf_survey(tmp_path):
+    """A store tiled from mosaics carries no filters; photometry with the survey measured
+    from them (``psf_survey``) knows the survey's curve bands and writes them into the
+    table's attributes."""
+    from rail.deepdisc.errors import SceneStoreError
+    from rail.deepdisc.fit.photometry import measure_store
+    from rail.deepdisc.fit.photometry_options import PhotometryConfig
+    from rail.deepdisc.fit.photometry_setup import photometry_table_attrs
+    from rail.deepdisc.sim.field import FieldSpec, simulate_field
+
+    survey = _survey_file(tmp_path, "mycam", "decam_r")
+    store = simulate_field(FieldSpec(survey=str(survey), n_scenes=1, scene_size=48, seed=2),
+                           tmp_path / "mycam.hdf5", n_workers=1, progress=False)
+    with h5py.File(store, "r+") as f:
+        del f.attrs["filters"]
+    with pytest.raises(SceneStoreError, match="mycam_r"):
+        measure_store(str(store), PhotometryConfig())
+    cfg = PhotometryConfig(psf_survey=str(survey))
+    table, _ = measure_store(str(store), cfg)
+    assert np.isfinite(table["flux_mycam_r"]).all()
+    with SceneStore(store) as st:
+        assert st.filters == {}
+        attrs = photometry_table_attrs(st, cfg)
+    assert parse_filters_attr(attrs["filters"], "table") == get_survey(str(survey)).filters

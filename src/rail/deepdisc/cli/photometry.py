@@ -12,7 +12,7 @@ import argparse
 def _cmd_photometry(args: argparse.Namespace) -> int:
     from rail.deepdisc.fit.photometry import measure_store
     from rail.deepdisc.fit.photometry_options import PhotometryOptions
-    from rail.deepdisc.fit.photometry_setup import measured_bands, table_attrs
+    from rail.deepdisc.fit.photometry_setup import photometry_table_attrs
     from rail.deepdisc.store.provenance import provenance_json
     from rail.deepdisc.store.scenes import SceneStore
     from rail.deepdisc.store.tables import write_table
@@ -29,7 +29,7 @@ def _cmd_photometry(args: argparse.Namespace) -> int:
                                 "scenes": args.scenes, "detections": detections},
                                "rail-deepdisc photometry")
         with SceneStore(args.scenes) as store:
-            attrs = table_attrs(store.info, measured_bands(store, opts.photometry))
+            attrs = photometry_table_attrs(store, opts.photometry)
         write_table(table, args.output, prov, attrs)
     print(f"wrote {args.output}: {len(table['object_id'])} rows "
           f"({opts.photometry.method} photometry)")
