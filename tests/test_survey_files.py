@@ -151,7 +151,8 @@ def test_stages_take_a_survey_file(tmp_path):
 
 def test_a_band_from_a_curve_file_travels_with_the_store(tmp_path):
     """A band named only by a survey file (its curve a text file) is known to photometry and
-    template fitters in a fresh process that opens the store."""
+    template fitters in a fresh process that opens the store: the store carries the curve
+    (``filters``) and the detection band, and they are handed on explicitly."""
     from sedpy.observate import Filter
 
     curve = Filter("decam_r")
@@ -170,9 +171,10 @@ def test_a_band_from_a_curve_file_travels_with_the_store(tmp_path):
         from rail.deepdisc.spectra.filters import resolve_filter
         from rail.deepdisc.store.scenes import SceneStore
         with SceneStore({str(store)!r}) as st:
-            bands, survey = st.bands, st.info.survey
-        print(round(resolve_filter("mycam_r").pivot), round(effective_wavelength(["mycam_r"])[0]),
-              reference_band(bands, survey))
+            bands, survey, filters, det = st.bands, st.info.survey, st.filters, st.detection_band
+        print(round(resolve_filter("mycam_r", filters=filters).pivot),
+              round(effective_wavelength(["mycam_r"], filters)[0]),
+              reference_band(bands, survey, det))
     """)
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          timeout=300)

@@ -17,9 +17,11 @@ from rail.core.data import TableHandle
 from rail.core.stage import RailStage
 
 from rail.deepdisc.fit.bpz import BPZDataOptions, check_bpz_input, prepare_bpz_data
+from rail.deepdisc.spectra.bands import filters_json
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.handle import ProvenanceHdf5Handle
 from rail.deepdisc.store.provenance import provenance_json
+from rail.deepdisc.store.tables import table_filters
 
 
 def _source(handle: Any) -> str:
@@ -33,7 +35,8 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
 
     Config (:class:`rail.deepdisc.fit.bpz.BPZDataOptions`): ``data_path`` (the directory,
     the same as BPZ's ``bpz_ref_data_path``), ``templates`` (``cww``, ``cosmos``,
-    ``oracle``), ``filters`` (one per band column, e.g. ``jwst_f200w``), ``madau`` (IGM in
+    ``oracle``), ``filters`` (one per band column, e.g. ``jwst_f200w``; a band a survey file
+    defines is found in the input table's ``filters`` attribute), ``madau`` (IGM in
     the AB files), ``bands``/``err_bands``/``ref_band`` (columns BPZ will read; checked here,
     before BPZ runs).
     """
@@ -76,11 +79,17 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
                                 "ref_band": opts.ref_band,
                                 "hdf5_groupname": opts.hdf5_groupname},
                         source=_source(self.get_handle("input", allow_missing=True)))
+        # bands a survey file defines: their curves travel in the photometry table's file
+        path = getattr(self.get_handle("input", allow_missing=True), "path", None)
+        band_filters = table_filters(path)
         setup = prepare_bpz_data(os.path.expandvars(opts.data_path), opts.templates,
                                  opts.filters, madau=opts.madau, make_ab=True,
-                                 n_workers=worker_count(opts.n_workers))
+                                 n_workers=worker_count(opts.n_workers),
+                                 band_filters=band_filters)
         data = table[opts.hdf5_groupname] if opts.hdf5_groupname else table
         handle = self.add_handle("output", data={k: v for k, v in data.items()})
         handle.provenance = provenance_json(
             {"stage": self.options_dict(), "spectra_file": setup.spectra_file,
              "filter_list": list(setup.filter_list)}, f"rail.tools.bpz_tools.{self.name}")
+        if band_filters:
+            handle.attrs = {"filters": filters_json(band_filters)}

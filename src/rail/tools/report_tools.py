@@ -149,7 +149,7 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         truth_path = self._path("truth")
         with SceneStore(truth_path) as store:
             truth = store.objects()
-            survey = store.info.survey
+            survey, detection = store.info.survey, store.detection_band
         names = list(self.config.method_names)
         if len(names) != len(COMPARISON_METHODS):
             raise OptionError(f"{self.name}: method_names needs {len(COMPARISON_METHODS)} "
@@ -169,7 +169,7 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         provenance = {"stage": self.options_dict(), "truth": truth_path}
         paths = write_report(os.path.join(out_dir, "report_files"), results, truth,
                              survey=survey, detections=detections, title=self.config.title,
-                             provenance=provenance)
+                             provenance=provenance, survey_detection_band=detection)
         with open(paths["report"], encoding="utf-8") as fin:
             text = fin.read().replace("](", "](report_files/")
         if template_notes:
@@ -247,7 +247,8 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
                            if k == "images"})
     config_options.update(
         title=Param(str, "Photo-z validation", msg="title of the report"),
-        survey=Param(str, "", msg="survey name (chooses the band of the bright cut)"),
+        survey=Param(str, "", msg="survey preset or file (its detection band is the band of "
+                     "the bright cut)"),
         truth_catalog=Param(str, "", msg="table of true redshifts of the catalog objects "
                             "(id, redshift, optional snr_<band>), simulated fields only"),
         method_names=Param(list, list(REPORT_METHODS.values()),
@@ -319,6 +320,7 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
             load_truth,
             write_field_report,
         )
+        from rail.deepdisc.sim.surveys import survey_detection_band
 
         images = dict(self.config.images or {})
         if not images:
@@ -339,7 +341,9 @@ class FieldValidationReport(StrictConfigMixin, RailStage):
             self.get_aliased_tag("report"))))
         paths = write_field_report(
             os.path.join(out_dir, "report_files"), methods, self._ensemble("detections"),
-            images, list(images), survey=self.config.survey, title=self.config.title,
+            images, list(images), survey=self.config.survey,
+            survey_detection_band=survey_detection_band(self.config.survey),
+            title=self.config.title,
             truth=truth, notes=notes, provenance={"stage": self.options_dict()})
         with open(paths["report"], encoding="utf-8") as fin:
             text = fin.read().replace("](", "](report_files/")

@@ -273,7 +273,7 @@ class ScenePhotometry(StrictConfigMixin, RailStage):
              "mode": "forced" if detections is None else "detections"},
             f"rail.tools.scene_tools.{self.name}")
         # each rank appends its rows to a part of its own; rank 0 joins them in order
-        parts = RankParts(self, "output", attrs={"provenance": prov})
+        parts = RankParts(self, "output", attrs={"provenance": prov, **setup.table_attrs})
         for rows, columns in iter_measurements(store, cfg, detections=detections,
                                                objects_per_chunk=opts.chunk_size,
                                                rank=self.rank, size=self.size, setup=setup):

@@ -12,7 +12,9 @@ import argparse
 def _cmd_photometry(args: argparse.Namespace) -> int:
     from rail.deepdisc.fit.photometry import measure_store
     from rail.deepdisc.fit.photometry_options import PhotometryOptions
+    from rail.deepdisc.fit.photometry_setup import photometry_table_attrs
     from rail.deepdisc.store.provenance import provenance_json
+    from rail.deepdisc.store.scenes import SceneStore
     from rail.deepdisc.store.tables import write_table
     from rail.deepdisc.store.write_guard import WriteGuard
 
@@ -26,7 +28,9 @@ def _cmd_photometry(args: argparse.Namespace) -> int:
         prov = provenance_json({"photometry": opts.photometry.as_dict(), "measurement": notes,
                                 "scenes": args.scenes, "detections": detections},
                                "rail-deepdisc photometry")
-        write_table(table, args.output, prov)
+        with SceneStore(args.scenes) as store:
+            attrs = photometry_table_attrs(store, opts.photometry)
+        write_table(table, args.output, prov, attrs)
     print(f"wrote {args.output}: {len(table['object_id'])} rows "
           f"({opts.photometry.method} photometry)")
     return 0

@@ -195,7 +195,8 @@ def _truth_rows(truth: Mapping[str, np.ndarray], ids: np.ndarray) -> dict[str, n
 
 def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMethod],
                        detections: Any, images: Mapping[str, str], bands: Sequence[str], *,
-                       survey: str = "", title: str = "Photo-z validation",
+                       survey: str = "", survey_detection_band: str = "",
+                       title: str = "Photo-z validation",
                        truth: Mapping[str, np.ndarray] | None = None,
                        notes: Sequence[str] = (),
                        provenance: Mapping[str, Any] | None = None) -> dict[str, str]:
@@ -214,6 +215,9 @@ def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMet
         ``band -> path[EXT]`` of the mosaics (for the map).
     bands
         The bands (the reference band's S/N defines "bright").
+    survey, survey_detection_band
+        The survey's name and its detection band (the reference band when ``bands`` hold
+        it, :func:`rail.deepdisc.sim.surveys.reference_band`).
     truth
         True redshifts of the catalog objects (:func:`load_truth`), for simulated fields:
         every method is then also evaluated on the objects without spectra.
@@ -223,7 +227,7 @@ def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMet
     from rail.deepdisc.hybrid.ensembles import align
 
     os.makedirs(output_dir, exist_ok=True)
-    ref = reference_band(bands, survey)
+    ref = reference_band(bands, survey, survey_detection_band)
     image = methods[0]
     flags = {k: np.asarray(v) for k, v in (image.oof.ancil or {}).items()
              if k.startswith("flag_")}
@@ -232,6 +236,7 @@ def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMet
     truth_oof = {"redshift": np.asarray(image.oof.ancil["redshift"], float).ravel(),
                  f"snr_{ref}": np.asarray(image.oof.ancil["snr"], float).ravel()}
     paths = write_report(os.path.join(output_dir, "oof"), oof, truth_oof, survey=survey,
+                         survey_detection_band=ref,
                          title=f"{title}: out of fold, spectroscopic objects",
                          provenance=provenance)
     metrics = {"oof": _read_metrics(paths["metrics"])}
@@ -290,6 +295,7 @@ def _photometric_section(output_dir: str, methods: Sequence[FieldMethod],
              if k.startswith("flag_")}
     results = [MethodResult(m.name, _with_ancil(m.field[keep], flags)) for m in methods]
     paths = write_report(os.path.join(output_dir, "photometric"), results, sub, survey=survey,
+                         survey_detection_band=ref,
                          title=f"{title}: objects without spectra (simulation's truth)")
     metrics["photometric"] = _read_metrics(paths["metrics"])
     return ["## The objects without spectra (truth from the simulation)", "",

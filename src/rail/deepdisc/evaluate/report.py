@@ -69,13 +69,14 @@ class Detections:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def detection_band(truth: Mapping[str, np.ndarray], survey: str = "") -> str:
+def detection_band(truth: Mapping[str, np.ndarray], survey: str = "", band: str = "") -> str:
     """The band of the "bright" cut: among the bands with an ``snr_`` column, the survey's
-    detection band (:func:`rail.deepdisc.sim.surveys.reference_band`)."""
+    detection band ``band`` (a store's or survey file's; else the preset ``survey``'s, see
+    :func:`rail.deepdisc.sim.surveys.reference_band`)."""
     bands = [k.removeprefix("snr_") for k in truth if k.startswith("snr_")]
     if not bands:
         raise InputError("the truth table has no snr_<band> column for the bright subset")
-    return reference_band(bands, survey)
+    return reference_band(bands, survey, band)
 
 
 def subsets(truth: Mapping[str, np.ndarray], band: str) -> dict[str, np.ndarray]:
@@ -281,13 +282,17 @@ def _save(fig, path) -> None:
 def write_report(output_dir: str | os.PathLike, results: Sequence[MethodResult],
                  truth: Mapping[str, np.ndarray], *, survey: str = "",
                  detections: Detections | None = None, title: str = "Photo-z comparison",
-                 provenance: Mapping[str, Any] | None = None) -> dict[str, str]:
+                 provenance: Mapping[str, Any] | None = None,
+                 survey_detection_band: str = "") -> dict[str, str]:
     """Write ``report.md``, ``metrics.json`` and the figures into ``output_dir``.
+
+    The "bright" subset is S/N > 10 in :func:`detection_band` (``survey_detection_band``:
+    the survey's detection band, from the truth's store or the survey file).
 
     Returns the paths written, by name.
     """
     os.makedirs(output_dir, exist_ok=True)
-    band = detection_band(truth, survey)
+    band = detection_band(truth, survey, survey_detection_band)
     z = np.asarray(truth["redshift"], float)
     masks = subsets(truth, band)
     table = metrics_table(results, truth, masks)

@@ -30,6 +30,7 @@ from typing import Any
 from rail.deepdisc.errors import InputError, OptionError
 from rail.deepdisc.fit.bpz_files import sed_names, write_res, write_sed_files
 from rail.deepdisc.options import Options, option, option_like
+from rail.deepdisc.spectra.bands import FilterMap
 from rail.deepdisc.spectra.filters import resolve_filters
 from rail.deepdisc.spectra.library import SEDLibrary
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS, builtin_templates
@@ -130,7 +131,8 @@ def make_ab_files(data_path: str, seds: Sequence[str], filters: Sequence[str], m
 def prepare_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
                      filters: Sequence[str], *, madau: bool = True, make_ab: bool = True,
                      n_workers: int = 1,
-                     filter_search_dirs: Sequence[str | os.PathLike] = ()) -> BPZSetup:
+                     filter_search_dirs: Sequence[str | os.PathLike] = (),
+                     band_filters: FilterMap | None = None) -> BPZSetup:
     """Build a writable BPZ data directory for a template set and filters.
 
     Parameters
@@ -150,6 +152,11 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
         Generate the AB files now (recommended, see the module docstring).
     n_workers
         Processes for AB-file generation.
+    filter_search_dirs
+        Directories of ``<name>.res`` files searched before pz-rail-base's.
+    band_filters
+        The filters of bands that a survey file defines (band -> filter: the survey's, or a
+        photometry table's, :func:`rail.deepdisc.store.tables.table_filters`).
 
     Raises
     ------
@@ -157,7 +164,8 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
         Naming filters without a curve or an unknown template set, before anything is
         written.
     """
-    curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
+    curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters",
+                             filters=band_filters)
     tset = _template_set(templates)
     setup = _describe(data_path, tset, curves, madau)
     root = Path(setup.data_path)
@@ -174,13 +182,15 @@ def prepare_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
 
 def describe_bpz_data(data_path: str | os.PathLike, templates: SEDLibrary | str,
                       filters: Sequence[str], *, madau: bool = True,
-                      filter_search_dirs: Sequence[str | os.PathLike] = ()) -> BPZSetup:
+                      filter_search_dirs: Sequence[str | os.PathLike] = (),
+                      band_filters: FilterMap | None = None) -> BPZSetup:
     """The :class:`BPZSetup` that :func:`prepare_bpz_data` will make, without writing.
 
     For pipelines whose BPZ stages are configured before the directory is built (by
-    ``rail.tools.bpz_tools.BPZDataPreparer``).
+    ``rail.tools.bpz_tools.BPZDataPreparer``); ``band_filters`` as there.
     """
-    curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters")
+    curves = resolve_filters(filters, filter_search_dirs, what="BPZ filters",
+                             filters=band_filters)
     return _describe(data_path, _template_set(templates), curves, madau)
 
 

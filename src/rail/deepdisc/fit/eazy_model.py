@@ -25,6 +25,7 @@ import numpy as np
 
 from rail.deepdisc.errors import InputError, ModelFileError, OptionError
 from rail.deepdisc.fit.eazy_templates import import_eazy, load_templates
+from rail.deepdisc.spectra.bands import FilterMap
 from rail.deepdisc.spectra.filters import FilterCurve, eazy_res_text, resolve_filters
 from rail.deepdisc.store.file_format import check_format
 
@@ -138,7 +139,8 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
                 template_error_amplitude: float = 0.2, prior_file: str = "",
                 prior_floor: float = 0.01, add_igm: bool = True,
                 filter_search_dirs: Sequence[str] = (), n_workers: int = 1,
-                meta: dict[str, Any] | None = None) -> EazyModel:
+                meta: dict[str, Any] | None = None,
+                band_filters: FilterMap | None = None) -> EazyModel:
     """Build an :class:`EazyModel` (all inputs are checked before the template grid).
 
     Parameters
@@ -160,6 +162,9 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
         Apply eazy's IGM attenuation (Asada et al. 2024 with CGM, eazy's default).
     n_workers
         Processes for the template grid (1: this process).
+    band_filters
+        The filters of bands that a survey file defines (band -> filter, e.g. a photometry
+        table's, :func:`rail.deepdisc.store.tables.table_filters`).
 
     Raises
     ------
@@ -168,7 +173,8 @@ def build_model(filters: Sequence[str], templates: str, *, zmin: float = 0.0,
     """
     eazy = import_eazy()
     curves = [c.resampled() for c in
-              resolve_filters(filters, filter_search_dirs, what="EAZY filters")]
+              resolve_filters(filters, filter_search_dirs, what="EAZY filters",
+                              filters=band_filters)]
     zgrid = redshift_grid(zmin, zmax, zstep)
     tspec = load_templates(templates)
     pivot = np.array([c.pivot for c in curves])

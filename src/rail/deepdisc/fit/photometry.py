@@ -197,7 +197,8 @@ def measure_store(path: str, cfg: PhotometryConfig, *,
     table, notes
         The output columns (one row per store object in ``/objects`` order, or per
         detection in the detections table's order) and notes for provenance (radii,
-        aperture corrections).
+        aperture corrections). The table's root attributes are
+        :func:`~rail.deepdisc.fit.photometry_setup.table_attrs`.
     """
     from tqdm.auto import tqdm
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -24,6 +25,7 @@ from rail.deepdisc.fit.psf_photometry import (
     psf_half_light_radius,
     psf_matching_kernels,
 )
+from rail.deepdisc.spectra.bands import filters_json
 from rail.deepdisc.spectra.filters import unknown_filters
 from rail.deepdisc.store.scenes import SceneStore, StoreInfo
 
@@ -48,6 +50,11 @@ class PhotometrySetup:
     notes: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def table_attrs(self) -> dict[str, str]:
+        """Root attributes of the photometry table (:func:`table_attrs`)."""
+        return table_attrs(self.info, self.bands)
+
+    @property
     def corrected(self) -> bool:
         """Whether fluxes are corrected for the PSF light outside the aperture."""
         return self.has_psf and self.cfg.aperture_correction
@@ -59,8 +66,26 @@ class PhotometrySetup:
         return psf_encircled_energy(self.info, self.bands[b], radius_pix)
 
 
-def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
-    """The bands a run measures: ``cfg.bands`` or all of the store's, each with a curve.
+def table_attrs(info: StoreInfo, bands: Sequence[str]) -> dict[str, str]:
+    """Root attributes of a photometry table of ``bands`` measured on a store: the
+    ``filters`` of those bands that the store defines (:mod:`rail.deepdisc.spectra.bands`,
+    the store's attribute format), so template fitters of the table, in any process, find
+    their curves; {} when the store defines none."""
+    own = {b: info.filters[b] for b in bands if b in info.filters}
+    return {"filters": filters_json(own)} if own else {}
+
+
+def photometry_table_attrs(store: SceneStore, cfg: PhotometryConfig) -> dict[str, str]:
+    """:func:`table_attrs` of a run of ``cfg`` on ``store`` (the bands it measures, with the
+    filters of the store and of ``cfg.psf_survey``)."""
+    info = _with_survey_psf(store.info, cfg.psf_survey)
+    return table_attrs(info, measured_bands(store, cfg, info))
+
+
+def measured_bands(store: SceneStore, cfg: PhotometryConfig,
+                   info: StoreInfo | None = None) -> list[str]:
+    """The bands a run measures: ``cfg.bands`` or all of the store's, each with a curve
+    (the filters of ``info``, by default the store's own).
 
     Raises
     ------
@@ -69,9 +94,9 @@ def measured_bands(store: SceneStore, cfg: PhotometryConfig) -> list[str]:
     SceneStoreError
         If the store has a band no filter curve knows (template fitters could not use it).
     """
-    info = store.info
+    info = store.info if info is None else info
     bands = list(cfg.bands) or list(info.bands)
-    no_curve = unknown_filters(bands)
+    no_curve = unknown_filters(bands, filters=info.filters)
     if no_curve and cfg.bands:
         raise OptionError(f"bands: no filter curve knows {no_curve} (see "
                           "rail.deepdisc.spectra.filters for the names known)")
@@ -101,8 +126,9 @@ def _aperture_radius(store: SceneStore, info: StoreInfo, cfg: PhotometryConfig,
 
 
 def _with_survey_psf(info: StoreInfo, survey: str) -> StoreInfo:
-    """The store's metadata with the PSF model of ``survey`` (a preset or survey file), or
-    unchanged for ''.
+    """The store's metadata with the PSF model and the band filters of ``survey`` (a preset or
+    survey file; the store's own filters first), or unchanged for ''. A store tiled from
+    mosaics carries no filters: the survey measured from them names the bands' curves.
 
     Raises
     ------
@@ -120,7 +146,8 @@ def _with_survey_psf(info: StoreInfo, survey: str) -> StoreInfo:
         raise OptionError(f"psf_survey {survey}: no PSF for the store's band(s) {missing} "
                           f"(it has {list(preset.bands)})")
     psf = json.dumps(psf_description(preset), sort_keys=True)
-    return replace(info, attrs={**info.attrs, "psf": psf})
+    return replace(info, attrs={**info.attrs, "psf": psf},
+                   filters={**preset.filters, **info.filters})
 
 
 def _store_noise(info: StoreInfo, band_index: np.ndarray) -> np.ndarray | None:
@@ -142,7 +169,7 @@ def prepare(store: SceneStore, cfg: PhotometryConfig) -> PhotometrySetup:
     """
     cfg.validate()
     info = _with_survey_psf(store.info, cfg.psf_survey)
-    bands = measured_bands(store, cfg)
+    bands = measured_bands(store, cfg, info)
     scale = float(info.pixel_scale_arcsec)
     radius = _aperture_radius(store, info, cfg, bands)
     ann = tuple(cfg.background_annulus or (2.0 * radius, 4.0 * radius))

@@ -72,7 +72,8 @@ def _quality(net: DeepDiscNet, chunk: SceneChunk, features: np.ndarray, boxes: n
              scenes: np.ndarray, scores: np.ndarray, density: FeatureDensity | None
              ) -> dict[str, np.ndarray]:
     h, w = chunk.images.shape[-2:]
-    ref = chunk.info.bands.index(reference_band(chunk.info.bands, chunk.info.survey))
+    info = chunk.info
+    ref = info.bands.index(reference_band(info.bands, info.survey, info.detection_band))
     return quality_flags(features, boxes, scenes, scores, h, w, ref, net.n_bands, density)
 
 

@@ -17,7 +17,7 @@ from rail.deepdisc.fit.photometry_table import fluxes_to_mags
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, mag_to_flux
 from rail.deepdisc.sim.population import model_magnitudes
 from rail.deepdisc.spectra import sed_distortion
-from rail.deepdisc.spectra.bands import validate_bands
+from rail.deepdisc.spectra.bands import FilterMap, validate_bands
 
 #: 5-sigma point-source depths of GOODS-S-deep-like HST ACS imaging (Hubble Legacy Fields)
 HST_DEPTHS = {"hst_f435w": 29.0, "hst_f606w": 29.3, "hst_f775w": 28.9, "hst_f814w": 29.0,
@@ -28,15 +28,17 @@ NEEDED = ("sed_index", "redshift", "abs_mag", "is_quiescent")
 
 def catalog_photometry(objects: Mapping[str, np.ndarray], bands: Sequence[str],
                        depths: Mapping[str, float], seed: int,
-                       nondetect_val: float = 99.0) -> dict[str, np.ndarray]:
+                       nondetect_val: float = 99.0, filters: FilterMap | None = None
+                       ) -> dict[str, np.ndarray]:
     """Noisy fluxes and magnitudes of simulated objects in extra bands.
 
     Returns columns ``flux_<band>``, ``flux_err_<band>`` (nJy), ``mag_<band>`` and
     ``mag_err_<band>``; below S/N 1 a magnitude is ``nondetect_val`` with the 1-sigma limit
     as its error (RAIL's convention, with the conversion ``ScenePhotometry`` uses,
-    :func:`rail.deepdisc.fit.photometry_table.fluxes_to_mags`).
+    :func:`rail.deepdisc.fit.photometry_table.fluxes_to_mags`). ``filters``: the survey's
+    bands that are not built in (:mod:`rail.deepdisc.spectra.bands`).
     """
-    bands = validate_bands(bands, "bands")
+    bands = validate_bands(bands, "bands", filters)
     missing = [c for c in NEEDED if c not in objects]
     if missing:
         raise InputError(f"objects lack columns {missing} needed for catalog photometry")
@@ -44,8 +46,8 @@ def catalog_photometry(objects: Mapping[str, np.ndarray], bands: Sequence[str],
     if no_depth:
         raise OptionError(f"no depth given for bands {no_depth}")
     mags = model_magnitudes(objects["sed_index"], objects["redshift"], objects["abs_mag"],
-                            objects["is_quiescent"], bands)
-    offsets = sed_distortion.magnitude_offsets(objects, bands)
+                            objects["is_quiescent"], bands, filters=filters)
+    offsets = sed_distortion.magnitude_offsets(objects, bands, filters)
     if offsets is not None:
         mags = mags + offsets
     rng = np.random.default_rng([seed, 47])

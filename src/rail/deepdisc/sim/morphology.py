@@ -46,6 +46,7 @@ import numpy as np
 
 from rail.deepdisc.options import option
 from rail.deepdisc.sim.randomise import RealismChoice
+from rail.deepdisc.spectra.bands import FilterMap
 
 if TYPE_CHECKING:
     import galsim
@@ -84,7 +85,7 @@ def catalog_columns(bands: Sequence[str]) -> tuple[str, ...]:
 # --- drawing (population) ---------------------------------------------------------------
 def add_components(cat: dict[str, np.ndarray], config: MorphologyOptions, seed: int,
                    library: SEDLibrary, bands: Sequence[str], limit_band: str,
-                   pixel_scale: float) -> None:
+                   pixel_scale: float, filters: FilterMap | None = None) -> None:
     """Add the morphology columns of the options that are on to a population (in place).
 
     Parameters
@@ -103,6 +104,8 @@ def add_components(cat: dict[str, np.ndarray], config: MorphologyOptions, seed: 
     pixel_scale
         Arcsec per pixel (galaxies smaller than ``MIN_RESOLVED_PIXELS`` get no clumps or
         lopsidedness).
+    filters
+        The survey's bands that are not built in (:mod:`rail.deepdisc.spectra.bands`).
     """
     clumpy = config.setting("clumpy_fraction")
     colours = config.setting("bulge_colours")
@@ -134,7 +137,7 @@ def add_components(cat: dict[str, np.ndarray], config: MorphologyOptions, seed: 
     if colours or clumpy:
         fnu = np.column_stack([cat[f"{b}_fnu"] for b in bands])
         fractions = _band_shares(library, cat["redshift"], fnu, entries, shares, bands,
-                                 limit_band)
+                                 limit_band, filters)
         for name, share in fractions.items():
             for j, band in enumerate(bands):
                 cat[f"{name}_frac_{band}"] = share[:, j]
@@ -163,7 +166,8 @@ def _pick(choices: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def _band_shares(library: SEDLibrary, z: np.ndarray, fnu: np.ndarray,
                  entries: dict[str, np.ndarray], shares: dict[str, np.ndarray],
-                 bands: Sequence[str], limit_band: str) -> dict[str, np.ndarray]:
+                 bands: Sequence[str], limit_band: str, filters: FilterMap | None = None
+                 ) -> dict[str, np.ndarray]:
     """Each component's share of the galaxy's flux in every band (see the module doc).
 
     ``shares`` are the components' shares in the limit band (the disk has the rest). The
@@ -173,7 +177,7 @@ def _band_shares(library: SEDLibrary, z: np.ndarray, fnu: np.ndarray,
     """
     from rail.deepdisc.spectra.photometer import Photometer
 
-    phot = Photometer(library, list(dict.fromkeys([*bands, limit_band])))
+    phot = Photometer(library, list(dict.fromkeys([*bands, limit_band])), filters=filters)
     ref = phot.bands.index(limit_band)
     idx = [phot.bands.index(b) for b in bands]
     n = z.size

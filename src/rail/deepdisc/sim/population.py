@@ -48,7 +48,7 @@ from rail.deepdisc.sim.stars import StarOptions, add_stars
 from rail.deepdisc.sim.survey_preset import POPULATION_MODEL_NAMES
 from rail.deepdisc.sim.surveys import SurveyChoice, get_survey
 from rail.deepdisc.spectra import nebular, sed_distortion
-from rail.deepdisc.spectra.bands import validate_bands
+from rail.deepdisc.spectra.bands import FilterMap, validate_bands
 from rail.deepdisc.spectra.interpolate import row_interp
 from rail.deepdisc.spectra.library import OPTICAL_WINDOW, UV_WINDOW, SEDLibrary
 from rail.deepdisc.spectra.named_libraries import get_library
@@ -167,7 +167,7 @@ class PopulationConfig(MorphologyOptions, StarOptions, SEDOptions, SurveyChoice)
     def _check(self) -> None:
         r = self.resolved()
         try:
-            validate_bands(r.bands, "bands")
+            validate_bands(r.bands, "bands", r.filters)
         except ValueError as err:
             raise OptionError(str(err)) from None
         if r.limit_band not in r.bands:
@@ -229,7 +229,7 @@ class _Sampler:
 
     @classmethod
     def make(cls, config: PopulationConfig, lib: SEDLibrary) -> _Sampler:
-        limit_phot = Photometer(lib, [config.limit_band])
+        limit_phot = Photometer(lib, [config.limit_band], filters=config.filters)
         zcoarse = np.arange(config.zmin, config.zmax + 0.05, 0.05)
         ne = len(lib)
         # colour term of every entry in the limit band on a coarse z grid
@@ -306,8 +306,9 @@ def sample_population(n: int, config: PopulationConfig, seed: int,
     out["id"] = np.arange(1, n + 1, dtype=np.int64)  # 0 means background in segmaps
     _distort_seds(out, config, seed)
     add_components(out, config, seed, lib, config.bands, config.limit_band,
-                   get_survey(config.survey).pixel_scale)
-    add_stars(out, config, seed, config.bands, config.limit_band, config.mag_limit)
+                   get_survey(config.survey).pixel_scale, config.filters)
+    add_stars(out, config, seed, config.bands, config.limit_band, config.mag_limit,
+              config.filters)
     ordered = {k: out[k] for k in BASE_COLUMNS}
     for b in config.bands:
         ordered[f"{b}_fnu"] = out[f"{b}_fnu"]
@@ -341,8 +342,8 @@ def _distort_seds(cat: dict[str, np.ndarray], config: PopulationConfig, seed: in
     if not rms:
         return
     cat.update(sed_distortion.draw_knots(cat["redshift"].size, rms, cat["redshift"],
-                                         config.limit_band, seed))
-    offsets = sed_distortion.magnitude_offsets(cat, config.bands)
+                                         config.limit_band, seed, config.filters))
+    offsets = sed_distortion.magnitude_offsets(cat, config.bands, config.filters)
     for j, band in enumerate(config.bands):
         cat[f"mag_{band}"] = cat[f"mag_{band}"] + offsets[:, j]
         cat[f"{band}_fnu"] = mag_to_flux(cat[f"mag_{band}"])
@@ -400,7 +401,8 @@ def _grid_brightening(smp: _Sampler, zgrid: np.ndarray, kfine_uv: np.ndarray,
 def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
                      is_quiescent: np.ndarray, bands, library: SEDLibrary | None = None,
                      distmod: np.ndarray | None = None, ew_oiii_hb: np.ndarray | None = None,
-                     oh_abundance: np.ndarray | None = None) -> np.ndarray:
+                     oh_abundance: np.ndarray | None = None,
+                     filters: FilterMap | None = None) -> np.ndarray:
     """Noiseless apparent AB magnitudes of catalog galaxies in any known bands.
 
     ``abs_mag`` is the normalising absolute magnitude (rest 1500 A for star-forming, 5500 A
@@ -408,7 +410,8 @@ def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
     bands the scenes were not rendered in (e.g. HST for a JWST field) follow from the
     catalog columns. ``ew_oiii_hb`` and ``oh_abundance`` (catalog columns when the
     population has emission lines) add the lines; None: the continuum alone. ``library``
-    must be the catalog's (its ``_meta["sed_library"]``; default COSMOS).
+    must be the catalog's (its ``_meta["sed_library"]``; default COSMOS). ``filters``: the
+    survey's bands that are not built in (:mod:`rail.deepdisc.spectra.bands`).
 
     Returns
     -------
@@ -427,23 +430,26 @@ def model_magnitudes(sed_index: np.ndarray, z: np.ndarray, abs_mag: np.ndarray,
         oh = nebular.oh_mean(z) if oh_abundance is None else np.asarray(oh_abundance, float)
         lines = galaxy_lines(lib, entry, z, ew_oiii_hb, oh)
     offset = np.where(np.asarray(is_quiescent, bool), _window_offset(lib)[entry], 0.0)
-    colour = Photometer(lib, bands).colour_terms(entry, z, UV_WINDOW, lines) + offset[:, None]
+    phot = Photometer(lib, bands, filters=filters)
+    colour = phot.colour_terms(entry, z, UV_WINDOW, lines) + offset[:, None]
     return np.asarray(abs_mag, float)[:, None] + np.asarray(distmod)[:, None] + colour
 
 
 def catalog_magnitudes(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
-                       library: SEDLibrary | None = None) -> np.ndarray:
+                       library: SEDLibrary | None = None, filters: FilterMap | None = None
+                       ) -> np.ndarray:
     """:func:`model_magnitudes` of a population catalog (or scene-store objects).
 
     Reads ``sed_index``, ``redshift``, ``abs_mag``, ``is_quiescent`` and, when present,
     the emission-line columns ``ew_oiii_hb`` and ``oh_abundance`` and the SED-distortion
-    knots (:mod:`rail.deepdisc.spectra.sed_distortion`).
+    knots (:mod:`rail.deepdisc.spectra.sed_distortion`). ``filters``: the survey's bands
+    that are not built in.
     """
     mags = model_magnitudes(catalog["sed_index"], catalog["redshift"], catalog["abs_mag"],
                             catalog["is_quiescent"], bands, library,
                             ew_oiii_hb=catalog.get("ew_oiii_hb"),
-                            oh_abundance=catalog.get("oh_abundance"))
-    offsets = sed_distortion.magnitude_offsets(catalog, bands)
+                            oh_abundance=catalog.get("oh_abundance"), filters=filters)
+    offsets = sed_distortion.magnitude_offsets(catalog, bands, filters)
     return mags if offsets is None else mags + offsets
 
 
@@ -492,7 +498,7 @@ def _draw_galaxies(rng: np.random.Generator, smp: _Sampler, ipop: np.ndarray,
         ew, oh = smp.lines.draw(rng, z, ient, istr, quiescent)
         line_cols = {"ew_oiii_hb": ew, "oh_abundance": oh}
     mags = model_magnitudes(ient, z, absmag, quiescent, config.bands, lib, distmod=dm,
-                            **line_cols)
+                            filters=config.filters, **line_cols)
     for j, b in enumerate(config.bands):
         out[f"mag_{b}"] = mags[:, j]
         out[f"{b}_fnu"] = mag_to_flux(mags[:, j])

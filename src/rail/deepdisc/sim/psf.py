@@ -80,7 +80,7 @@ def psf_description(survey: SurveyPreset, kind: str | None = None) -> dict[str, 
         raise OptionError(f"psf must be one of {list(PSF_KINDS)}, got {kind!r}")
     specs = _band_specs(survey)
     shared = kind or _shared_kind(specs)
-    lam_nm = effective_wavelength(survey.bands) / 10.0
+    lam_nm = effective_wavelength(survey.bands, survey.filters) / 10.0
     description: dict[str, Any] = {
         "kind": shared or "bands",
         "survey": survey.name,

@@ -505,7 +505,7 @@ def _store_attrs(config: RenderConfig, psf: dict[str, Any]) -> dict[str, Any]:
                                                strict=True) if k is not None}
     attrs = {"psf": json.dumps(psf, sort_keys=True),
              "noise_sigma": config.noise_sigma.tolist(),
-             "filters": filters_attr(config.preset.bands),
+             "filters": filters_attr(config.preset.bands, config.preset.filters),
              "detection_band": config.preset.detection_band}
     if kernels:
         attrs["noise_correlation"] = json.dumps(kernels)

@@ -29,6 +29,7 @@ from rail.deepdisc.options import option
 from rail.deepdisc.sim.morphology import catalog_columns
 from rail.deepdisc.sim.randomise import RealismChoice
 from rail.deepdisc.spectra import sed_distortion
+from rail.deepdisc.spectra.bands import FilterMap
 from rail.deepdisc.spectra.library import SEDLibrary
 from rail.deepdisc.spectra.photometer import Photometer
 
@@ -66,10 +67,12 @@ def blackbody_library(n: int = 64) -> SEDLibrary:
 
 
 def star_magnitudes(teff_index: np.ndarray, ref_mag: np.ndarray, ref_band: str,
-                    bands: Sequence[str]) -> np.ndarray:
-    """AB magnitudes (n, n_bands) of blackbody stars given their ``ref_band`` magnitude."""
+                    bands: Sequence[str], filters: FilterMap | None = None) -> np.ndarray:
+    """AB magnitudes (n, n_bands) of blackbody stars given their ``ref_band`` magnitude
+    (``filters``: the survey's bands that are not built in)."""
     lib = blackbody_library()
-    phot = Photometer(lib, list(dict.fromkeys([*bands, ref_band])), igm=False)
+    phot = Photometer(lib, list(dict.fromkeys([*bands, ref_band])), igm=False,
+                      filters=filters)
     maggies = phot.maggies(teff_index, np.zeros(len(teff_index)))
     ref = maggies[:, [phot.bands.index(ref_band)]]
     cols = [phot.bands.index(b) for b in bands]
@@ -77,7 +80,8 @@ def star_magnitudes(teff_index: np.ndarray, ref_mag: np.ndarray, ref_band: str,
 
 
 def add_stars(cat: dict[str, np.ndarray], config: StarOptions, seed: int,
-              bands: Sequence[str], limit_band: str, mag_limit: float) -> None:
+              bands: Sequence[str], limit_band: str, mag_limit: float,
+              filters: FilterMap | None = None) -> None:
     """Turn a random ``star_fraction`` of the rows of a population into stars (in place)."""
     fraction = config.setting("star_fraction")
     if not fraction:
@@ -89,7 +93,7 @@ def add_stars(cat: dict[str, np.ndarray], config: StarOptions, seed: int,
     lib = blackbody_library()
     t_index = np.minimum((u[1][star] * len(lib)).astype(np.int64), len(lib) - 1)
     mags = star_magnitudes(t_index, _count_magnitudes(u[2][star], mag_limit), limit_band,
-                           bands)
+                           bands, filters)
     values: dict[str, object] = {
         "redshift": np.nan, "is_quiescent": 0, "sed_index": -1, "sed_name": b"star",
         "ebv": 0.0, "abs_mag": np.nan, "log_mass": np.nan, "Re_maj": 0.0, "Re_maj_kpc": 0.0,

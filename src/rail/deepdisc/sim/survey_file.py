@@ -39,12 +39,7 @@ from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.sim.noise import KERNEL_KINDS, read_fits_image, read_kernel_file
 from rail.deepdisc.sim.psf import FILE_PSF_KINDS, TELESCOPE_PSF_KINDS, default_aberrations
 from rail.deepdisc.sim.survey_preset import POPULATION_MODEL_NAMES, SurveyPreset
-from rail.deepdisc.spectra.bands import (
-    BandFilter,
-    band_filter,
-    register_detection_band,
-    register_filters,
-)
+from rail.deepdisc.spectra.bands import BandFilter, band_filter, check_filters
 
 _TOP_KEYS = ("name", "description", "reference", "pixel_scale", "flux_unit", "zeropoint",
              "depth_aperture_arcsec", "telescope", "seeing_fwhm_arcsec", "psf",
@@ -129,7 +124,8 @@ class _Reader:
 
 
 def read_survey_file(path: str | os.PathLike) -> SurveyPreset:
-    """Read and check a survey file; register its bands' filters and detection band.
+    """Read and check a survey file; the survey carries its bands' filters
+    (:attr:`~rail.deepdisc.sim.survey_preset.SurveyPreset.filters`) and detection band.
 
     Raises
     ------
@@ -167,7 +163,7 @@ def _build(r: _Reader, d: dict[str, Any]) -> SurveyPreset:
     specs = {_band_name(r, b): r.mapping(v, f"bands.{b}", _BAND_KEYS) for b, v in bands.items()}
     filters = {b: _filter(r, b, s.get("filter")) for b, s in specs.items()}
     for band, filt in filters.items():
-        r.guarded(f"bands.{band}.filter", register_filters, {band: filt}, "")
+        r.guarded(f"bands.{band}.filter", check_filters, {band: filt}, "")
     default_psf = _psf(r, d.get("psf", {"kind": "airy"}), "psf", scale)
     psfs = {b: _psf(r, s["psf"], f"bands.{b}.psf", scale) for b, s in specs.items()
             if "psf" in s}
@@ -192,10 +188,9 @@ def _build(r: _Reader, d: dict[str, Any]) -> SurveyPreset:
         noise_correlation={b: k for b, k in kernels.items() if k},
         flux_unit=unit, zeropoint=zeropoint,
         description=str(d.get("description", "")).strip(),
-        reference=str(d.get("reference", "")).strip(), source=r.path)
+        reference=str(d.get("reference", "")).strip(), source=r.path, filters=filters)
     preset = _fill_noise_depths(preset)
     mag_limit, zmax, model = _population(r, d.get("population", {}), preset)
-    register_detection_band(name, detection)
     return replace(preset, mag_limit=mag_limit, zmax=zmax, population_model=model)
 
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT, flux_to_mag, mag_to_flux
-from rail.deepdisc.spectra.bands import validate_bands
+from rail.deepdisc.spectra.bands import BandFilter, validate_bands
 
 #: the galaxy population models a survey may choose (:mod:`rail.deepdisc.sim.population`)
 POPULATION_MODEL_NAMES = ("deep", "lowz")
@@ -65,6 +65,11 @@ class SurveyPreset:
         Unit of the survey file's pixel noise values and its AB zero point.
     description, reference, source
         Free text, the published source of the numbers, and the file read.
+    filters
+        Band -> filter of every band of the survey file (an astro-sedpy filter or a curve,
+        :class:`rail.deepdisc.spectra.bands.BandFilter`): what every function that looks up
+        one of these bands' curves is given (``filters=``), and what scene stores simulated
+        from the survey carry.
     """
 
     name: str
@@ -90,6 +95,7 @@ class SurveyPreset:
     reference: str = ""
     source: str = ""
     population_model: str = "deep"
+    filters: dict[str, BandFilter] = field(default_factory=dict)
 
     def noise_kernels(self) -> list[np.ndarray | None]:
         """Per band, the unit-norm noise-correlation kernel (None: white noise)."""
@@ -139,7 +145,7 @@ class SurveyPreset:
         :attr:`pixel_noise` (their depth is kept).
         """
         if "bands" in changes:
-            validate_bands(changes["bands"], "bands")
+            validate_bands(changes["bands"], "bands", self.filters)
         unknown = sorted(set(changes.get("depths", {})) - set(changes.get("bands", self.bands)))
         if unknown:
             raise OptionError(f"depths given for bands {unknown} that are not among the "

@@ -32,7 +32,7 @@ from pathlib import Path
 from rail.deepdisc.errors import OptionError
 from rail.deepdisc.options import Options, option
 from rail.deepdisc.sim.survey_preset import SurveyPreset
-from rail.deepdisc.spectra.bands import registered_detection_bands
+from rail.deepdisc.spectra.bands import BandFilter
 
 #: folder of the preset survey files
 PRESET_DIR = Path(__file__).with_name("presets")
@@ -115,23 +115,31 @@ def preset_detection_bands() -> dict[str, str]:
     return {name: SURVEYS[name].detection_band for name in SURVEYS}
 
 
-def reference_band(bands: Sequence[str], survey: str = "") -> str:
+def reference_band(bands: Sequence[str], survey: str = "", detection_band: str = "") -> str:
     """The band of the S/N quality flag and of the "bright" subset (S/N > 10).
 
-    The survey's detection band when ``bands`` hold it (``survey``'s first: a preset's or
-    that of a survey file or store seen in this process; then any preset's:
-    ``jwst_f200w`` for JWST fields, ``lsst_i`` for LSST ones), else the middle band.
+    The survey's detection band when ``bands`` hold it: ``detection_band`` first (given by
+    the caller: a scene store's or survey file's), then the preset ``survey``'s, then any
+    preset's (``jwst_f200w`` for JWST fields, ``lsst_i`` for LSST ones); else the middle
+    band.
     """
     bands = list(bands)
     if not bands:
         raise OptionError("no bands to choose a reference band from")
     presets = preset_detection_bands()
-    registered = registered_detection_bands()
-    first = registered.get(survey) or presets.get(survey)
-    for band in [first, *presets.values(), *registered.values()]:
-        if band in bands:
+    for band in [detection_band, presets.get(survey), *presets.values()]:
+        if band and band in bands:
             return band
     return bands[len(bands) // 2]
+
+
+def survey_detection_band(survey: str | os.PathLike) -> str:
+    """The detection band of a preset or survey file; '' for '' or a name that is neither
+    (e.g. the survey name a store records)."""
+    text = os.fspath(survey)
+    if not text or not (text.lower() in preset_names() or is_survey_path(text)):
+        return ""
+    return get_survey(survey).detection_band
 
 
 def __getattr__(name: str) -> SurveyPreset:
@@ -148,3 +156,8 @@ class SurveyChoice(Options):
 
     survey: str = option("jades", "survey: a preset name "
                          f"({', '.join(preset_names())}) or a survey file (.yml)")
+
+    @property
+    def filters(self) -> dict[str, BandFilter]:
+        """The survey's bands and their filters (:attr:`SurveyPreset.filters`)."""
+        return get_survey(self.survey).filters

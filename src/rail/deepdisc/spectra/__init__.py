@@ -5,7 +5,7 @@ Modules here import nothing from the simulator (:mod:`rail.deepdisc.sim`), the f
 (``tests/test_architecture.py`` checks it):
 
 * :mod:`~rail.deepdisc.spectra.bands`: band names and their filters (built-in, astro-sedpy,
-  those of survey files and stores seen in the process);
+  and those of a survey file, store or photometry table, given explicitly);
 * :mod:`~rail.deepdisc.spectra.filters`: filter curves by name for the fitters;
 * :mod:`~rail.deepdisc.spectra.sed_files`: readers of SED files, template lists and EAZY
   ``.param`` files;

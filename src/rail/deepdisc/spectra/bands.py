@@ -1,6 +1,6 @@
 """Photometric bands and their filter curves.
 
-A band name in a scene store is valid if a filter curve is known for it:
+A band name is valid if a filter curve is known for it:
 
 * the project's built-in bands (``jwst_f090w`` ... ``jwst_f444w``, ``lsst_u`` ...
   ``lsst_y``, ``hst_f435w`` ...), mapped to astro-sedpy filters by
@@ -8,13 +8,18 @@ A band name in a scene store is valid if a filter curve is known for it:
 * any astro-sedpy filter name used as a band name (``decam_g``, ``hsc_i``,
   ``wfc3_ir_f160w``, ...);
 * the bands of a survey file (:mod:`rail.deepdisc.sim.survey_file`), which map a band name
-  to an astro-sedpy filter or to a two-column curve file. Loading the survey file registers
-  them (:func:`register_filters`), and scene stores simulated from it carry the mapping
-  (root attribute ``filters``, see :func:`filters_attr`), registered again whenever such a
-  store is opened, so photometry and template fitters find the curves in any process.
+  to an astro-sedpy filter or to a two-column curve file.
 
-The registry of bands (and of surveys' detection bands) is global to the process: opening a
-survey file or a store adds to it.
+The first two resolve by name alone. The third exists only as data that travels with what
+it describes: a ``filters`` mapping (band -> :class:`BandFilter`) held by the survey
+(:attr:`rail.deepdisc.sim.survey_preset.SurveyPreset.filters`), by a scene store simulated
+from it (root attribute ``filters``, :func:`filters_attr`, read back by
+:func:`parse_filters_attr` into :attr:`rail.deepdisc.store.scenes.SceneStore.filters`) and
+by a photometry table measured on that store (the same attribute). Every function that looks
+up a curve takes that mapping (``filters=``); nothing here remembers a band between calls,
+so a lookup never depends on which files the process opened before. :func:`check_filters`
+refuses a band name that already means another curve (a built-in band or an astro-sedpy
+name).
 """
 
 from __future__ import annotations
@@ -101,10 +106,9 @@ class BandFilter:
             f"the curve of {self.source or 'a survey file'}"
 
 
-#: bands of survey files and scene stores: band -> filter
-_REGISTERED: dict[str, BandFilter] = {}
-#: survey name -> its detection band (survey files loaded, stores opened)
-_DETECTION_BANDS: dict[str, str] = {}
+#: band -> filter of a survey file, scene store or photometry table (every band of it; the
+#: ones that are not built in are what lookups need it for)
+FilterMap = Mapping[str, BandFilter]
 
 
 @cache
@@ -115,51 +119,46 @@ def sedpy_filter_names() -> frozenset[str]:
     return frozenset(list_available_filters())
 
 
-def project_filter(band: str) -> BandFilter | None:
-    """The filter of a built-in band or of a band registered by a survey file or store."""
+def project_filter(band: str, filters: FilterMap | None = None) -> BandFilter | None:
+    """The filter of a built-in band or of a band of ``filters`` (a survey's or store's)."""
     if band in SEDPY_FILTER_NAMES:
         return BandFilter(sedpy_name=SEDPY_FILTER_NAMES[band])
-    return _REGISTERED.get(band)
+    return (filters or {}).get(band)
 
 
-def band_filter(band: str) -> BandFilter | None:
-    """The filter of a band (built-in, registered or an astro-sedpy name), or None."""
-    known = project_filter(band)
+def band_filter(band: str, filters: FilterMap | None = None) -> BandFilter | None:
+    """The filter of a band (built-in, of ``filters`` or an astro-sedpy name), or None."""
+    known = project_filter(band, filters)
     if known is None and isinstance(band, str) and band in sedpy_filter_names():
         return BandFilter(sedpy_name=band)
     return known
 
 
-def register_filters(filters: Mapping[str, BandFilter], source: str) -> None:
-    """Make bands of a survey file or scene store known by name (in this process).
+def check_filters(filters: FilterMap, source: str = "") -> dict[str, BandFilter]:
+    """Refuse bands that already mean another curve; return the mapping as a dict.
+
+    Parameters
+    ----------
+    filters
+        Band -> filter, e.g. the bands of a survey file or a store's ``filters`` attribute.
+    source
+        Where the mapping comes from, for the message ('' for none).
 
     Raises
     ------
     OptionError
-        If a band already means another curve (a built-in band, an astro-sedpy name or a
-        band registered before), naming the band and both curves.
+        If a band is a built-in band or an astro-sedpy name of another curve, naming the
+        band and both curves.
     """
+    where = f"{source}: " if source else ""
     for band, new in filters.items():
+        if not isinstance(new, BandFilter):
+            raise OptionError(f"{where}band {band!r} has no filter ({new!r})")
         old = band_filter(band)
         if old is not None and not _same_curve(old, new):
-            where = f"{source}: " if source else ""
             raise OptionError(f"{where}band {band!r} is already {old.describe()}, not "
                               f"{new.describe()}; give the band another name")
-    for band, new in filters.items():
-        if band_filter(band) is None:
-            _REGISTERED[band] = new
-
-
-def register_detection_band(survey: str, band: str) -> None:
-    """Remember a survey's detection band (for
-    :func:`rail.deepdisc.sim.surveys.reference_band`)."""
-    if survey and band:
-        _DETECTION_BANDS[survey] = band
-
-
-def registered_detection_bands() -> dict[str, str]:
-    """The detection bands of the survey files and stores seen in this process, by survey."""
-    return dict(_DETECTION_BANDS)
+    return dict(filters)
 
 
 def _same_curve(a: BandFilter, b: BandFilter) -> bool:
@@ -169,25 +168,39 @@ def _same_curve(a: BandFilter, b: BandFilter) -> bool:
         np.allclose(a.transmission, b.transmission)
 
 
-def filters_attr(bands: Sequence[str]) -> str:
-    """The bands' filters as JSON (the ``filters`` root attribute of scene stores)."""
-    validate_bands(bands)
-    return json.dumps({b: band_filter(b).as_dict() for b in bands})
+def filters_attr(bands: Sequence[str], filters: FilterMap | None = None) -> str:
+    """The bands' filters as JSON (the ``filters`` root attribute of scene stores), every
+    band written out, so the file needs nothing else."""
+    validate_bands(bands, filters=filters)
+    return filters_json({b: band_filter(b, filters) for b in bands})
 
 
-def register_filters_attr(text: str | bytes, source: str) -> None:
-    """Register the bands of a ``filters`` attribute written by :func:`filters_attr`."""
+def filters_json(filters: FilterMap) -> str:
+    """A band -> filter mapping as JSON (read back by :func:`parse_filters_attr`)."""
+    return json.dumps({b: f.as_dict() for b, f in filters.items()})
+
+
+def parse_filters_attr(text: str | bytes, source: str) -> dict[str, BandFilter]:
+    """The band -> filter mapping of a ``filters`` attribute written by :func:`filters_attr`,
+    checked by :func:`check_filters`.
+
+    Raises
+    ------
+    OptionError
+        Naming ``source`` if the text is not such a mapping or a band means another curve.
+    """
     try:
         value = json.loads(text)
     except (TypeError, ValueError) as err:
         raise OptionError(f"{source}: the 'filters' attribute is not JSON: {err}") from None
     if not isinstance(value, Mapping):
         raise OptionError(f"{source}: the 'filters' attribute must map bands to filters")
-    register_filters({str(b): BandFilter.from_dict(v, f"{source}: filters[{b}]")
-                      for b, v in value.items()}, source)
+    return check_filters({str(b): BandFilter.from_dict(v, f"{source}: filters[{b}]")
+                          for b, v in value.items()}, source)
 
 
-def validate_bands(bands: Iterable[str], what: str = "bands") -> list[str]:
+def validate_bands(bands: Iterable[str], what: str = "bands",
+                   filters: FilterMap | None = None) -> list[str]:
     """Check that every band has a filter curve, and return them as a list.
 
     Parameters
@@ -196,6 +209,8 @@ def validate_bands(bands: Iterable[str], what: str = "bands") -> list[str]:
         Band names as used in scene stores.
     what
         How to name the list in the error message (e.g. the config option).
+    filters
+        The bands of a survey file or store that are not built in (band -> filter).
 
     Raises
     ------
@@ -205,35 +220,42 @@ def validate_bands(bands: Iterable[str], what: str = "bands") -> list[str]:
     bands = list(bands)
     if not bands:
         raise OptionError(f"{what}: no bands given")
-    unknown = [b for b in bands if band_filter(b) is None]
+    unknown = [b for b in bands if band_filter(b, filters) is None]
     if unknown:
+        given = f", the bands given with them ({sorted(filters)})" if filters else ""
         raise OptionError(
-            f"{what}: unknown band(s) {unknown}; known bands are {list(KNOWN_BANDS)}, "
-            f"the bands of survey files loaded ({sorted(_REGISTERED)}) and any "
-            "astro-sedpy filter name (e.g. decam_g, hsc_i, wfc3_ir_f160w)")
+            f"{what}: unknown band(s) {unknown}; known bands are {list(KNOWN_BANDS)}"
+            f"{given}, any astro-sedpy filter name (e.g. decam_g, hsc_i, wfc3_ir_f160w) and "
+            "the bands of the survey file or scene store that defines them")
     if len(set(bands)) != len(bands):
         raise OptionError(f"{what}: duplicated band names in {bands}")
     return bands
 
 
+def load_filter(band: str, filters: FilterMap | None = None):
+    """Return the astro-sedpy ``Filter`` for a band (cached by the band and its curve, so
+    two curves of one band name never meet)."""
+    validate_bands([band], filters=filters)
+    return _sedpy_filter(band, band_filter(band, filters))
+
+
 @cache
-def load_filter(band: str):
-    """Return the astro-sedpy ``Filter`` for a band (cached)."""
+def _sedpy_filter(band: str, spec: BandFilter):
     from sedpy.observate import Filter
 
-    validate_bands([band])
-    spec = band_filter(band)
     if spec.sedpy_name:
         return Filter(spec.sedpy_name)
     return Filter(kname=band, data=(np.asarray(spec.wave), np.asarray(spec.transmission)))
 
 
-def filter_curve(band: str) -> tuple[np.ndarray, np.ndarray]:
+def filter_curve(band: str, filters: FilterMap | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
     """Wavelength (Angstrom) and transmission of a band's filter, zeros trimmed."""
-    filt = load_filter(band)
+    filt = load_filter(band, filters)
     return np.asarray(filt.wavelength, float), np.asarray(filt.transmission, float)
 
 
-def effective_wavelength(bands: Sequence[str]) -> np.ndarray:
+def effective_wavelength(bands: Sequence[str], filters: FilterMap | None = None
+                         ) -> np.ndarray:
     """Effective wavelengths (Angstrom) of the bands, as astro-sedpy defines them."""
-    return np.array([load_filter(b).wave_effective for b in bands], dtype=float)
+    return np.array([load_filter(b, filters).wave_effective for b in bands], dtype=float)

@@ -3,8 +3,8 @@
 A filter name is resolved, in this order, as
 
 1. a project band name (``jwst_f200w``, ``lsst_i``; see :mod:`rail.deepdisc.spectra.bands`), whose
-   curve comes from astro-sedpy, or a band of a survey file or scene store seen in this
-   process (its astro-sedpy filter or curve file);
+   curve comes from astro-sedpy, or a band of the ``filters`` mapping given (the bands of a
+   survey file, scene store or photometry table: an astro-sedpy filter or a curve);
 2. the path of a two-column text file (wavelength in Angstrom, throughput), e.g. a BPZ
    ``.res`` file;
 3. ``<name>.res`` in one of the search directories, which always end with pz-rail-base's
@@ -25,7 +25,13 @@ from pathlib import Path
 import numpy as np
 
 from rail.deepdisc.errors import DeepDiscError, InputError, OptionError
-from rail.deepdisc.spectra.bands import SEDPY_FILTER_NAMES, load_filter, project_filter
+from rail.deepdisc.spectra.bands import (
+    SEDPY_FILTER_NAMES,
+    BandFilter,
+    FilterMap,
+    load_filter,
+    project_filter,
+)
 
 
 @dataclass(frozen=True)
@@ -116,10 +122,11 @@ def read_filter_file(path: str | os.PathLike, name: str | None = None) -> Filter
     return FilterCurve(name or Path(path).name.removesuffix(".res"), wave, thr, path)
 
 
-def _sedpy_curve(name: str, sedpy_name: str) -> FilterCurve:
+def _sedpy_curve(name: str, sedpy_name: str, filters: FilterMap | None = None) -> FilterCurve:
     from sedpy.observate import Filter
 
-    filt = load_filter(name) if project_filter(name) is not None else Filter(sedpy_name)
+    filt = load_filter(name, filters) if project_filter(name, filters) is not None else \
+        Filter(sedpy_name)
     wave, thr = _check_curve(filt.wavelength, filt.transmission, f"astro-sedpy:{sedpy_name}")
     # astro-sedpy trims zeros; give the curve zero wings so every integrator sees its edges
     step = np.diff(wave)
@@ -128,8 +135,19 @@ def _sedpy_curve(name: str, sedpy_name: str) -> FilterCurve:
     return FilterCurve(name, wave, thr, f"astro-sedpy:{sedpy_name}")
 
 
-def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> FilterCurve:
+def _band_curve(name: str, band: BandFilter, filters: FilterMap | None) -> FilterCurve:
+    if band.sedpy_name:
+        return _sedpy_curve(name, band.sedpy_name, filters)
+    return FilterCurve(name, *_check_curve(band.wave, band.transmission, band.source),
+                       band.source)
+
+
+def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = (),
+                   filters: FilterMap | None = None) -> FilterCurve:
     """Find the transmission curve of a filter by name (see the module docstring).
+
+    ``filters`` maps the bands of a survey file, scene store or photometry table that are
+    not built in to their filters (:mod:`rail.deepdisc.spectra.bands`).
 
     Raises
     ------
@@ -140,11 +158,9 @@ def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> 
     """
     if not isinstance(name, str) or not name:
         raise OptionError(f"filter name must be a non-empty string, got {name!r}")
-    band = project_filter(name)
+    band = project_filter(name, filters)
     if band is not None:
-        return _sedpy_curve(name, band.sedpy_name) if band.sedpy_name else \
-            FilterCurve(name, *_check_curve(band.wave, band.transmission, band.source),
-                        band.source)
+        return _band_curve(name, band, filters)
     if os.path.isfile(name):
         return read_filter_file(name)
     dirs = [os.fspath(d) for d in search_dirs] + [rail_filter_dir()]
@@ -163,7 +179,8 @@ def resolve_filter(name: str, search_dirs: Sequence[str | os.PathLike] = ()) -> 
 
 
 def resolve_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLike] = (),
-                    what: str = "filters") -> list[FilterCurve]:
+                    what: str = "filters", filters: FilterMap | None = None
+                    ) -> list[FilterCurve]:
     """Resolve several filters; the error names every filter that has no curve."""
     names = list(names)
     if not names:
@@ -171,7 +188,7 @@ def resolve_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLik
     curves, problems = [], []
     for n in names:
         try:
-            curves.append(resolve_filter(n, search_dirs))
+            curves.append(resolve_filter(n, search_dirs, filters))
         except DeepDiscError as err:
             problems.append(err)
     if problems:
@@ -180,15 +197,15 @@ def resolve_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLik
     return curves
 
 
-def unknown_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLike] = ()
-                    ) -> list[str]:
+def unknown_filters(names: Iterable[str], search_dirs: Sequence[str | os.PathLike] = (),
+                    filters: FilterMap | None = None) -> list[str]:
     """The names for which :func:`resolve_filter` finds no usable curve, in order."""
     unknown = []
     for name in names:
-        if project_filter(name) is not None:
+        if project_filter(name, filters) is not None:
             continue
         try:
-            resolve_filter(name, search_dirs)
+            resolve_filter(name, search_dirs, filters)
         except DeepDiscError:
             unknown.append(name)
     return unknown

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from rail.deepdisc.spectra.bands import filter_curve, validate_bands
+from rail.deepdisc.spectra.bands import FilterMap, filter_curve, validate_bands
 from rail.deepdisc.spectra.igm import madau_transmission
 from rail.deepdisc.spectra.library import LIGHTSPEED_AA, SEDLibrary
 
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 AB_FNU0 = 3.631e-20
 
 
-def _resampled_filter(band: str, dlnwave: float
+def _resampled_filter(band: str, dlnwave: float, filters: FilterMap | None = None
                       ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray]]:
     """Filter on a uniform ln(lambda) grid with normalised photon-counting weights.
 
@@ -35,7 +35,7 @@ def _resampled_filter(band: str, dlnwave: float
     (wavelength, transmission / normalisation) for lines: a line of flux F (erg/s/cm^2)
     at wavelength l has ``F l T(l) / normalisation`` maggies.
     """
-    lam, trans = filter_curve(band)
+    lam, trans = filter_curve(band, filters)
     keep = np.flatnonzero(trans > 1.0e-4 * trans.max())
     lo, hi = lam[max(keep[0] - 1, 0)], lam[min(keep[-1] + 1, lam.size - 1)]
     n = int(np.ceil(np.log(hi / lo) / dlnwave)) + 1
@@ -60,14 +60,19 @@ class Photometer:
         Band names (scene-store names; filter curves from astro-sedpy).
     igm
         Apply Madau (1995) IGM attenuation.
+    dlnwave
+        Step in ln(wavelength) of the resampled filter curves.
+    filters
+        The bands of the survey or store that are not built in (band -> filter, see
+        :mod:`rail.deepdisc.spectra.bands`).
     """
 
     def __init__(self, library: SEDLibrary, bands: Sequence[str], igm: bool = True,
-                 dlnwave: float = 1.0e-3):
+                 dlnwave: float = 1.0e-3, filters: FilterMap | None = None):
         self.library = library
-        self.bands = validate_bands(bands)
+        self.bands = validate_bands(bands, filters=filters)
         self.igm = igm
-        resampled = [_resampled_filter(band, dlnwave) for band in self.bands]
+        resampled = [_resampled_filter(band, dlnwave, filters) for band in self.bands]
         self._filters = [(lam, weight) for lam, weight, _ in resampled]
         self._curves = [curve for _, _, curve in resampled]
 

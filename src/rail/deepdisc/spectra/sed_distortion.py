@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from rail.deepdisc.spectra.bands import effective_wavelength
+from rail.deepdisc.spectra.bands import FilterMap, effective_wavelength
 from rail.deepdisc.spectra.interpolate import row_interp
 
 #: number of knots of the distortion curve
@@ -46,8 +46,8 @@ def _curve(knots: np.ndarray, z: np.ndarray, wave_obs: float) -> np.ndarray:
     return row_interp(x, KNOTS_LN_WAVE, knots)
 
 
-def draw_knots(n: int, rms: float, z: np.ndarray, anchor_band: str, seed: int
-               ) -> dict[str, np.ndarray]:
+def draw_knots(n: int, rms: float, z: np.ndarray, anchor_band: str, seed: int,
+               filters: FilterMap | None = None) -> dict[str, np.ndarray]:
     """Knot columns of ``n`` galaxies, zero at the rest wavelength ``anchor_band`` sees.
 
     Parameters
@@ -62,19 +62,21 @@ def draw_knots(n: int, rms: float, z: np.ndarray, anchor_band: str, seed: int
         The band whose magnitudes stay unchanged (the population's limit band).
     seed
         The population's seed.
+    filters
+        The survey's bands that are not built in (:mod:`rail.deepdisc.spectra.bands`).
     """
     knots = np.random.default_rng([seed, 203]).normal(0.0, rms, (n, N_KNOTS))
     z = np.asarray(z, float)
-    knots -= _curve(knots, z, float(effective_wavelength([anchor_band])[0]))[:, None]
+    knots -= _curve(knots, z, float(effective_wavelength([anchor_band], filters)[0]))[:, None]
     return {name: knots[:, k] for k, name in enumerate(COLUMNS)}
 
 
-def magnitude_offsets(catalog: Mapping[str, np.ndarray], bands: Sequence[str]
-                      ) -> np.ndarray | None:
+def magnitude_offsets(catalog: Mapping[str, np.ndarray], bands: Sequence[str],
+                      filters: FilterMap | None = None) -> np.ndarray | None:
     """Magnitude offsets (n_galaxies, n_bands) of the catalog's distortions; None if the
-    catalog has none."""
+    catalog has none (``filters``: the survey's bands that are not built in)."""
     if COLUMNS[0] not in catalog:
         return None
     knots = np.column_stack([np.asarray(catalog[c], float) for c in COLUMNS])
     z = np.asarray(catalog["redshift"], float)
-    return np.column_stack([_curve(knots, z, w) for w in effective_wavelength(bands)])
+    return np.column_stack([_curve(knots, z, w) for w in effective_wavelength(bands, filters)])

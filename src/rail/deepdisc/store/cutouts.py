@@ -143,7 +143,8 @@ class CutoutConfig(Options):
             raise OptionError(f"bands: the {self.format} format needs the store band names "
                               "(e.g. bands: [hsc_g, hsc_r, hsc_i])")
         try:
-            validate_bands(self.bands or list(self.header_bands.values()), "bands")
+            validate_bands(self.bands or list(self.header_bands.values()), "bands",
+                           self.survey_filters())
         except OptionError as err:
             raise OptionError(str(err)) from None
         unknown = sorted(set(self.file_bands) - set(self.bands))
@@ -162,6 +163,14 @@ class CutoutConfig(Options):
     def survey_name(self) -> str:
         """The survey preset or file of the depths ('' for none)."""
         return DEFAULT_SURVEYS[self.format] if self.survey is None else self.survey
+
+    def survey_filters(self) -> dict:
+        """The filters of the survey's bands (band -> BandFilter; {} without a survey)."""
+        if not self.survey_name:
+            return {}
+        from rail.deepdisc.sim.surveys import get_survey
+
+        return get_survey(self.survey_name).filters
 
     def input_paths(self) -> list[str]:
         """The files the import reads that are known before the catalog is (the array)."""
@@ -448,7 +457,8 @@ def _store_attrs(cfg: CutoutConfig, bands: tuple[str, ...]) -> tuple[str, dict[s
     """The store's survey name and further root attributes (filters, detection band)."""
     from rail.deepdisc.spectra.bands import filters_attr
 
-    attrs: dict[str, Any] = {"filters": filters_attr(bands), "cutout_format": cfg.format}
+    attrs: dict[str, Any] = {"filters": filters_attr(bands, cfg.survey_filters()),
+                             "cutout_format": cfg.format}
     if not cfg.survey_name:
         return "", attrs
     from rail.deepdisc.sim.surveys import get_survey

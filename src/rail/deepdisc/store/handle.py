@@ -94,14 +94,16 @@ class SceneHandle(DataHandle):
 class ProvenanceHdf5Handle(Hdf5Handle):
     """``Hdf5Handle`` whose written file also records the producing stage's provenance.
 
-    Set ``handle.provenance`` (a JSON string) before the handle is written.
+    Set ``handle.provenance`` (a JSON string) before the handle is written, and
+    ``handle.attrs`` for further root attributes (e.g. a photometry table's ``filters``).
     """
 
     provenance: str | None = None
+    attrs: dict[str, Any] | None = None
 
     def write(self, **kwargs: Any) -> None:
         if self.path is None:
             raise ValueError(f"{self.tag}: write() called but no path is set")
         if self.data is None:
             raise ValueError(f"{self.tag}: write() called for {self.path} with no data")
-        write_table(self.data, os.path.expandvars(self.path), self.provenance)
+        write_table(self.data, os.path.expandvars(self.path), self.provenance, self.attrs)

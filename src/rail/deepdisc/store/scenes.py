@@ -10,7 +10,9 @@ Layout (``format = "deepdisc-scenes"``, ``version = 1``; see docs/architecture.m
 ``/scenes``  1-D columns, one row per scene (``scene``, ``wcs`` header text, ``x0``, ``y0``,
              ``tile``)
 root attrs   ``format``, ``version``, ``bands``, ``pixel_scale_arcsec``, ``zeropoint_ab``,
-             ``flux_unit``, ``survey`` and ``provenance`` (JSON)
+             ``flux_unit``, ``survey`` and ``provenance`` (JSON); simulated and imported
+             stores add ``filters`` (band -> filter JSON,
+             :func:`rail.deepdisc.spectra.bands.filters_attr`) and ``detection_band``
 
 Pixel coordinates are 0-based with pixel centres on integers; boxes are half-open.
 Writing goes to a temporary file renamed into place on success (:class:`SceneWriter`);
@@ -37,7 +39,7 @@ import h5py
 import numpy as np
 
 from rail.deepdisc.errors import DeepDiscError, OptionError, SceneStoreError
-from rail.deepdisc.spectra.bands import register_detection_band, register_filters_attr
+from rail.deepdisc.spectra.bands import BandFilter, parse_filters_attr
 from rail.deepdisc.store.atomic import (
     check_output_path,
     remove_stale_temporaries,
@@ -82,7 +84,13 @@ MAX_REDSHIFT = 30.0
 
 @dataclass(frozen=True)
 class StoreInfo:
-    """Store-level metadata (root attributes)."""
+    """Store-level metadata (root attributes).
+
+    ``filters`` are the bands' filters of the store's ``filters`` attribute (band ->
+    :class:`~rail.deepdisc.spectra.bands.BandFilter`, {} for a store without it): what
+    functions that look up a band's curve are given for this store's bands.
+    ``detection_band`` is the survey's detection band ('' if the store does not say).
+    """
 
     bands: tuple[str, ...]
     pixel_scale_arcsec: float
@@ -93,6 +101,8 @@ class StoreInfo:
     width: int
     attrs: dict[str, Any] = field(default_factory=dict)
     path: str = ""
+    filters: dict[str, BandFilter] = field(default_factory=dict)
+    detection_band: str = ""
 
     @property
     def nbands(self) -> int:
@@ -173,15 +183,14 @@ def _as_object_columns(objects: Mapping[str, Any], scene: int) -> dict[str, np.n
     return cols
 
 
-def _register_bands(attrs: Mapping[str, Any], path: str) -> None:
-    """Make the filters and detection band of a simulated store's bands known by name
-    (:mod:`rail.deepdisc.spectra.bands`), so photometry and template fitters find their curves."""
-    if "filters" in attrs:
-        try:
-            register_filters_attr(attrs["filters"], f"scene store {path}")
-        except DeepDiscError as err:
-            raise SceneStoreError(str(err)) from None
-    register_detection_band(str(attrs.get("survey", "")), str(attrs.get("detection_band", "")))
+def _store_filters(attrs: Mapping[str, Any], path: str) -> dict[str, BandFilter]:
+    """The band -> filter mapping of a store's ``filters`` attribute ({} without one)."""
+    if "filters" not in attrs:
+        return {}
+    try:
+        return parse_filters_attr(attrs["filters"], f"scene store {path}")
+    except DeepDiscError as err:
+        raise SceneStoreError(str(err)) from None
 
 
 class SceneWriter:
@@ -428,12 +437,13 @@ class SceneStore:
         if len(bands) != c:
             raise SceneStoreError(f"{self.path}: {len(bands)} band names but {c} image channels")
         extra = {k: _decode(a[k]) for k in a if k not in {"format", "version", "bands"}}
-        _register_bands(extra, self.path)
         return StoreInfo(bands=bands, pixel_scale_arcsec=float(a["pixel_scale_arcsec"]),
                          zeropoint_ab=float(a["zeropoint_ab"]),
                          flux_unit=str(_decode(a.get("flux_unit", ""))),
                          survey=str(_decode(a.get("survey", ""))), height=h, width=w,
-                         attrs=extra, path=self.path)
+                         attrs=extra, path=self.path,
+                         filters=_store_filters(extra, self.path),
+                         detection_band=str(extra.get("detection_band", "")))
 
     def _validate(self) -> None:
         validate_layout(self._file, self.path)
@@ -500,6 +510,16 @@ class SceneStore:
     @property
     def bands(self) -> tuple[str, ...]:
         return self.info.bands
+
+    @property
+    def filters(self) -> dict[str, BandFilter]:
+        """The filters of the store's bands (its ``filters`` attribute; {} without one)."""
+        return self.info.filters
+
+    @property
+    def detection_band(self) -> str:
+        """The survey's detection band ('' if the store does not say)."""
+        return self.info.detection_band
 
     @property
     def n_scenes(self) -> int:

@@ -42,6 +42,7 @@ from rail.deepdisc.parallel import PartedEstimatorMixin, PartedQPHandle
 from rail.deepdisc.spectra.template_sets import BUILTIN_SETS
 from rail.deepdisc.stages import StrictConfigMixin
 from rail.deepdisc.store.provenance import provenance
+from rail.deepdisc.store.tables import table_filters
 from rail.deepdisc.workers import worker_count
 
 
@@ -97,7 +98,9 @@ class EazyInformer(StrictConfigMixin, CatInformer):
     unless ``prior_file`` names an EAZY prior file or ``training_prior`` is False. Options:
     :class:`rail.deepdisc.fit.eazy_options.EazyModelOptions` (templates, template error,
     prior, grid step, IGM) and RAIL's ``zmin``, ``zmax``, ``bands``/``err_bands``,
-    ``filter_list`` (one filter curve name per band) and ``redshift_col``.
+    ``filter_list`` (one filter curve name per band) and ``redshift_col``. Bands that a
+    survey file defines (a curve of its own) are found in the training table's ``filters``
+    attribute, which ``ScenePhotometry`` writes (:mod:`rail.deepdisc.spectra.bands`).
     """
 
     path_options = EazyModelOptions.path_options()
@@ -122,12 +125,14 @@ class EazyInformer(StrictConfigMixin, CatInformer):
         _check_columns(self, list(c.bands) + list(c.err_bands))
         choice = resolve_template_set(opts.templates_file, opts.template_error_file,
                                       opts.eazy_photoz_dir)
+        # bands a survey file defines: their curves travel in the photometry table's file
+        band_filters = table_filters(self.get_handle("input", allow_missing=True).path)
         model = build_model(
             list(c.filter_list), choice.templates, zmin=c.zmin, zmax=c.zmax,
             zstep=opts.zstep, template_error_file=choice.template_error_file,
             template_error_amplitude=opts.template_error_amplitude,
             prior_file=opts.prior_file, prior_floor=opts.prior_floor, add_igm=opts.add_igm,
-            n_workers=worker_count(opts.n_workers),
+            n_workers=worker_count(opts.n_workers), band_filters=band_filters,
             meta={"bands": list(c.bands), "err_bands": list(c.err_bands),
                   "template_set": choice.name, "template_set_description": choice.description,
                   "prior": "file" if opts.prior_file else "none",

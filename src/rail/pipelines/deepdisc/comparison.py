@@ -148,7 +148,8 @@ class DeepDiscComparisonPipeline(RailPipeline):
         limits = {f"mag_{b}": preset.depths[b] + FIVE_TO_ONE_SIGMA for b in bands}
         ref = f"mag_{preset.detection_band}"
         bpz_dir = s.bpz_data_dir or os.path.join(s.work_dir, "bpz_data")
-        setup = describe_bpz_data(bpz_dir, s.bpz_templates, bands, madau=True)
+        setup = describe_bpz_data(bpz_dir, s.bpz_templates, bands, madau=True,
+                                  band_filters=preset.filters)
         inform_cfg, estimate_cfg = bpz_stage_configs(setup, mags, mag_errs, limits, ref,
                                                      zmax=zmax)
         self.prepare_bpz = BPZDataPreparer.build(
