@@ -359,6 +359,9 @@ def measure_band(opts: MosaicSurveyOptions, band: str, scale: float, stem: Path
                          f"{where} to measure the noise ({int(sky.sum())} of empty sky; an "
                          "all-NaN or all-zero image or error map?)")
     snr = sci / sigma_map
+    if not np.ptp(snr[sky]) > 0:  # one value everywhere: no noise to measure, no sources
+        raise InputError(f"band {band}: every pixel with data in {image.spec} holds the same "
+                         f"value ({float(sci[sky][0]):g}): an all-zero or constant image")
     kernel = kernel_from_autocorrelation(sky_autocorrelation(snr, sky), int(sky.sum()))
     psf, source, extra = _band_psf(opts, band, sci, float(np.nanmedian(sigma_map)), scale,
                                    stem)
