@@ -11,6 +11,12 @@ Entering it refuses, before anything is created:
 * two writes to one path;
 * an output folder holding files (unless ``overwrite``), or holding one of the run's inputs.
 
+Entering it then takes a lock per output (:func:`acquire_lock`: ``<folder>/.<name>.lock``,
+created exclusively, holding the run's host and process id), so that a second run writing
+the same output at the same time is refused with one line naming the output and the run
+writing it; a lock a dead process of this host left is removed. The locks are released when
+the guard exits, whether the run succeeded, failed or was interrupted (SIGINT, SIGTERM).
+
 While it is entered, files are written atomically (:func:`~rail.deepdisc.store.atomic.\
 atomic_output`: a temporary name renamed into place), an output folder is filled under a
 fresh hidden name and renamed into place whole (:meth:`WriteGuard.folder`), SIGTERM stops the
@@ -30,6 +36,7 @@ import re
 import shutil
 import signal
 import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,12 +177,31 @@ def check_writes(writes: Mapping[str, PathLike | None], reads: Reads, *,
     # they name (a survey file's noise kernels and PSFs)
     named = {f"{what} (a file it names)": paths for what, paths in resolve_reads(reads).items()}
     reads = {**reads, **named}
+    for what, path in writes.items():
+        if path not in (None, ""):
+            _check_folder_is_no_input(path, what, reads)
     finals = {what: check_output_path(path, what, reads, create_parent=False)
               for what, path in writes.items() if path not in (None, "")}
     if create_parents:
         for path in finals.values():
             make_parents(path)
     return finals
+
+
+def _check_folder_is_no_input(path: PathLike, what: str, reads: Reads) -> None:
+    """Refuse an output inside a "folder" that is one of the reads, a file (e.g. a
+    checkpoint folder given the input store's name): the message names that input."""
+    folder = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(path)))))
+    while folder != folder.parent and not folder.parent.exists():
+        folder = folder.parent
+    folder = folder.parent
+    if folder.is_dir():
+        return
+    for option, source in _input_pairs(reads):
+        if same_file(folder, source):
+            raise OutputPathError(f"{what} {path}: its folder {folder} is an input of this "
+                                  f"run ({option}), a file; choose another folder (nothing "
+                                  "written)")
 
 
 def check_folder(path: PathLike, what: str, reads: Reads, overwrite: bool = False) -> Path:
@@ -240,6 +266,105 @@ def remove_own_temporaries(final: PathLike) -> None:
             candidate.unlink(missing_ok=True)
 
 
+# -- output locks --------------------------------------------------------------------------
+#: this process's held locks -> how many guards hold each (a guard inside a guard)
+_HELD: dict[Path, int] = {}
+#: how long a lock file may stay empty (its owner not written yet) before it is stale
+_EMPTY_LOCK_GRACE_S = 30.0
+
+
+def lock_path(final: PathLike) -> Path:
+    """The lock of an output: ``<folder>/.<name>.lock``."""
+    p = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(final)))))
+    return Path(os.path.realpath(p.parent)) / f".{p.name}.lock"  # one lock through links
+
+
+def _lock_owner(lock: Path) -> str | None:
+    """The process tag in a lock file ('' while its owner has not written it yet), None if
+    the lock is gone."""
+    for _ in range(20):
+        try:
+            owner = lock.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            owner = ""
+        if owner:
+            return owner
+        time.sleep(0.05)  # created an instant ago: its owner writes the tag next
+    return ""
+
+
+def _is_stale(lock: Path, owner: str) -> bool:
+    """A lock of a process of this host that no longer runs, an old empty lock (its owner
+    died between creating and writing it), or one with this process's tag this process does
+    not hold (a dead process whose pid was reused)."""
+    if owner == process_tag():
+        return lock not in _HELD
+    if not owner:
+        try:
+            return time.time() - lock.stat().st_mtime > _EMPTY_LOCK_GRACE_S
+        except FileNotFoundError:
+            return True
+    return is_dead_process(owner)
+
+
+def acquire_lock(final: PathLike, what: str) -> Path:
+    """Take the lock of the output ``final`` (created with ``O_CREAT | O_EXCL``, holding this
+    process's tag); a stale lock (:func:`_is_stale`) is removed first.
+
+    Raises
+    ------
+    OutputPathError
+        If another live run holds it (naming the output and that run's process id).
+    """
+    lock = lock_path(final)
+    if lock in _HELD:
+        _HELD[lock] += 1
+        return lock
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is None:
+                continue  # released meanwhile
+            if _is_stale(lock, owner):
+                lock.unlink(missing_ok=True)
+                continue
+            host, _, pid = owner.rpartition("-")
+            who = f"pid {pid} on {host}" if owner else "a run starting now"
+            raise OutputPathError(
+                f"{what} {final} is being written by another run ({who}; lock {lock}); wait "
+                "for it to finish or choose another name (nothing written)") from None
+        except OSError as err:
+            raise OutputPathError(f"{what} {final}: cannot create its lock {lock}: "
+                                  f"{err.strerror or err} (nothing written)") from err
+        try:
+            os.write(fd, process_tag().encode())
+        finally:
+            os.close(fd)
+        _HELD[lock] = 1
+        return lock
+    raise OutputPathError(f"{what} {final}: its lock {lock} keeps changing hands; another run "
+                          "is writing it (nothing written)")
+
+
+def release_lock(lock: Path) -> None:
+    """Release a lock taken by :func:`acquire_lock` (the file is removed by its last
+    holder in this process, and only if it still holds this process's tag)."""
+    count = _HELD.get(lock, 0) - 1
+    if count > 0:
+        _HELD[lock] = count
+        return
+    _HELD.pop(lock, None)
+    try:
+        if lock.read_text(encoding="utf-8").strip() == process_tag():
+            lock.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 # -- signals -------------------------------------------------------------------------------
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
@@ -288,6 +413,7 @@ class WriteGuard:
         self.folders = {k: v for k, v in (folders or {}).items() if v not in (None, "")}
         self.overwrite = overwrite
         self._created: list[Path] = []
+        self._locks: list[Path] = []
         self._signals = interruptible()
 
     @classmethod
@@ -319,13 +445,23 @@ class WriteGuard:
 
     def __enter__(self) -> WriteGuard:
         self.check()
-        self._created = sorted({p for path in [*self.writes.values(), *self.folders.values()]
+        outputs = {**self.writes, **self.folders}
+        self._created = sorted({p for path in outputs.values()
                                 for p in missing_parents(Path(path).absolute())},
                                key=lambda p: len(p.parts), reverse=True)
-        for path in [*self.writes.values(), *self.folders.values()]:
-            remove_stale_temporaries(path)
-            remove_stale_stage_temporaries(path)
         self._signals.__enter__()
+        try:
+            for what, path in outputs.items():
+                make_parents(Path(path).absolute())
+                self._locks.append(acquire_lock(path, what))
+            for path in outputs.values():
+                remove_stale_temporaries(path)
+                remove_stale_stage_temporaries(path)
+        except BaseException:
+            self._release()
+            self.clean()
+            self._signals.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -333,13 +469,24 @@ class WriteGuard:
             if exc_type is not None:
                 self.clean()
         finally:
-            self._signals.__exit__(exc_type, exc, tb)
+            try:
+                self._release()
+                self._remove_created_if_empty()
+            finally:
+                self._signals.__exit__(exc_type, exc, tb)
         return False
+
+    def _release(self) -> None:
+        while self._locks:
+            release_lock(self._locks.pop())
 
     def clean(self) -> None:
         """Remove this run's temporary files, and the folders it created if left empty."""
         for path in [*self.writes.values(), *self.folders.values()]:
             remove_own_temporaries(path)
+        self._remove_created_if_empty()
+
+    def _remove_created_if_empty(self) -> None:
         for folder in self._created:  # deepest first
             try:
                 folder.rmdir()
