@@ -251,6 +251,43 @@ def test_an_empty_lock_is_a_run_starting_now_unless_it_is_old(tmp_path, capsys):
     assert _hidden(tmp_path) == []
 
 
+def _ceci(argv: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "ceci", *argv], capture_output=True,
+                          text=True, timeout=300, cwd=cwd, env=ENV)
+
+
+def test_the_ceci_form_holds_the_lock_of_its_outputs(tmp_path):
+    """A stage run by ceci's runner is refused while another live run writes its output; a
+    dead run's lock is removed, and the stage's own is gone when it ends."""
+    from rail.deepdisc.store.atomic import process_tag
+
+    host = process_tag().rpartition("-")[0]
+    (tmp_path / "config.yml").write_text(yaml.safe_dump({"st": {"n_samples": 10}}))
+    argv = ["rail.creation.engines.galaxy_scenes.GalaxyPopulationCreator",
+            f"--config={tmp_path / 'config.yml'}", f"--output={tmp_path / 'pop.hdf5'}",
+            "--name=st"]
+    lock = tmp_path / ".pop.hdf5.lock"
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        lock.write_text(f"{host}-{live.pid}")
+        before = _digest(tmp_path)
+        res = _ceci(argv, tmp_path)
+        errors = [line for line in res.stderr.splitlines() if line.strip()]
+        assert res.returncode == 2, res.stderr[-2000:]
+        assert len(errors) == 1 and "Traceback" not in res.stderr, res.stderr[-2000:]
+        assert errors[0].startswith("GalaxyPopulationCreator: error: ") and \
+            "pop.hdf5" in errors[0] and f"pid {live.pid}" in errors[0], errors[0]
+        assert _digest(tmp_path) == before
+    finally:
+        live.kill()
+        live.wait()
+    lock.write_text(f"{host}-{_dead_pid()}")
+    res = _ceci(argv, tmp_path)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert (tmp_path / "pop.hdf5").is_file()
+    assert _hidden(tmp_path) == []
+
+
 # --- SIGKILL --------------------------------------------------------------------------------
 def _kill_when(argv: list[str], cwd: Path, ready) -> None:
     """Run the command and SIGKILL it once ``ready()`` holds (work in progress)."""
@@ -306,6 +343,31 @@ def test_sigkill_during_fits_field_keeps_the_earlier_field_and_the_next_run_clea
                  str(old), "-q"]) == 0, capsys.readouterr().err
     assert (old / "field_inputs.yml").read_text() != "catalog: catalog.fits\n"
     assert _hidden(tmp_path) == []
+
+
+@pytest.mark.parametrize("published", [False, True])
+def test_an_output_a_dead_run_moved_aside_is_put_back_or_removed(tmp_path, published):
+    """SIGKILL between moving the old folder aside and renaming the new one in (too short a
+    moment to hit with a signal): the next guard of that output puts the old one back; killed
+    after the new one was in place, it removes the aside copy."""
+    from rail.deepdisc.store.atomic import process_tag
+    from rail.deepdisc.store.write_guard import WriteGuard
+
+    host = process_tag().rpartition("-")[0]
+    aside = tmp_path / f".field.{host}-{_dead_pid()}-0123abcd.old"
+    aside.mkdir()
+    (aside / "catalog.fits").write_text("the earlier field's catalog")
+    field = tmp_path / "field"
+    if published:
+        field.mkdir()
+        (field / "catalog.fits").write_text("the new field's catalog")
+    live = tmp_path / f".field.{process_tag()}-0123abcd.old"  # this live process's
+    live.mkdir()
+    with WriteGuard(folders={"--output-dir": field}, overwrite=True):
+        pass
+    assert (field / "catalog.fits").read_text() == (
+        "the new field's catalog" if published else "the earlier field's catalog")
+    assert _hidden(tmp_path) == [live.name]
 
 
 # --- training checkpoints ---------------------------------------------------------------------

@@ -11,7 +11,10 @@ temporary name ``inprogress_<name>``. Stages that mix in :class:`StrictConfigMix
 * refuse, when their inputs and outputs are known, an output path that is a directory, that
   names one of the stage's inputs, or that another output of the stage also names;
 * write their outputs under a temporary name unique to the run (host, process, random),
-  renamed onto the final name at the end, and remove such files of dead runs.
+  renamed onto the final name at the end, and remove such files of dead runs;
+* run by ceci's stage runner (``python -m ceci module.Stage``, every stage of a pipeline),
+  name an input file that does not exist before they run, and hold the write guard's lock
+  of each output while they run (a second run writing one of them is refused in one line).
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError, on
 from rail.deepdisc.store.atomic import process_tag
 from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
+    acquire_lock,
     check_writes,
+    release_lock,
     remove_stale_stage_temporaries,
 )
 
@@ -58,6 +63,8 @@ def _is_path(value: Any) -> bool:
 
 
 _SESSION_FOLDER: list[str] = []
+#: the output locks of the stage ceci's runner executes in this process (see ``validate``)
+_STAGE_LOCKS: list[Path] = []
 
 
 def session_folder() -> str:
@@ -105,6 +112,9 @@ class StrictConfigMixin:
             print(f"{cls.name}: interrupted; outputs not complete were not written",
                   file=sys.stderr, flush=True)
             raise SystemExit(130) from None
+        finally:
+            while _STAGE_LOCKS:  # taken in validate
+                release_lock(_STAGE_LOCKS.pop())
 
     def read_config(self, args: Any) -> None:
         config = self.get_input("config")
@@ -210,9 +220,10 @@ class StrictConfigMixin:
         self.check_output_paths()
 
     def validate(self) -> None:
-        """Before the stage runs (ceci's hook, after every stage of a pipeline before it ran):
-        an input file that does not exist is named with its tag, instead of the traceback of
-        the reader that first tries to open it."""
+        """Before the stage runs (ceci's hook in its stage runner): an input file that does
+        not exist is named with its tag, instead of the traceback of the reader that first
+        tries to open it; then the lock of every output is taken (rank 0; refused in one line
+        on every rank if another live run holds one), released when the runner ends."""
         for tag in self.input_tags():
             value = (self._inputs or {}).get(self.get_aliased_tag(tag))
             store = getattr(self, "data_store", None) or {}
@@ -223,6 +234,17 @@ class StrictConfigMixin:
                 raise FileNotFoundError(f"{type(self).__name__} input {tag!r}: {value} does not "
                                         "exist")
         super().validate()
+        refused = None
+        if self.rank == 0:
+            try:
+                for what, final in self.declared_writes().items():
+                    _STAGE_LOCKS.append(acquire_lock(final, what))
+            except OutputPathError as err:
+                refused = str(err)
+        if self.comm is not None and self.size > 1:
+            refused = self.comm.bcast(refused, root=0)
+        if refused is not None:
+            raise OutputPathError(refused)
 
     def setup_mpi(self, comm: Any = None) -> None:
         # ceci sets up MPI on every rank after constructing the stage, before it runs
@@ -275,9 +297,7 @@ class StrictConfigMixin:
         """
         name = type(self).__name__
         reads = {f"{name} input": self.input_paths()}
-        finals = {f"{name} output {tag!r}": self.get_output(tag, final_name=True)
-                  for tag in self.output_tags()}
-        finals.update(self.option_writes())
+        finals = self.declared_writes()
         try:
             check_writes(finals, reads, create_parents=True)
         except OutputPathError as err:
@@ -287,6 +307,15 @@ class StrictConfigMixin:
         if self.rank == 0:
             for final in finals.values():
                 remove_stale_stage_temporaries(final)
+
+    def declared_writes(self) -> dict[str, str]:
+        """Every file the stage writes (what -> final path): its outputs and
+        :meth:`option_writes`."""
+        name = type(self).__name__
+        finals = {f"{name} output {tag!r}": self.get_output(tag, final_name=True)
+                  for tag in self.output_tags()}
+        finals.update(self.option_writes())
+        return finals
 
     def option_writes(self) -> dict[str, str]:
         """Files the stage writes that its options name, not its outputs (what -> path):

@@ -22,7 +22,9 @@ atomic_output`: a temporary name renamed into place), an output folder is filled
 fresh hidden name and renamed into place whole (:meth:`WriteGuard.folder`), SIGTERM stops the
 run as SIGINT does (:class:`~rail.deepdisc.errors.Interrupted`), and on any failure or
 interruption the run's own temporary files and the folders it created are removed. Temporary
-files that dead runs left beside the outputs are removed on entry.
+files that dead runs left beside the outputs are removed on entry, and an output a dead run
+had moved aside to rename its replacement in is put back if the replacement is missing
+(:func:`recover_stale_asides`).
 
 :func:`check_writes` is the check itself; the RAIL stages' early output checks use it too
 (:meth:`rail.deepdisc.stages.StrictConfigMixin.check_output_paths`).
@@ -37,6 +39,7 @@ import shutil
 import signal
 import threading
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -266,6 +269,47 @@ def remove_own_temporaries(final: PathLike) -> None:
             candidate.unlink(missing_ok=True)
 
 
+#: a replaced output moved aside while its replacement is renamed in:
+#: ``.<name>.<host>-<pid>-<hex8>.old``
+_ASIDE = re.compile(r"^\.(?P<name>.+)\.(?P<owner>[\w.]+-\d+)-[0-9a-f]{8}\.old$")
+
+
+def aside_sibling(path: PathLike) -> Path:
+    """A unique hidden name beside ``path`` to move the output it replaces to."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{process_tag()}-{uuid.uuid4().hex[:8]}.old")
+
+
+def recover_stale_asides(final: PathLike) -> list[Path]:
+    """Undo what a dead run left half done when replacing ``final``: killed (SIGKILL, power
+    loss) between moving the old output aside and renaming its replacement in, the output
+    is missing and the old one aside: it is put back; killed after, the aside copy is
+    removed. Asides of live runs and of other hosts are left alone.
+
+    Returns
+    -------
+    list of Path
+        The asides put back or removed.
+    """
+    p = Path(os.path.expanduser(os.path.expandvars(os.fspath(final))))
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    found = []
+    for candidate in parent.glob(f".{p.name}.*.old"):
+        match = _ASIDE.match(candidate.name)
+        if match and match["name"] == p.name and is_dead_process(match["owner"]):
+            found.append(candidate)
+    for candidate in sorted(found, key=lambda c: c.lstat().st_mtime, reverse=True):
+        if not os.path.lexists(p):
+            os.replace(candidate, p)  # the newest: the output as it was last
+        elif candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+    return found
+
+
 # -- output locks --------------------------------------------------------------------------
 #: this process's held locks -> how many guards hold each (a guard inside a guard)
 _HELD: dict[Path, int] = {}
@@ -455,6 +499,7 @@ class WriteGuard:
                 make_parents(Path(path).absolute())
                 self._locks.append(acquire_lock(path, what))
             for path in outputs.values():
+                recover_stale_asides(path)
                 remove_stale_temporaries(path)
                 remove_stale_stage_temporaries(path)
         except BaseException:
@@ -533,7 +578,7 @@ class FileSet:
         """Rename every staged file into place (the replaced ones kept aside)."""
         for final, tmp in self.staged.items():
             if final.exists():
-                self.backups[final] = temporary_sibling(final)
+                self.backups[final] = aside_sibling(final)
                 os.replace(final, self.backups[final])
             os.replace(tmp, final)
             self.published.append(final)
@@ -570,7 +615,7 @@ def publish_folder(staging: Path, final: Path) -> None:
     """Rename a complete folder into place: over a missing or empty folder at once, over
     a full one by moving the old aside first (removed after)."""
     if final.is_dir() and any(final.iterdir()):
-        old = temporary_sibling(final)
+        old = aside_sibling(final)
         os.replace(final, old)
         try:
             os.replace(staging, final)
