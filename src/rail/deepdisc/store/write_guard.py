@@ -374,7 +374,11 @@ def acquire_lock(final: PathLike, what: str) -> Path:
             if owner is None:
                 continue  # released meanwhile
             if _is_stale(lock, owner):
-                lock.unlink(missing_ok=True)
+                try:  # unless another run took it over meanwhile
+                    if lock.read_text(encoding="utf-8").strip() == owner:
+                        lock.unlink(missing_ok=True)
+                except OSError:
+                    pass
                 continue
             host, _, pid = owner.rpartition("-")
             who = f"pid {pid} on {host}" if owner else "a run starting now"
