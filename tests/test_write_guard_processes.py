@@ -288,6 +288,24 @@ def test_the_ceci_form_holds_the_lock_of_its_outputs(tmp_path):
     assert _hidden(tmp_path) == []
 
 
+def test_sigterm_releases_the_lock_and_keeps_the_old_output(tmp_path, tiny_train_store):
+    """SIGTERM (a batch system's stop) is caught like SIGINT: one line, 128 + 15, the old
+    output whole, the lock and the temporary removed."""
+    shutil.copyfile(tiny_train_store, tmp_path / "sim.hdf5")
+    before = _digest(tmp_path)
+    proc = _start([*SIMULATE, "--scenes", "400"], tmp_path)
+    _wait_for(lambda: any(p.name.startswith(".sim.hdf5.") and p.name.endswith(".tmp")
+                          for p in tmp_path.iterdir()), proc)
+    assert (tmp_path / ".sim.hdf5.lock").read_text().endswith(f"-{proc.pid}")
+    proc.terminate()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert err.strip() == ("rail-deepdisc simulate: interrupted (SIGTERM); outputs not "
+                           "complete were not written")
+    assert _digest(tmp_path) == before
+    assert _hidden(tmp_path) == []
+
+
 # --- SIGKILL --------------------------------------------------------------------------------
 def _kill_when(argv: list[str], cwd: Path, ready) -> None:
     """Run the command and SIGKILL it once ``ready()`` holds (work in progress)."""
