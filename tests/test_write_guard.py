@@ -249,7 +249,8 @@ def test_sigint_during_simulate_is_one_line_and_leaves_the_old_output(work):
     result = _interrupt_when(
         ["simulate", "--survey", "jades", "--scenes", "400", "--size", "64", "--workers",
          "1", "--output", "sim.hdf5", "-q"], work,
-        lambda: any(p.name.startswith(".sim.hdf5.") for p in work.iterdir()))
+        lambda: any(p.name.startswith(".sim.hdf5.") and p.name.endswith(".tmp")
+                    for p in work.iterdir()))  # the temporary being written, not the lock
     assert result.returncode == 130, result.stderr
     assert result.stderr.strip() == ("rail-deepdisc simulate: interrupted (SIGINT); outputs "
                                      "not complete were not written")

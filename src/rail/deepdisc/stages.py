@@ -11,12 +11,16 @@ temporary name ``inprogress_<name>``. Stages that mix in :class:`StrictConfigMix
 * refuse, when their inputs and outputs are known, an output path that is a directory, that
   names one of the stage's inputs, or that another output of the stage also names;
 * write their outputs under a temporary name unique to the run (host, process, random),
-  renamed onto the final name at the end, and remove such files of dead runs.
+  renamed onto the final name at the end, and remove such files of dead runs;
+* run by ceci's stage runner (``python -m ceci module.Stage``, every stage of a pipeline),
+  name an input file that does not exist before they run, and hold the write guard's lock
+  of each output while they run (a second run writing one of them is refused in one line).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -27,13 +31,19 @@ from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError, on
 from rail.deepdisc.store.atomic import process_tag
 from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
+    acquire_lock,
     check_writes,
+    release_lock,
     remove_stale_stage_temporaries,
 )
 
 #: keys ceci itself puts into a stage's section
 _CECI_KEYS = frozenset({"name", "config", "aliases", "module_name", "classname", "nprocess",
                         "threads_per_process", "site"})
+
+
+_CECI_MISSING_OPTION = re.compile(r"^Missing configuration option (?P<key>\S+)$")
+_CECI_MISSING_NAMES = re.compile(r"Input names:\s*(?P<names>.+)$", re.S)
 
 
 def _stage_section(config: Any, instance_name: str) -> dict[str, Any]:
@@ -53,6 +63,8 @@ def _is_path(value: Any) -> bool:
 
 
 _SESSION_FOLDER: list[str] = []
+#: the output locks of the stage ceci's runner executes in this process (see ``validate``)
+_STAGE_LOCKS: list[Path] = []
 
 
 def session_folder() -> str:
@@ -100,9 +112,30 @@ class StrictConfigMixin:
             print(f"{cls.name}: interrupted; outputs not complete were not written",
                   file=sys.stderr, flush=True)
             raise SystemExit(130) from None
+        finally:
+            while _STAGE_LOCKS:  # taken in validate
+                release_lock(_STAGE_LOCKS.pop())
 
     def read_config(self, args: Any) -> None:
-        super().read_config(args)
+        config = self.get_input("config")
+        if _is_path(config) and not os.path.exists(os.path.expandvars(os.fspath(config))):
+            raise FileNotFoundError(f"{type(self).__name__} --config: {config} does not exist")
+        try:
+            super().read_config(args)
+        except TypeError as err:
+            # ceci's "Value of type <x>, when <y> was expected." names no option
+            key = self._mistyped_option(args)
+            if key is None:
+                raise
+            raise OptionError(f"{type(self).__name__}: option {key}: {one_line(err)}") from None
+        except ValueError as err:
+            # ceci's "Missing configuration option <key>", raised with a traceback
+            missing = _CECI_MISSING_OPTION.match(str(err))
+            if missing is None:
+                raise
+            raise OptionError(f"{type(self).__name__}: option {missing['key']} must be given "
+                              f"(in the stage's section of the config file or as "
+                              f"--{missing['key']}=...)") from None
         section = _stage_section(self.get_input("config"), self.instance_name)
         allowed = set(self.config_options) | _CECI_KEYS | set(self.input_tags()) \
             | set(self.output_tags())
@@ -111,6 +144,24 @@ class StrictConfigMixin:
             raise OptionError(f"unknown option(s) {unknown} for {type(self).__name__}; "
                               f"its options are {sorted(self.config_options)}")
         self.check_path_options()
+
+    def _mistyped_option(self, args: Any) -> str | None:
+        """The first option whose value (config file section, then command line) ceci's
+        type check refuses, or None."""
+        import copy
+
+        given = dict(_stage_section(self.get_input("config"), self.instance_name))
+        values = args if isinstance(args, dict) else vars(args)
+        given.update({k: v for k, v in values.items() if v is not None})
+        for key, value in given.items():
+            param = self.config_options.get(key)
+            if param is None or not hasattr(param, "set"):
+                continue
+            try:
+                copy.deepcopy(param).set(value)
+            except TypeError:
+                return key
+        return None
 
     def check_path_options(self) -> None:
         """Raise FileNotFoundError naming the option whose file does not exist (a value
@@ -160,11 +211,47 @@ class StrictConfigMixin:
 
     # -- outputs ---------------------------------------------------------------------------
     def check_io(self, args: Any = None) -> None:
-        super().check_io(args)
+        try:
+            super().check_io(args)
+        except ValueError as err:
+            # ceci's multi-line "Missing these names on the command line"
+            missing = _CECI_MISSING_NAMES.search(str(err))
+            if missing is None or isinstance(err, DeepDiscError):
+                raise
+            names = " ".join(missing["names"].split())
+            raise OptionError(f"{type(self).__name__}: input(s) {names} must be given on the "
+                              "command line") from None
         if getattr(self, "_in_progress_token", None) is None:
             self._in_progress_token = f"{process_tag()}-{uuid.uuid4().hex[:6]}"
             self._share_token()
         self.check_output_paths()
+
+    def validate(self) -> None:
+        """Before the stage runs (ceci's hook in its stage runner): an input file that does
+        not exist is named with its tag, instead of the traceback of the reader that first
+        tries to open it; then the lock of every output is taken (rank 0; refused in one line
+        on every rank if another live run holds one), released when the runner ends."""
+        for tag in self.input_tags():
+            value = (self._inputs or {}).get(self.get_aliased_tag(tag))
+            store = getattr(self, "data_store", None) or {}
+            handle = store.get(self.get_aliased_tag(tag))
+            if handle is not None and handle.data is not None:
+                continue  # given as data (interactively)
+            if _is_path(value) and not os.path.exists(os.path.expandvars(os.fspath(value))):
+                raise FileNotFoundError(f"{type(self).__name__} input {tag!r}: {value} does not "
+                                        "exist")
+        super().validate()
+        refused = None
+        if self.rank == 0:
+            try:
+                for what, final in self.declared_writes().items():
+                    _STAGE_LOCKS.append(acquire_lock(final, what))
+            except OutputPathError as err:
+                refused = str(err)
+        if self.comm is not None and self.size > 1:
+            refused = self.comm.bcast(refused, root=0)
+        if refused is not None:
+            raise OutputPathError(refused)
 
     def setup_mpi(self, comm: Any = None) -> None:
         # ceci sets up MPI on every rank after constructing the stage, before it runs
@@ -189,6 +276,9 @@ class StrictConfigMixin:
         """The files this stage reads: its inputs (paths, or open stores' files) and path
         options."""
         paths = []
+        config = (self._inputs or {}).get("config")
+        if _is_path(config):
+            paths.append(os.fspath(config))  # ceci's --config file
         for tag in self.input_tags():
             # RailStage sets data_store after ceci's check_io, which calls this
             store = getattr(self, "data_store", None) or {}
@@ -214,8 +304,7 @@ class StrictConfigMixin:
         """
         name = type(self).__name__
         reads = {f"{name} input": self.input_paths()}
-        finals = {f"{name} output {tag!r}": self.get_output(tag, final_name=True)
-                  for tag in self.output_tags()}
+        finals = self.declared_writes()
         try:
             check_writes(finals, reads, create_parents=True)
         except OutputPathError as err:
@@ -225,6 +314,26 @@ class StrictConfigMixin:
         if self.rank == 0:
             for final in finals.values():
                 remove_stale_stage_temporaries(final)
+
+    def declared_writes(self) -> dict[str, str]:
+        """Every file the stage writes (what -> final path): its outputs and
+        :meth:`option_writes`."""
+        name = type(self).__name__
+        finals = {f"{name} output {tag!r}": self.get_output(tag, final_name=True)
+                  for tag in self.output_tags()}
+        finals.update(self.option_writes())
+        return finals
+
+    def option_writes(self) -> dict[str, str]:
+        """Files the stage writes that its options name, not its outputs (what -> path):
+        a training stage's checkpoint in ``checkpoint_dir``."""
+        folder = self.config["checkpoint_dir"] if "checkpoint_dir" in self.config_options \
+            and "checkpoint_dir" in self.config else None
+        if not _is_path(folder):
+            return {}
+        from rail.deepdisc.net.train import checkpoint_file
+
+        return {f"{type(self).__name__} option checkpoint_dir": checkpoint_file(folder)}
 
     def publish_written(self, tag: str, path: str | os.PathLike):
         """Hand over an output the library wrote itself at ``path`` (this run's temporary

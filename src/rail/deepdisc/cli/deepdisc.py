@@ -18,10 +18,13 @@ from rail.deepdisc.store.write_guard import WriteGuard
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
+    from rail.deepdisc.net.train import checkpoint_file
     from rail.estimation.algos.deepdisc import DeepDiscInformer
 
     cfg = TrainConfig.from_mapping(args)
-    with WriteGuard.for_args(args, writes={"--model": args.model}):
+    checkpoint = checkpoint_file(cfg.checkpoint_dir) if cfg.checkpoint_dir else None
+    with WriteGuard.for_args(args, writes={"--model": args.model,
+                                           "--checkpoint-dir": checkpoint}):
         stage = DeepDiscInformer.make_stage(name="deepdisc_train", model=args.model,
                                             **cfg.given(vars(args)))
         stage.set_data("input", None, path=args.input, do_read=False)

@@ -55,6 +55,15 @@ from rail.deepdisc.store.scenes import SceneStore
 
 log = logging.getLogger(__name__)
 
+#: the file of a run's checkpoint in ``checkpoint_dir`` (replaced atomically each epoch)
+CHECKPOINT_NAME = "last.pt"
+
+
+def checkpoint_file(checkpoint_dir: str | os.PathLike) -> str:
+    """The checkpoint a run with this ``checkpoint_dir`` writes (an output of the run: the
+    write guard refuses it if it is an input, a directory or unwritable)."""
+    return os.path.join(os.fspath(checkpoint_dir), CHECKPOINT_NAME)
+
 
 @dataclass
 class TrainResult:
@@ -177,8 +186,7 @@ class _Loop:
         self.autocast = device.type == "cuda" and config.mixed_precision
         self.history: list[dict[str, Any]] = []
         self.start_epoch = 0
-        self.ckpt = os.path.join(config.checkpoint_dir, "last.pt") \
-            if config.checkpoint_dir else None
+        self.ckpt = checkpoint_file(config.checkpoint_dir) if config.checkpoint_dir else None
 
     def resume(self) -> None:
         """Continue from this run's checkpoint, if there is one."""

@@ -11,12 +11,20 @@ Entering it refuses, before anything is created:
 * two writes to one path;
 * an output folder holding files (unless ``overwrite``), or holding one of the run's inputs.
 
+Entering it then takes a lock per output (:func:`acquire_lock`: ``<folder>/.<name>.lock``,
+created exclusively, holding the run's host and process id), so that a second run writing
+the same output at the same time is refused with one line naming the output and the run
+writing it; a lock a dead process of this host left is removed. The locks are released when
+the guard exits, whether the run succeeded, failed or was interrupted (SIGINT, SIGTERM).
+
 While it is entered, files are written atomically (:func:`~rail.deepdisc.store.atomic.\
 atomic_output`: a temporary name renamed into place), an output folder is filled under a
 fresh hidden name and renamed into place whole (:meth:`WriteGuard.folder`), SIGTERM stops the
 run as SIGINT does (:class:`~rail.deepdisc.errors.Interrupted`), and on any failure or
 interruption the run's own temporary files and the folders it created are removed. Temporary
-files that dead runs left beside the outputs are removed on entry.
+files that dead runs left beside the outputs are removed on entry, and an output a dead run
+had moved aside to rename its replacement in is put back if the replacement is missing
+(:func:`recover_stale_asides`).
 
 :func:`check_writes` is the check itself; the RAIL stages' early output checks use it too
 (:meth:`rail.deepdisc.stages.StrictConfigMixin.check_output_paths`).
@@ -30,6 +38,8 @@ import re
 import shutil
 import signal
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -170,12 +180,31 @@ def check_writes(writes: Mapping[str, PathLike | None], reads: Reads, *,
     # they name (a survey file's noise kernels and PSFs)
     named = {f"{what} (a file it names)": paths for what, paths in resolve_reads(reads).items()}
     reads = {**reads, **named}
+    for what, path in writes.items():
+        if path not in (None, ""):
+            _check_folder_is_no_input(path, what, reads)
     finals = {what: check_output_path(path, what, reads, create_parent=False)
               for what, path in writes.items() if path not in (None, "")}
     if create_parents:
         for path in finals.values():
             make_parents(path)
     return finals
+
+
+def _check_folder_is_no_input(path: PathLike, what: str, reads: Reads) -> None:
+    """Refuse an output inside a "folder" that is one of the reads, a file (e.g. a
+    checkpoint folder given the input store's name): the message names that input."""
+    folder = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(path)))))
+    while folder != folder.parent and not folder.parent.exists():
+        folder = folder.parent
+    folder = folder.parent
+    if folder.is_dir():
+        return
+    for option, source in _input_pairs(reads):
+        if same_file(folder, source):
+            raise OutputPathError(f"{what} {path}: its folder {folder} is an input of this "
+                                  f"run ({option}), a file; choose another folder (nothing "
+                                  "written)")
 
 
 def check_folder(path: PathLike, what: str, reads: Reads, overwrite: bool = False) -> Path:
@@ -240,6 +269,150 @@ def remove_own_temporaries(final: PathLike) -> None:
             candidate.unlink(missing_ok=True)
 
 
+#: a replaced output moved aside while its replacement is renamed in:
+#: ``.<name>.<host>-<pid>-<hex8>.old``
+_ASIDE = re.compile(r"^\.(?P<name>.+)\.(?P<owner>[\w.]+-\d+)-[0-9a-f]{8}\.old$")
+
+
+def aside_sibling(path: PathLike) -> Path:
+    """A unique hidden name beside ``path`` to move the output it replaces to."""
+    p = Path(path)
+    return p.with_name(f".{p.name}.{process_tag()}-{uuid.uuid4().hex[:8]}.old")
+
+
+def recover_stale_asides(final: PathLike) -> list[Path]:
+    """Undo what a dead run left half done when replacing ``final``: killed (SIGKILL, power
+    loss) between moving the old output aside and renaming its replacement in, the output
+    is missing and the old one aside: it is put back; killed after, the aside copy is
+    removed. Asides of live runs and of other hosts are left alone.
+
+    Returns
+    -------
+    list of Path
+        The asides put back or removed.
+    """
+    p = Path(os.path.expanduser(os.path.expandvars(os.fspath(final))))
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        return []
+    found = []
+    for candidate in parent.glob(f".{p.name}.*.old"):
+        match = _ASIDE.match(candidate.name)
+        if match and match["name"] == p.name and is_dead_process(match["owner"]):
+            found.append(candidate)
+    for candidate in sorted(found, key=lambda c: c.lstat().st_mtime, reverse=True):
+        if not os.path.lexists(p):
+            os.replace(candidate, p)  # the newest: the output as it was last
+        elif candidate.is_dir() and not candidate.is_symlink():
+            shutil.rmtree(candidate, ignore_errors=True)
+        else:
+            candidate.unlink(missing_ok=True)
+    return found
+
+
+# -- output locks --------------------------------------------------------------------------
+#: this process's held locks -> how many guards hold each (a guard inside a guard)
+_HELD: dict[Path, int] = {}
+#: how long a lock file may stay empty (its owner not written yet) before it is stale
+_EMPTY_LOCK_GRACE_S = 30.0
+
+
+def lock_path(final: PathLike) -> Path:
+    """The lock of an output: ``<folder>/.<name>.lock``."""
+    p = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(final)))))
+    return Path(os.path.realpath(p.parent)) / f".{p.name}.lock"  # one lock through links
+
+
+def _lock_owner(lock: Path) -> str | None:
+    """The process tag in a lock file ('' while its owner has not written it yet), None if
+    the lock is gone."""
+    for _ in range(20):
+        try:
+            owner = lock.read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        except OSError:
+            owner = ""
+        if owner:
+            return owner
+        time.sleep(0.05)  # created an instant ago: its owner writes the tag next
+    return ""
+
+
+def _is_stale(lock: Path, owner: str) -> bool:
+    """A lock of a process of this host that no longer runs, an old empty lock (its owner
+    died between creating and writing it), or one with this process's tag this process does
+    not hold (a dead process whose pid was reused)."""
+    if owner == process_tag():
+        return lock not in _HELD
+    if not owner:
+        try:
+            return time.time() - lock.stat().st_mtime > _EMPTY_LOCK_GRACE_S
+        except FileNotFoundError:
+            return True
+    return is_dead_process(owner)
+
+
+def acquire_lock(final: PathLike, what: str) -> Path:
+    """Take the lock of the output ``final`` (created with ``O_CREAT | O_EXCL``, holding this
+    process's tag); a stale lock (:func:`_is_stale`) is removed first.
+
+    Raises
+    ------
+    OutputPathError
+        If another live run holds it (naming the output and that run's process id).
+    """
+    lock = lock_path(final)
+    if lock in _HELD:
+        _HELD[lock] += 1
+        return lock
+    for _ in range(5):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            owner = _lock_owner(lock)
+            if owner is None:
+                continue  # released meanwhile
+            if _is_stale(lock, owner):
+                try:  # unless another run took it over meanwhile
+                    if lock.read_text(encoding="utf-8").strip() == owner:
+                        lock.unlink(missing_ok=True)
+                except OSError:
+                    pass
+                continue
+            host, _, pid = owner.rpartition("-")
+            who = f"pid {pid} on {host}" if owner else "a run starting now"
+            raise OutputPathError(
+                f"{what} {final} is being written by another run ({who}; lock {lock}); wait "
+                "for it to finish or choose another name (nothing written)") from None
+        except OSError as err:
+            raise OutputPathError(f"{what} {final}: cannot create its lock {lock}: "
+                                  f"{err.strerror or err} (nothing written)") from err
+        try:
+            os.write(fd, process_tag().encode())
+        finally:
+            os.close(fd)
+        _HELD[lock] = 1
+        return lock
+    raise OutputPathError(f"{what} {final}: its lock {lock} keeps changing hands; another run "
+                          "is writing it (nothing written)")
+
+
+def release_lock(lock: Path) -> None:
+    """Release a lock taken by :func:`acquire_lock` (the file is removed by its last
+    holder in this process, and only if it still holds this process's tag)."""
+    count = _HELD.get(lock, 0) - 1
+    if count > 0:
+        _HELD[lock] = count
+        return
+    _HELD.pop(lock, None)
+    try:
+        if lock.read_text(encoding="utf-8").strip() == process_tag():
+            lock.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 # -- signals -------------------------------------------------------------------------------
 def _raise_interrupted(signum: int, frame: Any) -> None:
     raise Interrupted(signum)
@@ -288,6 +461,7 @@ class WriteGuard:
         self.folders = {k: v for k, v in (folders or {}).items() if v not in (None, "")}
         self.overwrite = overwrite
         self._created: list[Path] = []
+        self._locks: list[Path] = []
         self._signals = interruptible()
 
     @classmethod
@@ -319,13 +493,24 @@ class WriteGuard:
 
     def __enter__(self) -> WriteGuard:
         self.check()
-        self._created = sorted({p for path in [*self.writes.values(), *self.folders.values()]
+        outputs = {**self.writes, **self.folders}
+        self._created = sorted({p for path in outputs.values()
                                 for p in missing_parents(Path(path).absolute())},
                                key=lambda p: len(p.parts), reverse=True)
-        for path in [*self.writes.values(), *self.folders.values()]:
-            remove_stale_temporaries(path)
-            remove_stale_stage_temporaries(path)
         self._signals.__enter__()
+        try:
+            for what, path in outputs.items():
+                make_parents(Path(path).absolute())
+                self._locks.append(acquire_lock(path, what))
+            for path in outputs.values():
+                recover_stale_asides(path)
+                remove_stale_temporaries(path)
+                remove_stale_stage_temporaries(path)
+        except BaseException:
+            self._release()
+            self.clean()
+            self._signals.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
@@ -333,13 +518,24 @@ class WriteGuard:
             if exc_type is not None:
                 self.clean()
         finally:
-            self._signals.__exit__(exc_type, exc, tb)
+            try:
+                self._release()
+                self._remove_created_if_empty()
+            finally:
+                self._signals.__exit__(exc_type, exc, tb)
         return False
+
+    def _release(self) -> None:
+        while self._locks:
+            release_lock(self._locks.pop())
 
     def clean(self) -> None:
         """Remove this run's temporary files, and the folders it created if left empty."""
         for path in [*self.writes.values(), *self.folders.values()]:
             remove_own_temporaries(path)
+        self._remove_created_if_empty()
+
+    def _remove_created_if_empty(self) -> None:
         for folder in self._created:  # deepest first
             try:
                 folder.rmdir()
@@ -386,7 +582,7 @@ class FileSet:
         """Rename every staged file into place (the replaced ones kept aside)."""
         for final, tmp in self.staged.items():
             if final.exists():
-                self.backups[final] = temporary_sibling(final)
+                self.backups[final] = aside_sibling(final)
                 os.replace(final, self.backups[final])
             os.replace(tmp, final)
             self.published.append(final)
@@ -423,7 +619,7 @@ def publish_folder(staging: Path, final: Path) -> None:
     """Rename a complete folder into place: over a missing or empty folder at once, over
     a full one by moving the old aside first (removed after)."""
     if final.is_dir() and any(final.iterdir()):
-        old = temporary_sibling(final)
+        old = aside_sibling(final)
         os.replace(final, old)
         try:
             os.replace(staging, final)
