@@ -61,7 +61,7 @@ STAGES = [
      {"output": ".hdf5"}, {}),
     ("rail.tools.report_tools", "PhotoZComparisonReport",
      {"truth": ".hdf5", "deepdisc": ".hdf5", "bpz": ".hdf5", "eazy": ".hdf5",
-      "photometric": ".hdf5", "hybrid": ".hdf5", "detections": ".hdf5"},
+      "photometric": ".hdf5", "hybrid": ".hdf5", "detections": ".hdf5", "eazy_model": ".hdf5"},
      {"report": ".json"}, {}),
     ("rail.tools.report_tools", "FieldValidationReport",
      {t: ".hdf5" for t in ("oof", "field", "detections", "oof_templates", "field_templates",
