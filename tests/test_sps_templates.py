@@ -78,7 +78,7 @@ def test_rendered_lines_keep_the_photometers_line_fluxes():
         expect = cont + line
         got = np.array([[_band_maggies(tset.wave, tset.flux[row[n]], z, b)
                          for b in NIRCAM_BANDS] for n in basis.names])
-        np.testing.assert_allclose(got, expect, rtol=0.01)
+        np.testing.assert_allclose(got, expect, rtol=2e-3)  # measured: 3e-4
         largest_line_share = max(largest_line_share, float(np.max(line / expect)))
     assert largest_line_share > 0.2  # the lines matter: without them this would fail
 

@@ -49,7 +49,7 @@ DESCRIPTIONS = {
     "cww": "CWW+SB4 (BPZ's, extended redward; shipped with pz-rail-base)",
     "cosmos": "COSMOS 31 templates (pz-rail-base)",
     "oracle": "the simulator's own COSMOS x Calzetti library (an oracle on simulated fields)",
-    "sps": "sps: 16 BC03 + CLOUDY populations with nebular lines, spanning the package's "
+    "sps": "sps: 20 BC03 + CLOUDY populations with nebular lines, spanning the package's "
            "bagpipes library (built offline)",
 }
 

