@@ -12,12 +12,14 @@ BC03 + CLOUDY populations, optional ``sps`` extra). The basis is chosen to span 
   :data:`N_STAR_FORMING`, so both populations are represented;
 * the entry nearest each centre is a template (:data:`BASIS_SIZE`, 20, in all: EAZY on a
   simulated JADES development field, seed 8, had 21% outliers among F200W S/N > 10
-  objects with 12 or 16 templates, 18% with 20 or 24, 17% with 32, at a cost growing with
-  their number; docs/template_fitting.md measures the set on the benchmark field).
+  objects with 12 or 16 templates, 18% with 20, 19% with 24, 17% with 32, at a cost
+  growing with their number; docs/template_fitting.md measures the set on the benchmark
+  field).
 
 Templates need their emission lines (the library holds them apart, in ``lib.lines``): each
-line except Ly-alpha (whose escape, a fraction of a per cent at z < 4 and damped by the
-neutral IGM above z ~ 6, no population model sets) is rendered as a Gaussian of
+line except Ly-alpha (bagpipes gives its full case-B flux; the fraction that escapes is
+small and uncertain, the simulator's a few per cent at z ~ 4 and damped by the neutral IGM
+above z ~ 6: :func:`rail.deepdisc.spectra.nebular.lya_escape`) is rendered as a Gaussian of
 :data:`LINE_SIGMA_KMS` on extra wavelength points around it (:data:`LINE_SAMPLES` per line),
 scaled so that the piecewise-linear spectrum holds exactly the line's flux. The set is
 deterministic and built once per process (~10 s, most of it the library).
