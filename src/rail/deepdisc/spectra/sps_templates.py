@@ -99,7 +99,8 @@ def choose_basis(features: np.ndarray, groups: list[np.ndarray], sizes: list[int
     chosen: list[int] = []
     for members, k in zip(groups, sizes, strict=True):
         data = features[members]
-        centres, _ = kmeans2(data, k, iter=50, minit="++", rng=np.random.default_rng(seed))
+        # ``seed`` (not ``rng``, scipy >= 1.15): the package supports scipy >= 1.11
+        centres, _ = kmeans2(data, k, iter=50, minit="++", seed=np.random.default_rng(seed))
         for centre in centres:
             order = np.argsort(np.sum((data - centre) ** 2, axis=1), kind="stable")
             chosen.append(int(next(members[i] for i in order if members[i] not in chosen)))
