@@ -69,6 +69,8 @@ def test_rendered_lines_keep_the_photometers_line_fluxes():
     lines = st.rendered_lines(basis)
     phot = Photometer(basis, NIRCAM_BANDS, igm=False)
     row = {n: i for i, n in enumerate(tset.names)}
+    # distinct wavelengths even as a template file writes them (8 significant digits)
+    assert np.all(np.diff(np.array([f"{w:.7e}" for w in tset.wave], dtype=float)) > 0)
     largest_line_share = 0.0
     for z in (0.4, 2.3, 6.5):
         entries = np.arange(len(basis))

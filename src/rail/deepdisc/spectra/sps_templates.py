@@ -135,7 +135,7 @@ def render_lines(wave: np.ndarray, flux: np.ndarray, lines: Lines,
     sigma = sigma_kms / _C_KMS
     offsets = np.linspace(-5.0 * sigma, 5.0 * sigma, samples)
     extra = (lines.wave[:, None] * np.exp(offsets[None, :])).ravel()
-    grid = np.unique(np.concatenate([wave, extra]))
+    grid = _distinct(np.unique(np.concatenate([wave, extra])))
     out = np.array([np.interp(grid, wave, f, left=0.0, right=0.0) for f in flux])
     for j, lam in enumerate(lines.wave):
         profile = np.exp(-0.5 * (np.log(grid / lam) / sigma) ** 2)
@@ -143,6 +143,16 @@ def render_lines(wave: np.ndarray, flux: np.ndarray, lines: Lines,
         profile /= np.trapezoid(profile, grid)
         out += lines.lum[:, j, None] * profile[None, :]
     return grid, out
+
+
+def _distinct(grid: np.ndarray, rtol: float = 1.0e-6) -> np.ndarray:
+    """An increasing grid without points within ``rtol`` of the previous one kept (a line's
+    point next to a grid point would be the same number in a template file)."""
+    keep = [grid[0]]
+    for x in grid[1:]:
+        if x > keep[-1] * (1.0 + rtol):
+            keep.append(x)
+    return np.array(keep)
 
 
 def sps_templates() -> SEDLibrary:
