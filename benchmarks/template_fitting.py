@@ -2,12 +2,15 @@
 
 Simulates a JADES-like (or LSST-like) field, measures it with ``ScenePhotometry`` and fits
 it with pz-rail-bpz (the simulator's own templates = oracle, and CWW+SB4) and EAZY (fsps
-QSF 12 v3, and + blue_sfhz_13), all through their RAIL stages, and prints objects per second
-and point-estimate metrics (docs/architecture.md definitions, on ``zmode``) for the bright subsets.
+QSF 12 v3, and + blue_sfhz_13; the package's offline sets ``sps`` and ``cww``, run as the
+fallback runs them, without a template error function, and ``sps`` with EAZY's), all through
+their RAIL stages, and prints objects per second and point-estimate metrics
+(docs/architecture.md definitions, on ``zmode``) for the bright subsets.
 
     python benchmarks/template_fitting.py                  # 60 JADES scenes, ~5 min
     python benchmarks/template_fitting.py --quick          # 12 scenes, oracle limited
     python benchmarks/template_fitting.py --store s.hdf5   # an existing scene store
+    python benchmarks/template_fitting.py --fits eazy_fsps,eazy_sps,eazy_cww
     python benchmarks/template_fitting.py --output results.json
 
 EAZY's templates are read from ``--eazy-templates`` (default: ../shared/data/eazy-photoz/
@@ -39,6 +42,9 @@ from rail.tools.scene_tools import ScenePhotometry
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_TEMPLATES = REPO.parent / "shared" / "data" / "eazy-photoz" / "templates"
+#: the fits this benchmark runs (``--fits`` picks some)
+FITS = ("bpz_oracle", "bpz_cww", "eazy_fsps", "eazy_fsps_sfhz", "eazy_sps", "eazy_cww",
+        "eazy_sps_tef")
 
 
 def _subsets(objects: dict, table: dict, band: str) -> dict[str, np.ndarray]:
@@ -94,11 +100,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--eazy-templates", default=str(DEFAULT_TEMPLATES))
     p.add_argument("--quick", action="store_true",
                    help="12 scenes; oracle BPZ only with the entries present in the field")
+    p.add_argument("--fits", default=",".join(FITS),
+                   help=f"comma-separated fits to run, of {', '.join(FITS)}")
     p.add_argument("--workdir", default=None, help="keep intermediate files here")
     p.add_argument("--output", default=None, help="also write the results as JSON")
     args = p.parse_args(argv)
     if args.quick:
         args.scenes = min(args.scenes, 12)
+    fits = [f.strip() for f in args.fits.split(",") if f.strip()]
+    if unknown := sorted(set(fits) - set(FITS)):
+        p.error(f"unknown fits {unknown}; known: {', '.join(FITS)}")
 
     bands = list(NIRCAM_BANDS if args.survey == "jades" else LSST_BANDS)
     ref = "jwst_f200w" if args.survey == "jades" else "lsst_i"
@@ -130,7 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     ensembles = {}
     # BPZ, the simulator's own templates (oracle) and CWW+SB4
     entries = objects["sed_index"] if args.quick and "sed_index" in objects else None
-    for name, tset in (("bpz_oracle", oracle_templates(entries=entries)), ("bpz_cww", "cww")):
+    for name, tset in (("bpz_oracle", "oracle"), ("bpz_cww", "cww")):
+        if name not in fits:
+            continue
+        if tset == "oracle":
+            tset = oracle_templates(entries=entries)
         t0 = time.perf_counter()
         setup = prepare_bpz_data(f"{workdir}/{name}_data", tset, bands, madau=True,
                                  n_workers=args.workers)
@@ -139,12 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         ensembles[name] = ens
         t_tz[name] = {"setup_s": t_setup, "seconds": dt, "objects_per_s": n / dt,
                       "templates": len(setup.templates)}
-    # EAZY, fsps QSF 12 v3 (+ blue_sfhz_13)
+    # EAZY, fsps QSF 12 v3 (+ blue_sfhz_13) with its template error function; the built-in
+    # sets as the offline fallback runs them (no eazy-photoz checkout: no template error)
     tdir = Path(args.eazy_templates)
     fsps = tdir / "fsps_full" / "tweak_fsps_QSF_12_v3.param"
     sfhz = tdir / "sfhz" / "blue_sfhz_13.param"
-    tef = str(tdir / "TEMPLATE_ERROR.eazy_v1.0")
-    for name, spec in (("eazy_fsps", str(fsps)), ("eazy_fsps_sfhz", f"{fsps},{sfhz}")):
+    fsps_tef = str(tdir / "TEMPLATE_ERROR.eazy_v1.0")
+    for name, spec, tef in (("eazy_fsps", str(fsps), fsps_tef),
+                            ("eazy_fsps_sfhz", f"{fsps},{sfhz}", fsps_tef),
+                            ("eazy_sps", "sps", ""), ("eazy_cww", "cww", ""),
+                            ("eazy_sps_tef", "sps", fsps_tef)):
+        if name not in fits:
+            continue
         ens, dt, t_model = _run_eazy(name, spec, tef, table, bands, zmax, workdir,
                                      args.n_workers)
         ensembles[name] = ens

@@ -69,9 +69,11 @@ def test_template_set_found_where_eazy_keeps_it(monkeypatch, tmp_path):
     assert resolve_template_set("fsps", eazy_photoz_dir=str(EAZY_ROOT)).name == "fsps"
     with pytest.raises(OptionError, match="eazy_photoz_dir"):
         resolve_template_set("auto", eazy_photoz_dir=str(tmp_path))
-    # nowhere to be found: 'auto' falls back (and says so), 'fsps' says how to get it
+    # nowhere to be found: 'auto' falls back (and says so), 'fsps' says how to get it; here
+    # without the sps extra (with it, the fallback is 'sps': tests/test_sps_templates.py)
     monkeypatch.delenv(EAZY_DIR_ENV)
     monkeypatch.setattr("rail.deepdisc.fit.eazy_data.eazy_package_data", lambda: tmp_path)
+    monkeypatch.setattr("rail.deepdisc.fit.eazy_data.bagpipes_available", lambda: False)
     fallback = resolve_template_set("auto")
     assert fallback.name == "cww" and fallback.template_error_file == ""
     assert "CWW" in fallback.description

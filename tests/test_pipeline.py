@@ -50,7 +50,7 @@ def test_pipeline_writes_the_comparison_report(quick_run):
     rows = metrics["metrics"]["all"]
     from rail.deepdisc.fit.eazy_data import resolve_template_set
 
-    eazy_set = resolve_template_set("auto")  # what EAZY found here: fsps, else CWW+SB4
+    eazy_set = resolve_template_set("auto")  # what EAZY found here: fsps, else sps or cww
     names = {"DeepDISC", "BPZ (cww)", f"EAZY ({eazy_set.name})", "photometry network",
              "hybrid"}
     assert set(rows) == names

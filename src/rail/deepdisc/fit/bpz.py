@@ -47,7 +47,8 @@ class BPZDataOptions(Options):
     """The options of ``BPZDataPreparer``: the data directory and the columns BPZ reads."""
 
     data_path: str = option(help="BPZ data directory to build (BPZ's bpz_ref_data_path)")
-    templates: str = option("cww", "template set: cww, cosmos or oracle", choices=BUILTIN_SETS)
+    templates: str = option("cww", "template set: cww, cosmos, oracle or sps",
+                            choices=BUILTIN_SETS)
     filters: list[str] = option(help="filter names, one per band column (e.g. jwst_f200w)")
     madau: bool = option(True, "include Madau (1995) IGM attenuation in the AB files")
     bands: list[str] = option(help="magnitude columns BPZ reads")

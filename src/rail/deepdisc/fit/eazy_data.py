@@ -14,7 +14,7 @@ for them, in this order,
 
 each being an eazy-photoz checkout (the folder that holds ``templates/``). A template-set
 name (:data:`SET_NAMES`) resolves to files there; ``auto`` is the FSPS set when it is found
-and otherwise the offline fallback (:data:`FALLBACK_SET`), and :class:`TemplateChoice` says
+and otherwise the offline fallback (:func:`fallback_set`), and :class:`TemplateChoice` says
 which set ran, for the reports. Nothing is downloaded.
 """
 
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from rail.deepdisc.errors import OptionError
+from rail.deepdisc.spectra.sps import bagpipes_available
 
 #: environment variable naming an eazy-photoz checkout (eazy-py's convention)
 EAZY_DIR_ENV = "EAZYCODE"
@@ -35,8 +36,10 @@ SFHZ_PARAM = "templates/sfhz/blue_sfhz_13.param"
 TEMPLATE_ERROR = "templates/TEMPLATE_ERROR.eazy_v1.0"
 #: named sets found in an eazy-photoz checkout
 EAZY_SETS = {"fsps": (FSPS_PARAM,), "fsps+sfhz": (FSPS_PARAM, SFHZ_PARAM)}
-#: the set used where EAZY's own are not installed (built-in, offline)
-FALLBACK_SET = "cww"
+#: the set used where EAZY's own are not installed (built-in, offline): ``sps`` where the
+#: ``sps`` extra (bagpipes) is installed, else ``cww`` (:func:`fallback_set`); measured
+#: against each other and the FSPS set in docs/template_fitting.md
+FALLBACK_SETS = ("sps", "cww")
 #: every name a template option takes besides file paths and built-in sets
 SET_NAMES = ("auto", *EAZY_SETS)
 #: descriptions of the named sets, for reports
@@ -46,6 +49,8 @@ DESCRIPTIONS = {
     "cww": "CWW+SB4 (BPZ's, extended redward; shipped with pz-rail-base)",
     "cosmos": "COSMOS 31 templates (pz-rail-base)",
     "oracle": "the simulator's own COSMOS x Calzetti library (an oracle on simulated fields)",
+    "sps": "sps: 20 BC03 + CLOUDY populations with nebular lines, spanning the package's "
+           "bagpipes library (built offline)",
 }
 
 
@@ -70,6 +75,12 @@ class TemplateChoice:
     templates: str
     template_error_file: str
     description: str
+
+
+def fallback_set() -> str:
+    """The built-in set ``auto`` runs where EAZY's own are not installed: ``sps`` where
+    bagpipes (the ``sps`` extra) is importable, else ``cww``."""
+    return FALLBACK_SETS[0] if bagpipes_available() else FALLBACK_SETS[1]
 
 
 def eazy_package_data() -> Path | None:
@@ -123,8 +134,8 @@ def resolve_template_set(templates: str, template_error_file: str = "auto",
     Parameters
     ----------
     templates
-        ``auto`` (EAZY's FSPS set where installed, else :data:`FALLBACK_SET`), a name of
-        :data:`EAZY_SETS`, a built-in set (``cww``, ``cosmos``, ``oracle``) or EAZY
+        ``auto`` (EAZY's FSPS set where installed, else :func:`fallback_set`), a name of
+        :data:`EAZY_SETS`, a built-in set (``cww``, ``cosmos``, ``oracle``, ``sps``) or EAZY
         ``.param`` paths (comma-separated).
     template_error_file
         ``auto`` (EAZY's ``TEMPLATE_ERROR.eazy_v1.0`` when an eazy-photoz checkout is
@@ -146,7 +157,7 @@ def resolve_template_set(templates: str, template_error_file: str = "auto",
         tef = str(root / TEMPLATE_ERROR) if root is not None and \
             (root / TEMPLATE_ERROR).is_file() else ""
     if spec == "auto":
-        spec = "fsps" if root is not None else FALLBACK_SET
+        spec = "fsps" if root is not None else fallback_set()
     if spec in EAZY_SETS:
         if root is None:
             raise OptionError(

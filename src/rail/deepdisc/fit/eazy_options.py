@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, FALLBACK_SET
+from rail.deepdisc.fit.eazy_data import EAZY_DIR_ENV, FALLBACK_SETS
 from rail.deepdisc.magnitudes import NJY_ZEROPOINT
 from rail.deepdisc.options import AncilColumnsOptions, Options, option, option_like
 from rail.deepdisc.workers import WorkerOptions
@@ -41,8 +41,9 @@ class TemplateSetOptions(Options):
 
     templates_file: str = option(
         "auto", "template set: 'auto' (EAZY's fsps QSF 12 v3 where installed, else "
-        f"{FALLBACK_SET}), 'fsps', 'fsps+sfhz', a built-in set (cww, cosmos, oracle) or EAZY "
-        ".param file(s), comma-separated", path=True)
+        f"{FALLBACK_SETS[0]} with the sps extra, else {FALLBACK_SETS[1]}), 'fsps', 'fsps+sfhz', "
+        "a built-in set (cww, cosmos, oracle, sps) or EAZY .param file(s), comma-separated",
+        path=True)
     template_error_file: str = option(
         "auto", "EAZY template error function file: 'auto' (EAZY's TEMPLATE_ERROR.eazy_v1.0 "
         "where installed), '' (none) or a path", path=True)

