@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from rail.deepdisc.fit.eazy_options import TemplateSetOptions
+
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     from rail.deepdisc.store.write_guard import WriteGuard
@@ -12,7 +14,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     # the folder is filled stage by stage and resumed: checked, not replaced
     with WriteGuard.for_args(args, folders={"--output-dir": args.output_dir}, overwrite=True):
         report = run_demo(args.output_dir, quick=args.quick,
-                          eazy_templates=args.eazy_templates, progress=not args.quiet)
+                          eazy_templates=args.templates_file, progress=not args.quiet)
     with open(report, encoding="utf-8") as fin:
         text = fin.read()
     section = text.split("## ")[1] if "## " in text else text
@@ -28,9 +30,6 @@ def register(sub: argparse._SubParsersAction, common: argparse.ArgumentParser) -
     demo.add_argument("--output-dir", required=True, help="directory for everything")
     demo.add_argument("--quick", action="store_true",
                       help="tiny settings (a few minutes; numbers are meaningless)")
-    demo.add_argument("--eazy-templates", default=None,
-                      help="EAZY templates: .param file(s) joined by commas, or a set name "
-                      "(default 'auto': EAZY's fsps QSF 12 v3 with its template error where "
-                      "eazy-py's data folder or $EAZYCODE holds it, else CWW+SB4; the "
-                      "report says which set ran)")
+    # EAZY's template option, as EazyInformer offers it (the report says which set ran)
+    TemplateSetOptions.add_argument(demo, "templates_file", flag="--eazy-templates")
     demo.set_defaults(func=_cmd_demo)
