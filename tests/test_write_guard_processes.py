@@ -423,3 +423,28 @@ def test_the_stage_refuses_a_checkpoint_that_would_overwrite_its_input(tmp_path,
                                             checkpoint_dir=str(tmp_path / "ok.hdf5"))
         stage.set_data("input", None, path=str(tmp_path / "ok.hdf5"), do_read=False)
     assert _digest(tmp_path) == before
+
+
+def test_the_ranks_of_a_torchrun_job_do_not_refuse_rank_zeros_lock(tmp_path, monkeypatch):
+    """Under torchrun every rank runs the command: rank 0 locks and writes, the others only
+    check (they used to be refused by rank 0's lock: test_ddp's torchrun run failed)."""
+    from rail.deepdisc.errors import OutputPathError
+    from rail.deepdisc.store.atomic import process_tag
+    from rail.deepdisc.store.write_guard import WriteGuard
+
+    host = process_tag().rpartition("-")[0]
+    out = tmp_path / "model.pt"
+    rank0 = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        (tmp_path / ".model.pt.lock").write_text(f"{host}-{rank0.pid}")  # rank 0 holds it
+        monkeypatch.setenv("RANK", "0")
+        with pytest.raises(OutputPathError, match=f"pid {rank0.pid}"), \
+                WriteGuard(writes={"--model": out}):
+            pass
+        monkeypatch.setenv("RANK", "1")
+        with WriteGuard(writes={"--model": out}):
+            pass
+        assert (tmp_path / ".model.pt.lock").read_text() == f"{host}-{rank0.pid}"
+    finally:
+        rank0.kill()
+        rank0.wait()

@@ -33,6 +33,7 @@ from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
     acquire_lock,
     check_writes,
+    follower_rank,
     release_lock,
     remove_stale_stage_temporaries,
 )
@@ -242,7 +243,7 @@ class StrictConfigMixin:
                                         "exist")
         super().validate()
         refused = None
-        if self.rank == 0:
+        if self.rank == 0 and not follower_rank():  # MPI rank 0, torchrun rank 0
             try:
                 for what, final in self.declared_writes().items():
                     _STAGE_LOCKS.append(acquire_lock(final, what))

@@ -317,6 +317,13 @@ _HELD: dict[Path, int] = {}
 _EMPTY_LOCK_GRACE_S = 30.0
 
 
+def follower_rank() -> bool:
+    """True in a process of a distributed job (``torchrun`` sets ``RANK``) other than rank 0:
+    the job's outputs are rank 0's to lock, clean and write, so a follower's guard only
+    checks them (otherwise the ranks of one job would refuse each other's lock)."""
+    return os.environ.get("RANK", "0").strip() not in ("", "0")
+
+
 def lock_path(final: PathLike) -> Path:
     """The lock of an output: ``<folder>/.<name>.lock``."""
     p = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(final)))))
@@ -498,6 +505,9 @@ class WriteGuard:
                                 for p in missing_parents(Path(path).absolute())},
                                key=lambda p: len(p.parts), reverse=True)
         self._signals.__enter__()
+        if follower_rank():  # rank 0 of the job locks, cleans and writes; the others check
+            self._created = []
+            return self
         try:
             for what, path in outputs.items():
                 make_parents(Path(path).absolute())
