@@ -22,7 +22,7 @@ from rail.deepdisc.fit.eazy_options import TemplateSetOptions
 from rail.deepdisc.folds import FoldOptions
 from rail.deepdisc.hybrid.options import FusionOptions, PhotometryNetOptions
 from rail.deepdisc.net.config import ComputeOptions, TrainConfig
-from rail.deepdisc.options import Options, option, option_like
+from rail.deepdisc.options import Options, option, option_like, path_items
 from rail.deepdisc.sim.randomise import REALISM_LEVELS
 
 
@@ -123,18 +123,16 @@ def _map_paths(options: dict[str, Any], change: Any) -> dict[str, Any]:
     """``options`` with ``change`` applied to every file they name: the catalog and the
     values of the options marked as paths (a mapping's values, each of several
     comma-separated paths)."""
-    paths = {"catalog": "str", **{name: kind.base for name, (spec, kind, _) in
-                                  _field_options().items() if spec.path}}
-    for key, kind in paths.items():
+    paths = ["catalog", *(name for name, (spec, _, _) in _field_options().items() if spec.path)]
+    for key in paths:
         value = options.get(key)
-        if not value:
+        if not value or not isinstance(value, (str, Mapping)):
             continue
-        if kind == "dict" and isinstance(value, Mapping):
-            options[key] = {b: change(str(p)) for b, p in value.items()}
-        elif isinstance(value, str) and "[" not in value:
-            options[key] = ",".join(change(p.strip()) for p in value.split(","))
-        elif isinstance(value, str):
-            options[key] = change(value)
+        files = {where: change(p) for where, p in path_items(key, value).items()}
+        if isinstance(value, Mapping):
+            options[key] = {b: files[f"{key}[{b}]"] for b in value}
+        else:
+            options[key] = ",".join(files.values())
     return options
 
 

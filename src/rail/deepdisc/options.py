@@ -108,6 +108,11 @@ def option(default: Any = MISSING, help: str = "", *, ge: float | None = None,
     spec = OptionSpec(help=help, ge=ge, gt=gt, le=le, lt=lt,
                       choices=tuple(choices) if choices is not None else None, cli=cli,
                       stage=stage, flag=flag, path=path, metavar=metavar)
+    return _option_field(default, spec)
+
+
+def _option_field(default: Any, spec: OptionSpec) -> Any:
+    """The dataclass field of an option (a mutable default copied for each instance)."""
     meta = {_KEY: spec}
     if isinstance(default, (list, dict, set)):
         return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d),
@@ -123,17 +128,12 @@ def option_like(owner: type, name: str, default: Any = MISSING, **changes: Any) 
     Example: the field recipe's ``backbone`` is :class:`~rail.deepdisc.net.config.
     TrainConfig`'s, with the CPU-sized default ``resnet18_fpn``.
     """
-    found = next((f for f in dataclasses.fields(owner) if f.name == name), None)
-    if found is None or _KEY not in found.metadata:
-        raise TypeError(f"{owner.__name__} has no option {name!r}")
-    spec = dataclasses.replace(found.metadata[_KEY], **changes)
-    if default is MISSING:
-        default = found.default if found.default is not MISSING else found.default_factory()
-    meta = {_KEY: spec}
-    if isinstance(default, (list, dict, set)):
-        return dataclasses.field(default_factory=lambda d=default: copy.deepcopy(d),
-                                 metadata=meta)
-    return dataclasses.field(default=default, metadata=meta)
+    try:
+        spec, _, own = owner.option_specs()[name]
+    except KeyError:
+        raise TypeError(f"{owner.__name__} has no option {name!r}") from None
+    return _option_field(own if default is MISSING else default,
+                         dataclasses.replace(spec, **changes))
 
 
 # --------------------------------------------------------------------------- field types
@@ -358,12 +358,10 @@ class Options:
             value = self.value_of(name)
             if not spec.path or not value:
                 continue
-            if kind.base == "dict":
-                out.update({f"{name}[{k}]": str(v) for k, v in value.items() if v})
-            elif kind.base == "list":
+            if kind.base == "list":
                 out.update({f"{name}[{i}]": str(v) for i, v in enumerate(value) if v})
             else:
-                out[name] = str(value)
+                out.update(path_items(name, value))
         return out
 
     @classmethod
@@ -410,7 +408,6 @@ class Options:
         for name, (spec, kind, default) in cls.option_specs().items():
             if not spec.cli or name in skip:
                 continue
-            flag = "--" + (spec.flag or name).replace("_", "-")
             shown = MISSING if name in required else default  # no default for required flags
             kwargs: dict[str, Any] = {"dest": name, "help": _help(spec, shown)}
             if name in required or (default is MISSING and name not in optional):
@@ -419,19 +416,7 @@ class Options:
                 kwargs["default"] = argparse.SUPPRESS
             if spec.metavar:
                 kwargs["metavar"] = spec.metavar
-            if kind.base == "bool":
-                kwargs["action"] = argparse.BooleanOptionalAction
-            elif kind.base == "list":  # --flag A B and --flag A --flag B alike
-                kwargs.update(nargs="+", action="extend", type=_flag_parser(name, spec,
-                                                                            kind.item))
-            elif kind.base == "dict":
-                kwargs.update(action="append", type=_key_value(spec.metavar or "KEY=VALUE"),
-                              metavar=spec.metavar or "KEY=VALUE")
-            else:
-                kwargs["type"] = _flag_parser(name, spec, kind.base)
-                if spec.choices is not None:
-                    kwargs["choices"] = spec.choices
-            parser.add_argument(flag, **kwargs)
+            parser.add_argument(_flag(name, spec), **{**kwargs, **_value_kwargs(name, spec, kind)})
 
     @classmethod
     def add_argument(cls, parser: argparse.ArgumentParser, name: str, *,
@@ -442,16 +427,45 @@ class Options:
         build whole. ``flag`` renames the flag (e.g. ``--threads``)."""
         spec, kind, own = cls.option_specs()[name]
         value = own if default is MISSING else default
-        kwargs: dict[str, Any] = {"dest": name, "default": value, "help": _help(spec, value)}
-        if kind.base == "bool":
-            kwargs["action"] = argparse.BooleanOptionalAction
-        elif kind.base in _SCALARS.values():
-            kwargs["type"] = _flag_parser(name, spec, kind.base)
-            if spec.choices is not None:
-                kwargs["choices"] = spec.choices
-        else:
+        if kind.base not in _SCALARS.values():
             raise TypeError(f"{cls.__name__}.{name}: add_argument takes scalar options")
-        parser.add_argument(flag or "--" + (spec.flag or name).replace("_", "-"), **kwargs)
+        parser.add_argument(flag or _flag(name, spec), dest=name, default=value,
+                            help=_help(spec, value), **_value_kwargs(name, spec, kind))
+
+
+def _flag(name: str, spec: OptionSpec) -> str:
+    """An option's command-line flag (``--batch-size``)."""
+    return "--" + (spec.flag or name).replace("_", "-")
+
+
+def _value_kwargs(name: str, spec: OptionSpec, kind: _Kind) -> dict[str, Any]:
+    """How argparse reads an option's value: booleans as ``--x/--no-x``, lists as several
+    values or a repeated flag, mappings as repeated ``KEY=VALUE``, scalars checked against
+    their bounds and choices as they are parsed."""
+    if kind.base == "bool":
+        return {"action": argparse.BooleanOptionalAction}
+    if kind.base == "list":  # --flag A B and --flag A --flag B alike
+        return {"nargs": "+", "action": "extend", "type": _flag_parser(name, spec, kind.item)}
+    if kind.base == "dict":
+        metavar = spec.metavar or "KEY=VALUE"
+        return {"action": "append", "type": _key_value(metavar), "metavar": metavar}
+    out: dict[str, Any] = {"type": _flag_parser(name, spec, kind.base)}
+    if spec.choices is not None:
+        out["choices"] = spec.choices
+    return out
+
+
+def path_items(name: str, value: Any) -> dict[str, str]:
+    """The files a path option's value names, by where they sit: ``name[key]`` -> path for a
+    mapping (one file per key, e.g. a band's mosaic), else ``name`` (``name#i`` for the
+    i-th of several): a text lists several paths comma-separated unless it holds a FITS
+    extension (``path[SCI,2]``), which it keeps whole. Empty entries are left out."""
+    if isinstance(value, Mapping):
+        return {f"{name}[{k}]": str(v).strip() for k, v in value.items() if str(v).strip()}
+    text = str(value)
+    parts = [p.strip() for p in (text.split(",") if "[" not in text else [text]) if p.strip()]
+    return {name: parts[0]} if len(parts) == 1 else \
+        {f"{name}#{i}": p for i, p in enumerate(parts)}
 
 
 def _help(spec: OptionSpec, default: Any) -> str:

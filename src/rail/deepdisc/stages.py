@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from rail.deepdisc.errors import DeepDiscError, OptionError, OutputPathError, one_line
+from rail.deepdisc.options import path_items
 from rail.deepdisc.store.atomic import process_tag
 from rail.deepdisc.store.write_guard import (
     STAGE_PREFIX,
@@ -168,21 +169,22 @@ class StrictConfigMixin:
         """Raise FileNotFoundError naming the option whose file does not exist (a value
         may list several paths, comma-separated; a mapping names one file per key, e.g.
         a band's mosaic; a FITS extension ``path[EXT]`` is allowed)."""
+        for where, path in self._path_option_files().items():
+            if path not in self.path_keywords and not os.path.exists(os.path.expandvars(path)):
+                raise FileNotFoundError(f"{type(self).__name__} option "
+                                        f"{where.partition('#')[0]}: {path} does not exist")
+
+    def _path_option_files(self) -> dict[str, str]:
+        """The files the path options name (FITS extensions dropped), by option."""
         from rail.deepdisc.store.mosaic_io import split_spec
 
+        files: dict[str, str] = {}
         for option in self.path_options:
             value = self.config[option] if option in self.config else None
-            if not value:
-                continue
-            named = {f"{option}[{k}]": str(v) for k, v in value.items()} \
-                if isinstance(value, dict) else {option: str(value)}
-            for where, text in named.items():
-                for path in text.split(",") if "[" not in text else [text]:
-                    path = split_spec(path)[0] if path.strip() else ""
-                    if path and path not in self.path_keywords and \
-                            not os.path.exists(os.path.expandvars(path)):
-                        raise FileNotFoundError(f"{type(self).__name__} option {where}: "
-                                                f"{path} does not exist")
+            if value:
+                files.update({where: split_spec(text)[0]
+                              for where, text in path_items(option, value).items()})
+        return files
 
     def run_on(self, inputs: dict[str, Any], output: str, **kwargs: Any) -> Any:
         """The body of an interactive entrypoint: set each input (a path, read lazily, or
@@ -289,10 +291,8 @@ class StrictConfigMixin:
                 value = handle.path or getattr(handle.data, "path", None) or value
             if _is_path(value):
                 paths.append(os.fspath(value))
-        for option in self.path_options:
-            value = self.config[option] if option in self.config else None
-            if value:
-                paths.extend(p.strip() for p in str(value).split(",") if p.strip())
+        paths.extend(p for p in self._path_option_files().values()
+                     if p not in self.path_keywords)
         return paths
 
     def check_output_paths(self) -> None:

@@ -75,13 +75,13 @@ class BPZDataPreparer(StrictConfigMixin, RailStage):
 
         opts = self.library_options(BPZDataOptions)
         table = self.get_data("input")
+        handle = self.get_handle("input", allow_missing=True)
         check_bpz_input(table, {"bands": opts.bands, "err_bands": opts.err_bands,
                                 "ref_band": opts.ref_band,
                                 "hdf5_groupname": opts.hdf5_groupname},
-                        source=_source(self.get_handle("input", allow_missing=True)))
+                        source=_source(handle))
         # bands a survey file defines: their curves travel in the photometry table's file
-        path = getattr(self.get_handle("input", allow_missing=True), "path", None)
-        band_filters = table_filters(path)
+        band_filters = table_filters(getattr(handle, "path", None))
         setup = prepare_bpz_data(os.path.expandvars(opts.data_path), opts.templates,
                                  opts.filters, madau=opts.madau, make_ab=True,
                                  n_workers=worker_count(opts.n_workers),

@@ -154,13 +154,12 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
         if len(names) != len(COMPARISON_METHODS):
             raise OptionError(f"{self.name}: method_names needs {len(COMPARISON_METHODS)} "
                               f"names ({', '.join(COMPARISON_METHODS)}), got {names}")
-        meta = self.get_data("eazy_model").meta
-        template_notes = {names[2]: (str(meta.get("template_set", "templates")),
-                                     str(meta.get("template_set_description", "")))}
+        meta = self.get_data("eazy_model").meta  # the template set EAZY ran, as it resolved it
+        eazy_set = str(meta.get("template_set", "templates"))
         results = []
         for tag, name in zip(COMPARISON_METHODS, names, strict=True):
             ens = qp.read(self._path(tag))
-            shown = f"{name} ({template_notes[name][0]})" if name in template_notes else name
+            shown = f"{name} ({eazy_set})" if tag == "eazy" else name
             results.append(MethodResult(shown, ens, self._seconds(name)))
         det_table = tables_io.read(self._path("detections"))
         detections = _detections(det_table, truth["object_id"])
@@ -172,10 +171,8 @@ class PhotoZComparisonReport(StrictConfigMixin, RailStage):
                              provenance=provenance, survey_detection_band=detection)
         with open(paths["report"], encoding="utf-8") as fin:
             text = fin.read().replace("](", "](report_files/")
-        if template_notes:
-            text += "\n## Template sets\n\n" + "".join(
-                f"- {name}: {description}\n" for name, (_, description) in
-                template_notes.items())
+        text += (f"\n## Template sets\n\n- {names[2]}: "
+                 f"{meta.get('template_set_description', '')}\n")
         self.add_data("report", text)
 
 

@@ -125,7 +125,7 @@ def _write_field(out: Path, opts: ExampleFieldOptions, progress: bool) -> dict:
                        "tiler (rail-deepdisc field --inputs);\n# relative paths are "
                        "relative to this file\n"
                        + yaml.safe_dump(inputs, sort_keys=False), encoding="utf-8")
-    n_catalog = len(Table.read(field.catalog))
+    n_catalog = field.object_id.size + field.outside_ids.size  # the rows it wrote
     log.info("wrote %s: %d catalog objects, %d of them on the mosaics' footprint, %d "
              "spectroscopic redshifts", inputs_path, n_catalog, field.object_id.size, n_spec)
     return {"inputs": str(inputs_path), "catalog": str(field.catalog),

@@ -73,6 +73,15 @@ DEFAULT_EBV_GRID = (0.0, 0.1, 0.2, 0.3, 0.4)
 QUIESCENT_COLOUR = 5.0
 
 
+def default_broad_type(quiescent: np.ndarray, sf_position: np.ndarray | None) -> np.ndarray:
+    """BPZ broad types of entries that name none: early for quiescent ones, else starburst
+    for the younger half of the star-forming sequence (``sf_position >= 0.5``) and spiral
+    for the rest (or where the position is unknown, NaN)."""
+    young = np.zeros(len(quiescent), bool) if sf_position is None else \
+        np.asarray(sf_position, float) >= 0.5
+    return np.where(np.asarray(quiescent, bool), EARLY, np.where(young, STARBURST, SPIRAL))
+
+
 @dataclass
 class SEDLibrary:
     """Rest-frame SED library: f_lambda entries on one wavelength grid.
@@ -141,10 +150,7 @@ class SEDLibrary:
 
     def __post_init__(self) -> None:
         if self.broad_type is None:
-            young = np.zeros(len(self), bool) if self.sf_position is None else \
-                np.asarray(self.sf_position, float) >= 0.5
-            self.broad_type = np.where(self.quiescent, EARLY,
-                                       np.where(young, STARBURST, SPIRAL))
+            self.broad_type = default_broad_type(self.quiescent, self.sf_position)
         self.broad_type = np.asarray(self.broad_type, dtype=np.int64)
         if not np.array_equal(self.broad_type == EARLY, np.asarray(self.quiescent, bool)):
             raise ValueError(f"SED library {self.name}: quiescent entries must be exactly "
@@ -194,7 +200,9 @@ class SEDLibrary:
 
     def by_broad_type(self) -> SEDLibrary:
         """The library sorted by broad type (stable: library order within a type), as BPZ
-        wants its templates."""
+        wants its templates; the library itself when it is sorted already."""
+        if np.all(np.diff(self.broad_type) >= 0):
+            return self
         return self.take(np.argsort(self.broad_type, kind="stable"))
 
     def nt_array(self) -> list[int]:
@@ -319,7 +327,7 @@ def colour_library(name: str, templates: list[Tabulated],
     pos = np.array([rank[i] / max(len(sf) - 1, 1) if i in rank else np.nan
                     for i in range(len(templates))])
     if broad_type is None:
-        broad_type = np.where(early, EARLY, np.where(pos >= 0.5, STARBURST, SPIRAL))
+        broad_type = default_broad_type(early, pos)
     return dust_library(name, templates, broad_type, pos, ebv_grid)
 
 

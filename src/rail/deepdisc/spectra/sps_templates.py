@@ -32,7 +32,7 @@ from functools import lru_cache
 import numpy as np
 
 from rail.deepdisc.errors import OptionError
-from rail.deepdisc.spectra.library import EARLY, SPIRAL, SEDLibrary
+from rail.deepdisc.spectra.library import SEDLibrary
 from rail.deepdisc.spectra.nebular import Lines
 from rail.deepdisc.spectra.sps import bagpipes_available, sps_library
 
@@ -200,7 +200,7 @@ def _rendered() -> SEDLibrary:
         names=basis.names, template=basis.template, ebv=basis.ebv, quiescent=basis.quiescent,
         wave=wave, flux=flux, name="sps", sf_position=np.full(len(basis), np.nan),
         has_lines=np.ones(len(basis), bool), params=basis.params,
-        broad_type=np.where(basis.quiescent, EARLY, SPIRAL), sources=np.array(sources),
+        sources=np.array(sources),  # broad types derived: early if quiescent, else spiral
         notes=f"{BASIS_SIZE} BC03 + CLOUDY populations spanning the package's sps library "
               "(k-means on rest-frame SED shapes), nebular lines included")
     return tset.by_broad_type()

@@ -37,6 +37,7 @@ import os
 import re
 import shutil
 import signal
+import sys
 import threading
 import time
 import uuid
@@ -53,6 +54,7 @@ from rail.deepdisc.store.atomic import (
     is_dead_process,
     make_parents,
     missing_parents,
+    nearest_existing,
     process_tag,
     remove_stale_temporaries,
     same_file,
@@ -194,10 +196,7 @@ def check_writes(writes: Mapping[str, PathLike | None], reads: Reads, *,
 def _check_folder_is_no_input(path: PathLike, what: str, reads: Reads) -> None:
     """Refuse an output inside a "folder" that is one of the reads, a file (e.g. a
     checkpoint folder given the input store's name): the message names that input."""
-    folder = Path(os.path.abspath(os.path.expanduser(os.path.expandvars(os.fspath(path)))))
-    while folder != folder.parent and not folder.parent.exists():
-        folder = folder.parent
-    folder = folder.parent
+    folder = nearest_existing(Path(path).parent)
     if folder.is_dir():
         return
     for option, source in _input_pairs(reads):
@@ -517,22 +516,19 @@ class WriteGuard:
                 remove_stale_temporaries(path)
                 remove_stale_stage_temporaries(path)
         except BaseException:
-            self._release()
-            self.clean()
-            self._signals.__exit__(None, None, None)
+            self.__exit__(*sys.exc_info())
             raise
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         try:
+            self._release()  # first: the lock files sit in the folders this run created
             if exc_type is not None:
-                self.clean()
-        finally:
-            try:
-                self._release()
+                self.clean()  # its temporaries and the created folders left empty
+            else:
                 self._remove_created_if_empty()
-            finally:
-                self._signals.__exit__(exc_type, exc, tb)
+        finally:
+            self._signals.__exit__(exc_type, exc, tb)
         return False
 
     def _release(self) -> None:
