@@ -58,15 +58,17 @@ def simulator_catalog(survey: str, sed_library: str, n: int, seed: int
     return cat.flux, cat.redshift, dict(preset.depths), bands.index(preset.detection_band)
 
 
-def second_renderer_catalog(n: int, seed: int
+def second_renderer_catalog(n: int, seed: int, sed_family: str = "synthesis"
                             ) -> tuple[np.ndarray, np.ndarray, dict[str, float], int]:
-    """The same for the second renderer's population (its SEDs and depths)."""
+    """The same for the second renderer's population (its SEDs of ``sed_family`` and its
+    depths)."""
     from second_renderer.config import DEPTHS, DETECTION_BAND
-    from second_renderer.population import draw_population
+    from second_renderer.population import PopulationModel, draw_population
     from second_renderer.seds import BandIntegrator
 
     bands = list(DEPTHS)
-    pop = draw_population(np.random.default_rng(seed), n, 1000.0, 1000.0, 0.0)
+    pop = draw_population(np.random.default_rng(seed), n, 1000.0, 1000.0, 0.0,
+                          PopulationModel(sed_family=sed_family))
     shape = BandIntegrator(bands).fluxes(pop.sed)
     det = bands.index(DETECTION_BAND)
     flux = shape / shape[:, det:det + 1] * 10.0 ** (
@@ -121,7 +123,9 @@ def bound(flux: np.ndarray, z: np.ndarray, depths: dict[str, float], det: int, *
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--fields", default="simulator:jades:cosmos,simulator:jades:sps,"
-                        "second_renderer", help="comma-separated sources")
+                        "second_renderer:synthesis,second_renderer:analytic",
+                        help="comma-separated sources: simulator:<survey>:<SED library>, "
+                        "second_renderer:<SED family>")
     parser.add_argument("--galaxies", type=int, default=200_000,
                         help="galaxies drawn per field (about half are bright)")
     parser.add_argument("--test", type=int, default=5000, help="bright test galaxies")
@@ -140,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             survey, library = [*rest, *("jades", "cosmos")[len(rest):]][:2]
             data = simulator_catalog(survey, library, args.galaxies, args.seed)
         elif kind == "second_renderer":
-            data = second_renderer_catalog(args.galaxies, args.seed)
+            data = second_renderer_catalog(args.galaxies, args.seed, *rest[:1])
         else:
             parser.error(f"unknown field source {spec!r}")
         results[spec] = bound(*data, scatter=args.scatter,

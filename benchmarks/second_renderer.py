@@ -2,7 +2,8 @@
 
 The field has ``rail-deepdisc fits-field``'s layout (FITS mosaics with SCI/ERR in MJy/sr,
 PSF images, segmentation map, catalog, spectroscopic catalog, ``field_inputs.yml``) plus
-``truth_catalog.fits``, but other physics: analytic SEDs, Gaussian-mixture galaxies with
+``truth_catalog.fits``, but other physics: its own stellar population synthesis (or the
+first version's analytic SEDs, ``--sed-family analytic``), Gaussian-mixture galaxies with
 clumps, double-Moffat PSFs, drizzle-like correlated noise, its own population (the package
 ``benchmarks/second_renderer/``; docs/second_renderer.md). For transfer tests of the field
 recipe (issue 25)::
@@ -48,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="F200W magnitude at which half of the spectroscopic targets get a "
                    f"redshift (default {d.spec_mag_50})")
     p.add_argument("--seed", type=int, default=d.seed, help="random seed (default 0)")
+    p.add_argument("--sed-family", choices=("synthesis", "analytic"), default=d.sed_family,
+                   help="galaxy SEDs: 'synthesis' (stellar populations with star-formation "
+                   "histories, metallicities and dust curves of the renderer's own) or "
+                   "'analytic' (broken power law + Planck curve: the first version, whose "
+                   f"colours carry less redshift; default {d.sed_family})")
     p.add_argument("--truth-from-store", metavar="FIELD_DIR",
                    help="write FIELD_DIR/truth_catalog.fits for a fits-field directory "
                    "(truth.hdf5 + catalog.fits) instead of rendering")
@@ -82,7 +88,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.mosaic_size < 64 or args.surface_density <= 0 or args.seed < 0:
         _parser().error("--mosaic-size must be >= 64, --surface-density > 0, --seed >= 0")
     cfg = FieldConfig(mosaic_size=args.mosaic_size, surface_density=args.surface_density,
-                      spec_mag_50=args.spec_mag_50, seed=args.seed)
+                      spec_mag_50=args.spec_mag_50, seed=args.seed,
+                      sed_family=args.sed_family)
     field = write_field(args.output_dir, cfg)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     if not args.quiet:

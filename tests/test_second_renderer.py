@@ -230,18 +230,25 @@ def test_snr_is_the_aperture_signal_over_its_noise(sparse):
             (band, measured / noise, snr[pick])
 
 
-def test_seds_are_not_the_simulators_templates():
+@pytest.mark.parametrize(("family", "floor", "share", "median"),
+                         [("analytic", 0.05, 0.9, 0.08), ("synthesis", 0.02, 0.95, 0.045)])
+def test_seds_are_not_the_simulators_templates(family, floor, share, median):
     """At each galaxy's redshift, its continuum colours differ from those of every COSMOS
-    template of the simulator (with its Calzetti E(B-V) grid and Madau IGM) for nearly
-    all galaxies: the best template leaves an rms colour residual above 0.05 mag (0.11
-    mag for the median galaxy; photometric errors of bright objects are a few 0.01)."""
-    from second_renderer.population import draw_population
+    template of the simulator (with its Calzetti E(B-V) grid and Madau IGM): the best
+    template leaves an rms colour residual (over the eight adjacent NIRCam colours) above
+    ``floor`` for ``share`` of the galaxies and above ``median`` for the median galaxy.
+    The analytic family: above 0.05 mag for nearly all (0.11 mag median). The synthesised
+    populations look like real galaxies, as COSMOS's templates do, so they come closer:
+    0.054 mag median, 0.039 mag for the 10th percentile (seed 5) — far from the ~0.001 mag
+    of a copy of the library, and about the 5% scatter of measured bright-object fluxes."""
+    from second_renderer.population import PopulationModel, draw_population
     from second_renderer.seds import BandIntegrator
 
     from rail.deepdisc.spectra.photometer import Photometer
     from rail.deepdisc.spectra.templates import cosmos_library
 
-    pop = draw_population(np.random.default_rng(5), 300, 100, 100, 0)
+    pop = draw_population(np.random.default_rng(5), 300, 100, 100, 0,
+                          PopulationModel(sed_family=family))
     sed = pop.sed
     sed.ew_ha = np.zeros(len(sed))  # continua only, as the library's entries are
     sed.lya_escape = np.zeros(len(sed))
@@ -263,7 +270,7 @@ def test_seds_are_not_the_simulators_templates():
     ok = np.all(theirs > 0, axis=-1)
     best = np.min(np.where(ok, rms, np.inf), axis=1)
     assert keep.sum() > 200
-    assert np.mean(best > 0.05) > 0.9 and np.median(best) > 0.08, \
+    assert np.mean(best > floor) > share and np.median(best) > median, \
         np.percentile(best, [10, 50, 90])
 
 
@@ -310,3 +317,58 @@ def test_command_writes_a_field_and_a_truth_table(tmp_path, fits_field):
                            capture_output=True, text=True)
     assert empty.returncode == 2 and "no galaxy" in empty.stderr
     assert not any((tmp_path / "e").glob("*.fits"))
+
+
+def test_synthesised_populations_age_like_stellar_populations():
+    """The renderer's own SSPs: the 4000-A break grows with age (young ~1.0, old ~2), the
+    Balmer jump peaks at A-star ages (0.1-1 Gyr), the UV fades by orders of magnitude;
+    metal-rich populations have the stronger break; star-formation weights sum to one and
+    100 Myr of constant star formation gives the calibrated H-alpha EW."""
+    from second_renderer import synthesis as syn
+
+    lam = syn.rest_grid()
+
+    def ratio(table, red, blue):
+        fnu = table * lam**2
+        return fnu[..., (lam > red[0]) & (lam < red[1])].mean(-1) / \
+            fnu[..., (lam > blue[0]) & (lam < blue[1])].mean(-1)
+
+    ssp = syn.ssp_table()
+    d4000 = ratio(ssp, (4000, 4100), (3850, 3950))
+    balmer = ratio(ssp, (3800, 3900), (3500, 3600))
+    uv = ratio(ssp, (1500, 1600), (5400, 5600))
+    ages = syn.AGE_CENTRES
+    assert d4000[ages < 0.005].max() < 1.1 and d4000[ages > 4].min() > 1.8
+    assert np.all(np.diff(d4000[ages > 0.05]) > -0.02)
+    peak = ages[np.argmax(balmer)]
+    assert 0.1 < peak < 1.0 and balmer.max() > 1.8
+    assert uv[0] > 1.0 and uv[ages > 4].max() < 1e-3
+    rich, poor = ratio(syn.ssp_table(0.2), (4000, 4100), (3850, 3950)), \
+        ratio(syn.ssp_table(-1.0), (4000, 4100), (3850, 3950))
+    assert rich[-1] > poor[-1] + 0.2
+    w = syn.sfh_weights(np.array([1.0, 3.0]), np.array([0.2, 5.0]), np.array([0.0, 0.01]),
+                        np.array([0.0, 0.05]))
+    np.testing.assert_allclose(w.sum(axis=1), 1.0)
+    older = syn.AGE_EDGES[None, :-1] >= np.array([[1.0], [3.0]])  # before the start
+    assert np.all(w[older] == 0)
+    overlap = np.clip(np.minimum(syn.AGE_EDGES[1:], 0.1) - syn.AGE_EDGES[:-1], 0, None)
+    np.testing.assert_allclose(syn.ew_halpha((overlap / overlap.sum())[None, :]),
+                               syn.EW_CONSTANT_100MYR)
+    ew = syn.ew_halpha(syn.sfh_weights(np.array([2.0, 3.0]), np.array([0.05, 5.0]),
+                                       np.zeros(2), np.zeros(2)))
+    assert ew[0] < 1.0 and ew[1] > 50.0  # quenched long ago vs still forming stars
+
+
+def test_clumps_of_synthesised_galaxies_are_young():
+    from second_renderer.population import PopulationModel, clump_seds, draw_population
+    from second_renderer.synthesis import AGE_EDGES
+
+    pop = draw_population(np.random.default_rng(1), 400, 100, 100, 0,
+                          PopulationModel(sed_family="synthesis"))
+    rows = np.flatnonzero(pop.clump_fraction > 0)
+    assert rows.size > 20
+    clumps = clump_seds(pop, rows)
+    assert np.all(clumps.sfh[:, AGE_EDGES[1:] > 0.1] == 0)
+    np.testing.assert_allclose(clumps.sfh.sum(axis=1), 1.0)
+    assert pop.sed.sfh.shape == (400, AGE_EDGES.size - 1)
+    assert np.all((pop.sed.log_z >= -1.0) & (pop.sed.log_z <= 0.2))

@@ -38,6 +38,8 @@ class FieldConfig:
     n_outside: int = 5
     zmax_inputs: float = 12.0
     depths: dict[str, float] = field(default_factory=lambda: dict(DEPTHS))
+    #: 'synthesis' or 'analytic' (see :class:`.population.PopulationModel`)
+    sed_family: str = "synthesis"
 
     @property
     def bands(self) -> list[str]:

@@ -85,8 +85,9 @@ def write_field(out_dir: str | os.PathLike, cfg: FieldConfig | None = None,
     integrator = BandIntegrator(bands)
     psfs = band_psfs(_pivots(bands), cfg.seed)
     kernels = [_band_kernel(psfs[b], scale) for b in bands]
+    model = PopulationModel(surface_density=cfg.surface_density, sed_family=cfg.sed_family)
     pop = draw_population(rng, int(rng.poisson(cfg.surface_density * cfg.area_arcmin2)),
-                          nx, ny, cfg.margin, PopulationModel(surface_density=cfg.surface_density))
+                          nx, ny, cfg.margin, model)
     flux, smooth, clumps = _band_fluxes(pop, integrator, bands)
     corr = {b: band_kernel(NATIVE_LW if b in LW_BANDS else NATIVE_SW, scale) for b in bands}
     radius_px = cfg.snr_aperture_arcsec / scale

@@ -51,6 +51,9 @@ class PopulationModel:
     q_mag: float = 25.5
     q_z: float = 2.0
     clumpy_fraction: float = 0.45
+    #: 'synthesis' (stellar populations of :mod:`.synthesis` with star-formation histories)
+    #: or 'analytic' (broken power law + Planck curve, the first version of this field)
+    sed_family: str = "synthesis"
 
 
 @dataclass
@@ -118,6 +121,10 @@ def draw_population(rng: np.random.Generator, n: int, width: float, height: floa
     p_q = m.q_max / (1.0 + np.exp(-(m.q_mag - mag) / 0.7)) * np.exp(-z / m.q_z)
     q = rng.uniform(size=n) < p_q
     sed = _draw_seds(rng, z, mag, q)
+    if m.sed_family == "synthesis":
+        sed = _synthesis_seds(rng, sed, q)
+    elif m.sed_family != "analytic":
+        raise ValueError(f"sed_family must be 'synthesis' or 'analytic', got {m.sed_family!r}")
     r_med = 0.30 * 10.0 ** (-0.1 * (mag - 23.0)) * ((1.0 + z) / 2.5) ** -0.6
     r_e = np.clip(r_med * np.where(q, 0.6, 1.0) * 10.0 ** rng.normal(0, 0.22, n), 0.008, 1.5)
     conc = np.where(q, rng.uniform(0.6, 1.0, n), rng.uniform(0.0, 0.5, n))
@@ -159,11 +166,53 @@ def _draw_seds(rng: np.random.Generator, z: np.ndarray, mag: np.ndarray, q: np.n
                      lya_escape=esc)
 
 
+def _synthesis_seds(rng: np.random.Generator, sed: SedParams, q: np.ndarray) -> SedParams:
+    """Replace the analytic continua by synthesised stellar populations: delayed-tau
+    histories that began a fraction of the age of the universe before (star-forming:
+    tau 0.5-15 Gyr log-uniform, 20-100% of the age; 30% with a burst of 0.1-3% of the mass
+    2-100 Myr ago; quiescent: tau 0.05-0.3 Gyr, 60-100% of the age), metallicities
+    log Z/Z_sun uniform in [-1, 0.2] (star-forming, lower at high redshift) or [-0.3, 0.2]
+    (quiescent), attenuation curves SMC-bar x (lambda / 5500 A)^-s with s ~ N(0, 0.25)
+    (greyer or steeper than the SMC), and H-alpha EWs from the star formation of the last
+    10 Myr (0.15 dex scatter; quiescent galaxies keep weak LINER-like lines)."""
+    from astropy.cosmology import Planck18
+
+    from .synthesis import ew_halpha, sfh_weights
+
+    n = len(sed)
+    zgrid = np.linspace(0.0, 15.0, 301)
+    age_universe = np.interp(sed.z, zgrid, Planck18.age(zgrid).value)
+    tau = np.where(q, rng.uniform(0.05, 0.3, n), np.exp(rng.uniform(np.log(0.5),
+                                                                   np.log(15.0), n)))
+    age = np.maximum(age_universe - 0.02, 0.01) * np.where(
+        q, rng.uniform(0.6, 1.0, n), rng.uniform(0.2, 1.0, n))
+    bursting = ~q & (rng.uniform(size=n) < 0.3)
+    burst_age = np.exp(rng.uniform(np.log(0.002), np.log(0.1), n))
+    burst_fraction = np.where(bursting, np.exp(rng.uniform(np.log(1e-3), np.log(3e-2), n)),
+                              0.0)
+    weights = sfh_weights(age, tau, np.minimum(burst_age, age), burst_fraction)
+    ew = np.minimum(ew_halpha(weights) * 10.0 ** rng.normal(0, 0.15, n), 3000.0)
+    sed.ew_ha = np.where(q, np.maximum(ew, sed.ew_ha), ew)
+    sed.sfh = weights
+    sed.log_z = np.where(q, rng.uniform(-0.3, 0.2, n),
+                         np.clip(rng.uniform(-1.0, 0.2, n) - 0.1 * sed.z, -1.0, 0.2))
+    sed.dust_slope = rng.normal(0.0, 0.25, n)
+    return sed
+
+
 def clump_seds(pop: Population, rows: np.ndarray) -> SedParams:
-    """SEDs of the clumps of galaxies ``rows``: the young component alone, half the
-    galaxy's dust, twice its line equivalent width (capped at 3000 A)."""
+    """SEDs of the clumps of galaxies ``rows``: the young component alone (synthesis: the
+    galaxy's stars younger than 100 Myr), half the galaxy's dust, twice its line equivalent
+    width (capped at 3000 A)."""
     s = pop.sed
-    take = {k: np.asarray(v)[rows] for k, v in vars(s).items()}
+    take = {k: None if v is None else np.asarray(v)[rows] for k, v in vars(s).items()}
+    if take["sfh"] is not None:
+        from .synthesis import AGE_EDGES
+
+        young = np.where(AGE_EDGES[None, 1:] <= 0.1, take["sfh"], 0.0)
+        empty = young.sum(axis=1) <= 0
+        young[empty, 0] = 1.0
+        take["sfh"] = young / young.sum(axis=1, keepdims=True)
     take["young_fraction"] = np.ones(rows.size)
     take["av"] = take["av"] * 0.5
     take["ew_ha"] = np.minimum(take["ew_ha"] * 2.0, 3000.0)

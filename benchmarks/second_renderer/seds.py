@@ -68,6 +68,13 @@ class SedParams:
     log_n2: np.ndarray
     log_s2: np.ndarray
     lya_escape: np.ndarray
+    #: SSP mass weights of :mod:`.synthesis` (n_galaxies, n_ages): the continuum is then
+    #: the synthesised one and ``beta``, ``young_fraction``, ``t_eff``, ``d4000`` are unused
+    sfh: np.ndarray | None = None
+    #: log10 metallicity (solar units) of the synthesised populations
+    log_z: np.ndarray | None = None
+    #: the attenuation curve is SMC-bar x (lambda / 5500 A)^-dust_slope (synthesis only)
+    dust_slope: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(np.asarray(self.z).size)
@@ -167,6 +174,15 @@ def continuum(lam_rest: np.ndarray, p: SedParams, dust: bool = True) -> np.ndarr
     """Rest-frame continuum f_lambda at ``lam_rest`` (shape (n_galaxies, n) or (n,))."""
     col = (slice(None), None)
     lam = np.broadcast_to(lam_rest, (len(p), np.shape(lam_rest)[-1]))
+    if p.sfh is not None:
+        from .synthesis import galaxy_table, interpolate
+
+        f = interpolate(galaxy_table(p.sfh, p.log_z), lam)
+        if dust:
+            slope = 0.0 if p.dust_slope is None else np.asarray(p.dust_slope, float)[col]
+            curve = smc_attenuation(lam) * (lam / 5500.0) ** -slope
+            f = f * 10.0 ** (-0.4 * np.asarray(p.av, float)[col] * curve)
+        return f
     fy = np.asarray(p.young_fraction, float)[col]
     f = fy * young_continuum(lam, np.asarray(p.beta, float)[col]) + (1.0 - fy) * \
         evolved_continuum(lam, np.asarray(p.t_eff, float)[col],
@@ -239,4 +255,5 @@ class BandIntegrator:
 
 
 def _subset(p: SedParams, sl: slice) -> SedParams:
-    return SedParams(**{k: np.asarray(v)[sl] for k, v in vars(p).items()})
+    return SedParams(**{k: None if v is None else np.asarray(v)[sl]
+                        for k, v in vars(p).items()})
