@@ -8,7 +8,11 @@
   further away, as in the magnitude-dependent priors of template fitters.
 * Types: quiescent with probability ``q_max sigmoid((q_mag - m) / 0.7) exp(-z / q_z)``,
   else star-forming.
-* SEDs (:class:`.seds.SedParams`): star-forming galaxies have UV slopes bluer at higher
+* SEDs (:class:`.seds.SedParams`), by default (``sed_family='synthesis'``) stellar
+  populations of :mod:`.synthesis` with the histories, metallicities, dust curves and
+  H-alpha EWs of :func:`_synthesis_seds`; line ratios, dust amounts and Ly-alpha escape as
+  below. The first version's analytic SEDs (``sed_family='analytic'``): star-forming
+  galaxies have UV slopes bluer at higher
   redshift (-1.7 - 0.12 z, 0.25 scatter, within [-2.7, -1.3]), young light fractions at
   5500 A in [0.3, 0.97], an evolved part with D4000 in [1.1, 1.5] and T_eff 4200-5200 K,
   A_V exponentially distributed with a mean that grows with brightness and falls with
@@ -170,7 +174,8 @@ def _synthesis_seds(rng: np.random.Generator, sed: SedParams, q: np.ndarray) -> 
     """Replace the analytic continua by synthesised stellar populations: delayed-tau
     histories that began a fraction of the age of the universe before (star-forming:
     tau 0.5-15 Gyr log-uniform, 20-100% of the age; 30% with a burst of 0.1-3% of the mass
-    2-100 Myr ago; quiescent: tau 0.05-0.3 Gyr, 60-100% of the age), metallicities
+    2-100 Myr ago; quiescent: tau 0.05-0.3 Gyr and at most an eighth of the age, 60-100%
+    of the age of the universe), metallicities
     log Z/Z_sun uniform in [-1, 0.2] (star-forming, lower at high redshift) or [-0.3, 0.2]
     (quiescent), attenuation curves SMC-bar x (lambda / 5500 A)^-s with s ~ N(0, 0.25)
     (greyer or steeper than the SMC), and H-alpha EWs from the star formation of the last
@@ -186,34 +191,37 @@ def _synthesis_seds(rng: np.random.Generator, sed: SedParams, q: np.ndarray) -> 
                                                                    np.log(15.0), n)))
     age = np.maximum(age_universe - 0.02, 0.01) * np.where(
         q, rng.uniform(0.6, 1.0, n), rng.uniform(0.2, 1.0, n))
+    tau = np.where(q, np.minimum(tau, age / 8.0), tau)  # quenched: age >= 8 tau
     bursting = ~q & (rng.uniform(size=n) < 0.3)
     burst_age = np.exp(rng.uniform(np.log(0.002), np.log(0.1), n))
     burst_fraction = np.where(bursting, np.exp(rng.uniform(np.log(1e-3), np.log(3e-2), n)),
                               0.0)
     weights = sfh_weights(age, tau, np.minimum(burst_age, age), burst_fraction)
-    ew = np.minimum(ew_halpha(weights) * 10.0 ** rng.normal(0, 0.15, n), 3000.0)
+    log_z = np.where(q, rng.uniform(-0.3, 0.2, n),
+                     np.clip(rng.uniform(-1.0, 0.2, n) - 0.1 * sed.z, -1.0, 0.2))
+    ew = np.minimum(ew_halpha(weights, log_z) * 10.0 ** rng.normal(0, 0.15, n), 3000.0)
     sed.ew_ha = np.where(q, np.maximum(ew, sed.ew_ha), ew)
     sed.sfh = weights
-    sed.log_z = np.where(q, rng.uniform(-0.3, 0.2, n),
-                         np.clip(rng.uniform(-1.0, 0.2, n) - 0.1 * sed.z, -1.0, 0.2))
+    sed.log_z = log_z
     sed.dust_slope = rng.normal(0.0, 0.25, n)
     return sed
 
 
 def clump_seds(pop: Population, rows: np.ndarray) -> SedParams:
-    """SEDs of the clumps of galaxies ``rows``: the young component alone (synthesis: the
-    galaxy's stars younger than 100 Myr), half the galaxy's dust, twice its line equivalent
-    width (capped at 3000 A)."""
+    """SEDs of the clumps of galaxies ``rows``: the young component alone and twice its
+    line equivalent width (synthesis: the galaxy's stars younger than ~90 Myr and their own
+    EW), half the galaxy's dust (EWs capped at 3000 A)."""
     s = pop.sed
     take = {k: None if v is None else np.asarray(v)[rows] for k, v in vars(s).items()}
+    take["young_fraction"] = np.ones(rows.size)
+    take["av"] = take["av"] * 0.5
+    take["ew_ha"] = np.minimum(take["ew_ha"] * 2.0, 3000.0)
     if take["sfh"] is not None:
-        from .synthesis import AGE_EDGES
+        from .synthesis import AGE_EDGES, ew_halpha
 
         young = np.where(AGE_EDGES[None, 1:] <= 0.1, take["sfh"], 0.0)
         empty = young.sum(axis=1) <= 0
         young[empty, 0] = 1.0
         take["sfh"] = young / young.sum(axis=1, keepdims=True)
-    take["young_fraction"] = np.ones(rows.size)
-    take["av"] = take["av"] * 0.5
-    take["ew_ha"] = np.minimum(take["ew_ha"] * 2.0, 3000.0)
+        take["ew_ha"] = np.minimum(ew_halpha(take["sfh"], take["log_z"]), 3000.0)
     return SedParams(**take)

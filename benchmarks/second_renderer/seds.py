@@ -244,7 +244,11 @@ class BandIntegrator:
         continuum's f_lambda is divided by 1 + z)."""
         rest = np.array(list(LINES.values()))
         av_gas = GAS_AV_FACTOR * np.asarray(p.av, float)[:, None]
-        flux = line_fluxes(p) * 10.0 ** (-0.4 * av_gas * smc_attenuation(rest)[None, :])
+        curve = smc_attenuation(rest)[None, :]
+        if p.dust_slope is not None:  # the galaxy's own curve, as for its stars
+            curve = curve * (rest[None, :] / 5500.0) ** -np.asarray(p.dust_slope,
+                                                                      float)[:, None]
+        flux = line_fluxes(p) * 10.0 ** (-0.4 * av_gas * curve)
         lam_obs = rest[None, :] * (1.0 + np.asarray(p.z, float)[:, None])
         # lines blueward of Ly-alpha: none; Ly-alpha's IGM losses are in its escape
         out = np.empty((len(p), len(self.bands)))

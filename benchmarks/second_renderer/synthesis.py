@@ -5,18 +5,21 @@ by the star's effective temperature T: a Balmer jump (strongest for A stars, ~9,
 blanketing blueward of 4,000 A that grows as stars get cooler (the 4000-A break of G/K
 stars), the H- bump at 1.6 um of cool stars and TiO depression of M stars. A simple stellar
 population (SSP) of age t sums a Salpeter IMF of main-sequence stars below the turn-off
-mass (``L ~ M^3.5..4``, lifetime ``10 Gyr M / L``, ``T ~ 5,772 K M^0.55``) and post-main-
-sequence light that grows from 15% to 100% of the main sequence's as the population ages
-(blue and red supergiants, then AGB and He-burning stars, then the red-giant branch and
-horizontal branch), on a grid of 48 ages from 1 Myr to 13.5 Gyr. A galaxy is a delayed-tau
-star-formation history (with, for some, a recent burst) integrated over that grid
-(:func:`sfh_weights`), its rest-frame f_lambda tabulated on a log-wavelength grid
-(:func:`galaxy_table`). Nebular lines, dust and the IGM are :mod:`.seds`'.
+mass (``L ~ M^2.3..4``, lifetime ``10 Gyr M / L + 3 Myr``, ``T`` from 5,772 K at 1 M_sun to
+~30,000 K at 10 M_sun) and post-main-sequence light that grows from 20% to 130% of the main
+sequence's as the population ages (blue and red supergiants, then AGB and He-burning stars,
+then the red-giant branch and horizontal branch), on a grid of 48 ages from 1 Myr to
+13.5 Gyr. A galaxy is a delayed-tau star-formation history (with, for some, a recent
+burst) integrated over that grid (:func:`sfh_weights`), its rest-frame f_lambda tabulated
+on a log-wavelength grid (:func:`galaxy_table`). Nebular lines, dust and the IGM are :mod:`.seds`'.
 
 The relations are textbook approximations (Salpeter 1955 IMF; main-sequence mass-luminosity
 and mass-temperature scalings; the fuel-consumption picture of post-main-sequence light),
 chosen to be independent of the main simulator's templates and of BC03/FSPS, not to match
-them.
+them; checked against broad properties of real populations
+(``tests/test_second_renderer.py``): UV slope of constant star formation -2.2 at 100 Myr,
+D4000 ~2.1 at 10 Gyr (solar), V - J_AB ~1.3, H-alpha EW ~1,000 / 400 / 150 A after 10 Myr
+/ 100 Myr / 1 Gyr of constant star formation.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def rest_grid() -> np.ndarray:
 
 #: log10 metallicities (solar units) of the SSP tables; galaxies interpolate between them
 LOG_Z = (-1.0, -0.4, 0.2)
+#: post-main-sequence light of an old population relative to its main sequence's
+GIANT_SHARE = 1.3
+#: temperature (K) of the red-giant branch of a solar-metallicity old population
+RGB_TEMPERATURE = 3800.0
 
 
 def star_spectra(lam: np.ndarray, temperature: np.ndarray, log_z: float = 0.0
@@ -57,10 +64,10 @@ def star_spectra(lam: np.ndarray, temperature: np.ndarray, log_z: float = 0.0
     lnt = np.log(t)
     balmer = 1.5 * np.exp(-0.5 * ((lnt - np.log(9500.0)) / 0.25) ** 2)
     f = f / (1.0 + balmer * _below(lam, 3700.0, 40.0))
-    metals = 2.5 * 10.0 ** (0.5 * log_z) * np.clip((7500.0 - t) / 3500.0, 0.0, 1.0) ** 1.2
+    metals = 2.0 * 10.0 ** (0.3 * log_z) * np.clip((7500.0 - t) / 3500.0, 0.0, 1.0) ** 1.2
     f = f / (1.0 + metals * _below(lam, 3950.0, 25.0))
     cool = np.clip((6500.0 - t) / 2500.0, 0.0, 1.0)
-    f = f * (1.0 + 0.25 * cool * np.exp(-0.5 * (np.log(lam / 16500.0) / 0.2) ** 2))
+    f = f * (1.0 + 0.4 * cool * np.exp(-0.5 * (np.log(lam / 16500.0) / 0.3) ** 2))
     tio = 0.25 * np.clip((4000.0 - t) / 700.0, 0.0, 1.0)
     f = f * (1.0 - tio * np.exp(-0.5 * (np.log(lam / 7500.0) / 0.12) ** 2))
     return np.where(lam[None, :] >= 912.0, f, 0.0)
@@ -72,15 +79,19 @@ def _below(lam: np.ndarray, edge: float, width: float) -> np.ndarray:
 
 
 def _main_sequence(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Luminosity (L_sun), temperature (K) and lifetime (Gyr) of main-sequence stars."""
+    """Luminosity (L_sun), temperature (K) and lifetime (Gyr) of main-sequence stars
+    (massive stars: L ~ M^2.3 above 20 M_sun and lifetimes of at least ~3 Myr)."""
     lum = np.where(mass < 0.43, 0.23 * mass**2.3,
-                   np.where(mass < 2.0, mass**4, 1.4 * mass**3.5))
-    temp = np.clip(np.where(mass >= 1.0, 5772.0 * mass**0.55, 5772.0 * mass**0.38),
-                   2800.0, 45_000.0)
-    return lum, temp, 10.0 * mass / lum
+                   np.where(mass < 2.0, mass**4,
+                            np.where(mass < 20.0, 1.4 * mass**3.5,
+                                     1.4 * 20.0**3.5 * (mass / 20.0) ** 2.3)))
+    temp = np.where(mass < 1.0, 5772.0 * mass**0.38,
+                    np.where(mass < 2.0, 5772.0 * mass**0.75,
+                             5772.0 * 2.0**0.75 * (mass / 2.0) ** 0.7))
+    return lum, np.clip(temp, 2800.0, 45_000.0), 10.0 * mass / lum + 0.003
 
 
-@lru_cache(maxsize=len(LOG_Z))
+@lru_cache(maxsize=len(LOG_Z) + 1)
 def ssp_table(log_z: float = 0.0) -> np.ndarray:
     """f_lambda per unit mass formed of the SSPs of metallicity ``log_z`` at
     :data:`AGE_CENTRES` on :func:`rest_grid`, shape (n_ages, n_lam): metal-rich giants are
@@ -99,22 +110,34 @@ def ssp_table(log_z: float = 0.0) -> np.ndarray:
         ms = weight @ stars
         l_ms = float(np.sum(weight))
         turnoff = float(temp[alive].max()) if alive.any() else 2800.0
-        share = 0.15 + 0.85 * np.clip(np.log10(age / 0.01) / 2.0, 0.0, 1.0)
+        share = GIANT_SHARE * np.clip(0.15 + 0.85 * np.log10(age / 0.003) / 2.5, 0.15, 1.0)
         table[j] = ms + share * l_ms * _post_main_sequence(lam, age, turnoff, log_z)
     return table
 
 
 def _post_main_sequence(lam: np.ndarray, age: float, turnoff: float, log_z: float
                         ) -> np.ndarray:
-    """Unit-luminosity spectrum of the post-main-sequence stars of an SSP of ``age`` (Gyr)."""
-    if age < 0.03:  # blue and red supergiants
-        temps, shares = [max(0.7 * turnoff, 8000.0), 3900.0], [0.5, 0.5]
-    elif age < 1.0:  # AGB and core-helium-burning giants
-        temps, shares = [3400.0, 4800.0], [0.4, 0.6]
-    else:  # red-giant and horizontal branches
-        temps, shares = [4300.0, 7000.0], [0.8, 0.2]
-    cooler = 400.0 * log_z
-    return np.asarray(shares) @ star_spectra(lam, np.asarray(temps) - cooler, log_z)
+    """Unit-luminosity spectrum of the post-main-sequence stars of an SSP of ``age`` (Gyr):
+    blue and red supergiants, then AGB and core-helium-burning giants, then the red-giant
+    and horizontal branches, blended smoothly in log age (20-50 Myr, 0.6-1.5 Gyr)."""
+    phases = [([max(0.7 * turnoff, 8000.0), 3700.0], [0.4, 0.6]),
+              ([3300.0, 4600.0], [0.5, 0.5]),
+              ([RGB_TEMPERATURE, 7000.0], [0.85, 0.15])]
+    late = _smoothstep(np.log(age), np.log(0.02), np.log(0.05))
+    old = _smoothstep(np.log(age), np.log(0.6), np.log(1.5))
+    share = [1.0 - late, late * (1.0 - old), old]
+    cooler = 300.0 * log_z
+    out = np.zeros(lam.size)
+    for weight, (temps, shares) in zip(share, phases, strict=True):
+        if weight > 0:
+            out += weight * (np.asarray(shares) @ star_spectra(
+                lam, np.asarray(temps) - cooler, log_z))
+    return out
+
+
+def _smoothstep(x: float, lo: float, hi: float) -> float:
+    t = float(np.clip((x - lo) / (hi - lo), 0.0, 1.0))
+    return t * t * (3.0 - 2.0 * t)
 
 
 def sfh_weights(age: np.ndarray, tau: np.ndarray, burst_age: np.ndarray,
@@ -141,24 +164,29 @@ def sfh_weights(age: np.ndarray, tau: np.ndarray, burst_age: np.ndarray,
 def galaxy_table(weights: np.ndarray, log_z: np.ndarray | None = None) -> np.ndarray:
     """Rest-frame f_lambda of galaxies with SSP weights ``weights`` and metallicities
     ``log_z`` (None: solar) on :func:`rest_grid`, 1 at 5500 A."""
-    weights = np.asarray(weights, float)
-    if log_z is None:
-        table = weights @ ssp_table()
-    else:
-        # linear interpolation between the two bracketing metallicity tables
-        zs = np.asarray(LOG_Z)
-        x = np.clip(np.asarray(log_z, float), zs[0], zs[-1])
-        k = np.clip(np.searchsorted(zs, x) - 1, 0, zs.size - 2)
-        frac = ((x - zs[k]) / (zs[k + 1] - zs[k]))[:, None]
-        table = np.zeros((weights.shape[0], rest_grid().size))
-        for i in range(zs.size - 1):
-            rows = k == i
-            if rows.any():
-                lo = weights[rows] @ ssp_table(zs[i])
-                hi = weights[rows] @ ssp_table(zs[i + 1])
-                table[rows] = (1.0 - frac[rows]) * lo + frac[rows] * hi
+    table = _population_table(weights, log_z)
     i5500 = int(np.argmin(np.abs(rest_grid() - 5500.0)))
     return table / table[:, i5500:i5500 + 1]
+
+
+def _population_table(weights: np.ndarray, log_z: np.ndarray | None) -> np.ndarray:
+    """f_lambda per unit mass formed of galaxies (SSP weights, metallicities)."""
+    weights = np.asarray(weights, float)
+    if log_z is None:
+        return weights @ ssp_table(0.0)
+    # linear interpolation between the two bracketing metallicity tables
+    zs = np.asarray(LOG_Z)
+    x = np.clip(np.asarray(log_z, float), zs[0], zs[-1])
+    k = np.clip(np.searchsorted(zs, x) - 1, 0, zs.size - 2)
+    frac = ((x - zs[k]) / (zs[k + 1] - zs[k]))[:, None]
+    table = np.zeros((weights.shape[0], rest_grid().size))
+    for i in range(zs.size - 1):
+        rows = k == i
+        if rows.any():
+            lo = weights[rows] @ ssp_table(zs[i])
+            hi = weights[rows] @ ssp_table(zs[i + 1])
+            table[rows] = (1.0 - frac[rows]) * lo + frac[rows] * hi
+    return table
 
 
 def interpolate(table: np.ndarray, lam: np.ndarray) -> np.ndarray:
@@ -171,18 +199,19 @@ def interpolate(table: np.ndarray, lam: np.ndarray) -> np.ndarray:
     return np.where((x >= 0) & (x <= table.shape[1] - 1), out, 0.0)
 
 
-def ew_halpha(weights: np.ndarray) -> np.ndarray:
-    """Rest-frame H-alpha EW (A) of galaxies from their star formation in the last 10 Myr
-    (ionising photons), scaled so that 100 Myr of constant star formation gives
+def ew_halpha(weights: np.ndarray, log_z: np.ndarray | None = None) -> np.ndarray:
+    """Rest-frame H-alpha EW (A) of galaxies from the mass they formed in the youngest age
+    bins (the last ~9 Myr: ionising photons) over their own continuum at H-alpha, scaled
+    so that 100 Myr of constant solar-metallicity star formation gives
     :data:`EW_CONSTANT_100MYR`."""
     lam = rest_grid()
     i_ha = int(np.argmin(np.abs(lam - 6563.0)))
     young = AGE_EDGES[1:] <= 0.0101
 
-    def ratio(w):
-        table = np.asarray(w, float) @ ssp_table()
-        return w[:, young].sum(axis=1) / table[:, i_ha]
+    def ratio(w, z):
+        return w[:, young].sum(axis=1) / _population_table(w, z)[:, i_ha]
 
     overlap = np.clip(np.minimum(AGE_EDGES[1:], 0.1) - AGE_EDGES[:-1], 0.0, None)
     constant = (overlap / overlap.sum())[None, :]
-    return EW_CONSTANT_100MYR * ratio(np.asarray(weights, float)) / ratio(constant)[0]
+    weights = np.asarray(weights, float)
+    return EW_CONSTANT_100MYR * ratio(weights, log_z) / ratio(constant, None)[0]
