@@ -1,7 +1,9 @@
-"""Analytic galaxy SEDs and their band fluxes (no template library).
+"""Galaxy SEDs and their band fluxes (no template library).
 
-A galaxy's rest-frame continuum mixes two analytic components, each normalised to 1 at
-5500 A:
+A galaxy's rest-frame continuum is either its synthesised stellar populations
+(:mod:`.synthesis`; :class:`SedParams` with ``sfh`` set, the default family, with a dust
+curve tilted per galaxy) or, in the first version's analytic family, a mix of two analytic
+components, each normalised to 1 at 5500 A:
 
 * **young**: a broken power law ``f_lambda ~ lambda^beta`` below 3000 A (UV slope ``beta``),
   ``lambda^-2.2`` to 9000 A and ``lambda^-3.2`` beyond, zero below the Lyman limit;
@@ -153,6 +155,15 @@ def smc_attenuation(lam: np.ndarray) -> np.ndarray:
     return np.interp(np.log(lam), lnlam, k)
 
 
+def attenuation(lam: np.ndarray, p: SedParams) -> np.ndarray:
+    """A_lambda / A_V of each galaxy's curve at rest wavelengths ``lam`` (n_galaxies, n):
+    the SMC bar, tilted by ``(lambda / 5500 A)^-dust_slope`` when the galaxy has one."""
+    curve = smc_attenuation(lam)
+    if p.dust_slope is None:
+        return curve
+    return curve * (lam / 5500.0) ** -np.asarray(p.dust_slope, float)[:, None]
+
+
 def line_fluxes(p: SedParams) -> np.ndarray:
     """Rest-frame line fluxes (continuum f_lambda at 5500 A x Angstrom), before dust,
     shape (n_galaxies, n_lines) in the order of :data:`LINES`, for a continuum of
@@ -179,9 +190,7 @@ def continuum(lam_rest: np.ndarray, p: SedParams, dust: bool = True) -> np.ndarr
 
         f = interpolate(galaxy_table(p.sfh, p.log_z), lam)
         if dust:
-            slope = 0.0 if p.dust_slope is None else np.asarray(p.dust_slope, float)[col]
-            curve = smc_attenuation(lam) * (lam / 5500.0) ** -slope
-            f = f * 10.0 ** (-0.4 * np.asarray(p.av, float)[col] * curve)
+            f = f * 10.0 ** (-0.4 * np.asarray(p.av, float)[col] * attenuation(lam, p))
         return f
     fy = np.asarray(p.young_fraction, float)[col]
     f = fy * young_continuum(lam, np.asarray(p.beta, float)[col]) + (1.0 - fy) * \
@@ -244,10 +253,8 @@ class BandIntegrator:
         continuum's f_lambda is divided by 1 + z)."""
         rest = np.array(list(LINES.values()))
         av_gas = GAS_AV_FACTOR * np.asarray(p.av, float)[:, None]
-        curve = smc_attenuation(rest)[None, :]
-        if p.dust_slope is not None:  # the galaxy's own curve, as for its stars
-            curve = curve * (rest[None, :] / 5500.0) ** -np.asarray(p.dust_slope,
-                                                                      float)[:, None]
+        # the galaxy's own curve, as for its stars
+        curve = attenuation(np.broadcast_to(rest, (len(p), rest.size)), p)
         flux = line_fluxes(p) * 10.0 ** (-0.4 * av_gas * curve)
         lam_obs = rest[None, :] * (1.0 + np.asarray(p.z, float)[:, None])
         # lines blueward of Ly-alpha: none; Ly-alpha's IGM losses are in its escape
