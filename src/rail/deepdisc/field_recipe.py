@@ -36,7 +36,9 @@ class FieldSettings(Options):
                          "survey file whose bands are the mosaics'")
     pretrained_model: str = option("", "a model to fine-tune instead of pre-training one "
                                    "('' pre-trains on a simulated field)", path=True)
-    pretrain_scenes: int = option(240, "scenes of the simulated pre-training field", ge=4)
+    pretrain_scenes: int = option(
+        480, "scenes of the simulated pre-training field (480: the run stays within 45 "
+        "minutes on a 2-core CPU; 240 and 960 measured in docs/field_recipe.md)", ge=4)
     pretrain_realism: str = option(
         "full", "realism preset of the simulated pre-training field: 'full' (emission "
         "lines, clumps, stars, PSF and depth jitter, masks: closer to real data; its gain "
