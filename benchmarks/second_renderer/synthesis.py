@@ -95,7 +95,7 @@ def _main_sequence(mass: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def ssp_table(log_z: float = 0.0) -> np.ndarray:
     """f_lambda per unit mass formed of the SSPs of metallicity ``log_z`` at
     :data:`AGE_CENTRES` on :func:`rest_grid`, shape (n_ages, n_lam): metal-rich giants are
-    cooler (by 400 K per dex) and their stars more blanketed."""
+    cooler (by 300 K per dex) and their stars more blanketed."""
     lam = rest_grid()
     mass = np.geomspace(0.1, 100.0, 400)
     dm = np.gradient(mass)
