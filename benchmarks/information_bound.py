@@ -33,11 +33,11 @@ from pathlib import Path
 
 import numpy as np
 
+from rail.deepdisc.magnitudes import NJY_ZEROPOINT
+
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-#: AB magnitude of 1 nJy
-NJY_ZEROPOINT = 31.4
 TRAIN_SIZES = (600, 3000, 20000, 70000)
 #: redshift ranges reported besides all bright test galaxies (NIRCam alone sees the Balmer
 #: break only from z ~ 1.3 on)
@@ -63,17 +63,15 @@ def second_renderer_catalog(n: int, seed: int, sed_family: str = "synthesis"
     """The same for the second renderer's population (its SEDs of ``sed_family`` and its
     depths)."""
     from second_renderer.config import DEPTHS, DETECTION_BAND
+    from second_renderer.field import galaxy_fluxes
     from second_renderer.population import PopulationModel, draw_population
     from second_renderer.seds import BandIntegrator
 
     bands = list(DEPTHS)
     pop = draw_population(np.random.default_rng(seed), n, 1000.0, 1000.0, 0.0,
                           PopulationModel(sed_family=sed_family))
-    shape = BandIntegrator(bands).fluxes(pop.sed)
-    det = bands.index(DETECTION_BAND)
-    flux = shape / shape[:, det:det + 1] * 10.0 ** (
-        -0.4 * (pop.mag_det - NJY_ZEROPOINT))[:, None]
-    return flux, np.asarray(pop.z, float), dict(DEPTHS), det
+    flux = galaxy_fluxes(pop, BandIntegrator(bands), bands)
+    return flux, np.asarray(pop.z, float), dict(DEPTHS), bands.index(DETECTION_BAND)
 
 
 def bound(flux: np.ndarray, z: np.ndarray, depths: dict[str, float], det: int, *,

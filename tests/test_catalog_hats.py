@@ -12,7 +12,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 import qp
 from astropy.table import Table
+from scripts import load_script
 
 from rail.deepdisc.cli import main
 from rail.deepdisc.evaluate.catalog import (
@@ -186,10 +186,7 @@ def test_hats_output_published_whole_or_refused(two_files, tmp_path, capsys):
 
 
 def _load_example():
-    spec = importlib.util.spec_from_file_location("crossmatch_spectra", EXAMPLE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(EXAMPLE, "crossmatch_spectra")
 
 
 @pytest.mark.slow  # LSDB's first crossmatch compiles hats' numba pixel alignment (~45 s)

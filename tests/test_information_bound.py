@@ -3,22 +3,10 @@ uninformative ones, and reads both field sources."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from scripts import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "information_bound.py"
-
-
-def _load():
-    spec = importlib.util.spec_from_file_location("information_bound_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ib = _load()
+ib = load_script("benchmarks/information_bound.py", "information_bound_script")
 DEPTHS = {f"b{i}": 30.0 for i in range(5)}
 
 

@@ -4,7 +4,6 @@ SEDs that are not the simulator's templates."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import subprocess
 import sys
@@ -16,19 +15,13 @@ import yaml
 from astropy.io import fits
 from astropy.table import Table
 from astropy.wcs import WCS
+from scripts import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "benchmarks" / "second_renderer.py"
 
 
-def _load_script():
-    spec = importlib.util.spec_from_file_location("second_renderer_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-sr = _load_script()
+sr = load_script(SCRIPT, "second_renderer_script")
 BANDS = list(sr.FieldConfig().bands)
 
 

@@ -3,23 +3,18 @@ per seed and over seeds (``benchmarks/domain_transfer.py``), on hand-made result
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from scripts import load_script
 
 BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "domain_transfer.py"
 
 
 @pytest.fixture(scope="module")
 def transfer():
-    spec = importlib.util.spec_from_file_location("domain_transfer", BENCHMARK)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("domain_transfer", module)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(BENCHMARK, "domain_transfer", register=True)
 
 
 def _figures(sigma: float, eta: float = 0.1) -> dict:

@@ -138,13 +138,21 @@ def _band_kernel(psf: DoubleMoffat, scale: float) -> BandKernel:
     return BandKernel(psf.image(scale / sub, half=radius * sub), sub, radius)
 
 
+def galaxy_fluxes(pop: Population, integrator: BandIntegrator, bands: list[str]
+                  ) -> np.ndarray:
+    """Total fluxes (nJy) per galaxy and band: the SED's band fluxes scaled to the galaxy's
+    detection-band magnitude."""
+    det = bands.index(DETECTION_BAND)
+    shape = integrator.fluxes(pop.sed)
+    return shape / shape[:, det:det + 1] * 10.0 ** (
+        -0.4 * (pop.mag_det - NJY_ZEROPOINT))[:, None]
+
+
 def _band_fluxes(pop: Population, integrator: BandIntegrator, bands: list[str]
                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Total, smooth-part and clump fluxes (nJy) per galaxy and band."""
     det = bands.index(DETECTION_BAND)
-    shape = integrator.fluxes(pop.sed)
-    total = shape / shape[:, det:det + 1] * 10.0 ** (-0.4 * (pop.mag_det - NJY_ZEROPOINT)
-                                                    )[:, None]
+    total = galaxy_fluxes(pop, integrator, bands)
     clumps = np.zeros_like(total)
     rows = np.flatnonzero(pop.clump_fraction > 0)
     if rows.size:
