@@ -26,18 +26,22 @@ from rail.deepdisc.evaluate.metrics import point_metrics
 from rail.deepdisc.hybrid.ensembles import prepare
 from rail.deepdisc.hybrid.fusion import apply_weights, covariate_matrix, cross_fit, fit_weights
 
-#: designs measured: name -> (methods, design)
+#: designs measured: name -> (methods, design, whether the spectra are weighted to the
+#: catalog's S/N distribution in the fit)
+ALL = ("image", "templates", "photometric")
 DESIGNS = {
-    "image only": (("image",), "product"),
-    "templates only": (("templates",), "product"),
-    "photometry network only": (("photometric",), "product"),
-    "(a) product image x templates": (("image", "templates"), "product"),
-    "(b) product image x templates x photometry network":
-        (("image", "templates", "photometric"), "product"),
-    "(c) gated image x templates x photometry network":
-        (("image", "templates", "photometric"), "gated"),
-    "templates x photometry network (no pixels)": (("templates", "photometric"), "product"),
+    "image only": (("image",), "product", False),
+    "templates only": (("templates",), "product", False),
+    "photometry network only": (("photometric",), "product", False),
+    "(a) product image x templates": (("image", "templates"), "product", False),
+    "(b) product image x templates x photometry network": (ALL, "product", False),
+    "(c) gated image x templates x photometry network": (ALL, "gated", False),
+    "(d) product, spectra weighted to the catalog's S/N": (ALL, "product", True),
+    "templates x photometry network (no pixels)": (("templates", "photometric"), "product",
+                                                   False),
 }
+#: bins (quantiles of the labelled objects' log S/N) and largest factor of the S/N weights
+WEIGHT_BINS, WEIGHT_CLIP = 8, 5.0
 FILES = {"image": ("output_crossval.hdf5", "output_estimate_field.hdf5"),
          "templates": ("output_crossval_eazy.hdf5", "output_estimate_eazy.hdf5"),
          "photometric": ("oof_inform_photometry_net.hdf5",
@@ -55,6 +59,21 @@ def _metrics(pdf: np.ndarray, grid: np.ndarray, z: np.ndarray) -> dict:
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
 
 
+def snr_weights(labelled_snr: np.ndarray, catalog_snr: np.ndarray) -> np.ndarray:
+    """Weights that give the labelled objects the catalog's distribution of log S/N (the
+    ratio of the two histograms in quantile bins of the labelled objects, clipped to
+    [1 / WEIGHT_CLIP, WEIGHT_CLIP]): a spectroscopic selection is brighter than the
+    catalog it is meant to calibrate."""
+    lab = np.log10(np.clip(np.asarray(labelled_snr, float), 1.0, 1e5))
+    cat = np.log10(np.clip(np.asarray(catalog_snr, float), 1.0, 1e5))
+    edges = np.quantile(lab, np.linspace(0.0, 1.0, WEIGHT_BINS + 1))
+    edges[0], edges[-1] = -np.inf, np.inf
+    n_lab = np.histogram(lab, edges)[0] / lab.size
+    n_cat = np.histogram(cat, edges)[0] / cat.size
+    ratio = np.clip(n_cat / np.maximum(n_lab, 1e-12), 1 / WEIGHT_CLIP, WEIGHT_CLIP)
+    return ratio[np.clip(np.searchsorted(edges, lab, side="right") - 1, 0, WEIGHT_BINS - 1)]
+
+
 def measure(run: str, truth: str | None, floor: float = 1e-3) -> dict:
     data = os.path.join(run, "data")
     oof = {k: qp.read(os.path.join(data, f[0])) for k, f in FILES.items()}
@@ -69,6 +88,7 @@ def measure(run: str, truth: str | None, floor: float = 1e-3) -> dict:
     cov = covariate_matrix(base.ensembles, FEATURES)
     full = prepare([field["image"], field["templates"], field["photometric"]], floor=floor)
     fcov = covariate_matrix(full.ensembles, FEATURES)
+    reweight = snr_weights(snr, np.asarray(field["image"].ancil["snr"], float))
     ftruth = None
     if truth:
         from rail.deepdisc.evaluate.field_report import _truth_rows, load_truth
@@ -80,18 +100,19 @@ def measure(run: str, truth: str | None, floor: float = 1e-3) -> dict:
         keep = ~spec & np.isfinite(rows["redshift"]) & (tsnr > 10)
         ftruth = (keep, rows["redshift"][keep])
     index = {"image": 0, "templates": 1, "photometric": 2}
-    for name, (methods, design) in DESIGNS.items():
+    for name, (methods, design, weighted) in DESIGNS.items():
         logs = [base.logs[index[m]] for m in methods]
         cv = cov if design == "gated" else None
+        sw = reweight if weighted else None
         pdf, fits = cross_fit(logs, z, fold, base.grid, design=design, covariates=cv,
-                              features=FEATURES)
+                              features=FEATURES, sample_weight=sw)
         rec = {"methods": list(methods), "design": design,
                "oof_all": _metrics(pdf, base.grid, z),
                "oof_bright": _metrics(pdf[bright], base.grid, z[bright]),
                "exponents_by_fold": [f.central_exponents() for f in fits]}
         if ftruth is not None:
             w = fit_weights(logs, z, base.grid, design=design, covariates=cv,
-                            features=FEATURES)
+                            features=FEATURES, sample_weight=sw)
             keep, zt = ftruth
             flogs = [full.logs[index[m]][keep] for m in methods]
             fpdf = apply_weights(w, flogs, full.grid,

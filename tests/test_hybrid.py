@@ -99,6 +99,24 @@ def test_two_calibrated_measurements_fuse_into_a_sharper_one(truth):
     assert s_fused == pytest.approx(1 / np.sqrt(1 / s_img**2 + 1 / s_tpl**2), rel=0.2)
 
 
+def test_sample_weights_are_a_weighted_mean_of_the_objects(truth):
+    """Weight 0 drops an object from the fit, weight 2 counts it twice; bad weights stop."""
+    image, templates = _image(truth, 0.06, 3), _templates(truth, 0.04, 4)
+    inputs = prepare([image, templates], floor=1e-3)
+    half = np.arange(N) < N // 2
+    dropped = fit_weights(inputs.logs, truth, inputs.grid, sample_weight=half.astype(float))
+    subset = fit_weights([lp[half] for lp in inputs.logs], truth[half], inputs.grid)
+    np.testing.assert_allclose(dropped.theta, subset.theta, atol=1e-3)
+    twice = fit_weights(inputs.logs, truth, inputs.grid, sample_weight=1.0 + half)
+    equal = fit_weights(inputs.logs, truth, inputs.grid)
+    assert not np.allclose(twice.theta, equal.theta, atol=1e-6)
+    stacked = fit_weights([np.concatenate([lp, lp[half]]) for lp in inputs.logs],
+                          np.concatenate([truth, truth[half]]), inputs.grid)
+    np.testing.assert_allclose(twice.theta, stacked.theta, atol=1e-3)
+    with pytest.raises(InputError, match="sample_weight"):
+        fit_weights(inputs.logs, truth, inputs.grid, sample_weight=-np.ones(N))
+
+
 def test_no_fold_exponent_saw_that_folds_labels(truth):
     image, templates = _image(truth, 0.08, 5), _templates(truth, 0.05, 6)
     inputs = prepare([image, templates], floor=1e-3)

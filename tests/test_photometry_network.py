@@ -49,6 +49,20 @@ def test_catalog_is_the_surveys_population(catalog):
         simulate_catalog("jades", ["lsst_u"], 10, seed=1)
 
 
+def test_sed_distortion_changes_colours_not_the_population(catalog):
+    """``photnet_sed_distortion`` distorts each simulated SED smoothly: same galaxies and
+    redshifts, colours moved by about the rms asked for."""
+    distorted = simulate_catalog("jades", BANDS, 6000, seed=4, realism="off",
+                                 sed_distortion=0.1)
+    assert distorted.meta["sed_distortion"] == pytest.approx(0.1)
+    n = min(catalog.redshift.size, distorted.redshift.size)
+    assert np.array_equal(catalog.redshift[:n], distorted.redshift[:n])
+    seen = (catalog.flux[:n, 2] > 0) & (distorted.flux[:n, 2] > 0)  # F150W (no dropouts)
+    colour = -2.5 * np.log10(catalog.flux[:n, 2] / catalog.flux[:n, -1])
+    moved = -2.5 * np.log10(distorted.flux[:n, 2] / distorted.flux[:n, -1]) - colour
+    assert seen.mean() > 0.9 and 0.03 < np.std(moved[seen]) < 0.5
+
+
 def test_noise_is_borrowed_from_objects_of_similar_flux(noise, catalog):
     rng = np.random.default_rng(1)
     err = noise.draw(catalog.flux[:2000], rng)

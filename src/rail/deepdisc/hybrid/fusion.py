@@ -164,7 +164,8 @@ def covariate_matrix(ensembles: Sequence[Any], features: Sequence[str]) -> np.nd
 
 def fit_weights(logs: Sequence[np.ndarray], z: np.ndarray, grid: np.ndarray, *,
                 design: str = "product", covariates: np.ndarray | None = None,
-                features: Sequence[str] = ()) -> FusionWeights:
+                features: Sequence[str] = (), sample_weight: np.ndarray | None = None
+                ) -> FusionWeights:
     """Fit the exponents on labelled objects by maximum likelihood of their redshifts.
 
     Parameters
@@ -175,6 +176,9 @@ def fit_weights(logs: Sequence[np.ndarray], z: np.ndarray, grid: np.ndarray, *,
         (N,) true redshifts; rows with NaN, or outside the grid, are left out.
     design
         ``product`` or ``gated`` (then ``covariates`` (N, F) and their ``features`` names).
+    sample_weight
+        (N,) non-negative weight of each object in the mean log-likelihood (None: equal),
+        e.g. to make the labelled objects stand for a catalog they were not drawn like.
 
     Raises
     ------
@@ -194,6 +198,11 @@ def fit_weights(logs: Sequence[np.ndarray], z: np.ndarray, grid: np.ndarray, *,
                          f"redshift on the grid; {int(use.sum())} have one")
     sub = [lp[use] for lp in logs]
     z = z[use]
+    weight = np.ones(z.size) if sample_weight is None else \
+        np.asarray(sample_weight, float)[use]
+    if np.any(~np.isfinite(weight) | (weight < 0)) or weight.sum() <= 0:
+        raise InputError("sample_weight must be finite, non-negative and not all 0")
+    weight = weight / weight.mean()
     feats = list(features) if design == "gated" else []
     x = np.ones((z.size, 1))
     center, scale = np.zeros(0), np.zeros(0)
@@ -209,7 +218,7 @@ def fit_weights(logs: Sequence[np.ndarray], z: np.ndarray, grid: np.ndarray, *,
     def loss(p: np.ndarray) -> float:
         theta = p.reshape(shape)
         log_q = fuse(sub, softplus(x @ theta.T).T, w)
-        return -float(np.mean(_at_truth(log_q, grid, z))) + \
+        return -float(np.mean(weight * _at_truth(log_q, grid, z))) + \
             RIDGE * float(np.sum(theta[:, 1:] ** 2))
 
     start = np.zeros(shape)
@@ -237,8 +246,10 @@ def apply_weights(fusion: FusionWeights, logs: Sequence[np.ndarray], grid: np.nd
 
 def cross_fit(logs: Sequence[np.ndarray], z: np.ndarray, fold: np.ndarray, grid: np.ndarray,
               *, design: str = "product", covariates: np.ndarray | None = None,
-              features: Sequence[str] = ()) -> tuple[np.ndarray, list[FusionWeights]]:
-    """Out-of-fold fusion: fold f's PDFs with exponents fitted on the other folds' labels.
+              features: Sequence[str] = (), sample_weight: np.ndarray | None = None
+              ) -> tuple[np.ndarray, list[FusionWeights]]:
+    """Out-of-fold fusion: fold f's PDFs with exponents fitted on the other folds' labels
+    (``sample_weight``: see :func:`fit_weights`).
 
     Returns the (N, NZ) fused PDFs of every row (rows with fold < 0 get the fit on all
     labelled rows) and the fit of each fold.
@@ -253,14 +264,14 @@ def cross_fit(logs: Sequence[np.ndarray], z: np.ndarray, fold: np.ndarray, grid:
     for f in np.unique(fold[fold >= 0]):
         zf = np.where(fold != f, z, np.nan)  # fold f's labels are never seen
         weights = fit_weights(logs, zf, grid, design=design, covariates=covariates,
-                              features=features)
+                              features=features, sample_weight=sample_weight)
         part, cov = rows_of(fold == f)
         out[fold == f] = apply_weights(weights, part, grid, cov)
         fits.append(weights)
     rest = fold < 0
     if rest.any():
         weights = fit_weights(logs, z, grid, design=design, covariates=covariates,
-                              features=features)
+                              features=features, sample_weight=sample_weight)
         part, cov = rows_of(rest)
         out[rest] = apply_weights(weights, part, grid, cov)
     return out, fits

@@ -54,6 +54,9 @@ class PhotometryNetOptions(Options):
     photnet_sed_library: str = option("", "SED library of the simulated population ('': the "
                                       "realism preset's, COSMOS templates)",
                                       metavar="NAME|FILE")
+    photnet_sed_distortion: float = option(
+        0.0, "rms (mag) of a random smooth distortion of each simulated galaxy's SED "
+        "(colours beyond the library's; 0: none)", ge=0, le=1)
     photnet_epochs: int = option(24, "passes over the simulated catalog (new noise each)",
                                  ge=1)
     photnet_batch_size: int = option(1024, "galaxies per step", ge=16)

@@ -88,7 +88,8 @@ class SimulatedCatalog:
 
 def simulate_catalog(survey: str, bands: Sequence[str], n: int, seed: int, *,
                      realism: str = "full", sed_library: str | None = None,
-                     zmax: float | None = None) -> SimulatedCatalog:
+                     zmax: float | None = None, sed_distortion: float = 0.0
+                     ) -> SimulatedCatalog:
     """``n`` galaxies of the survey's population with their true fluxes in ``bands``.
 
     Parameters
@@ -104,6 +105,8 @@ def simulate_catalog(survey: str, bands: Sequence[str], n: int, seed: int, *,
         library (None: the preset's), as for the pre-training field.
     zmax
         Highest redshift (None: the survey's).
+    sed_distortion
+        rms (mag) of a random smooth distortion of each galaxy's SED (0: none).
 
     Raises
     ------
@@ -122,6 +125,8 @@ def simulate_catalog(survey: str, bands: Sequence[str], n: int, seed: int, *,
         options["sed_library"] = sed_library
     if zmax:
         options["zmax"] = zmax
+    if sed_distortion:
+        options["sed_distortion"] = float(sed_distortion)
     cat = sample_population(int(n), PopulationConfig(**options), seed)
     meta = dict(cat.pop("_meta"))
     flux = np.stack([np.asarray(cat[f"{b}_fnu"], float) for b in bands], axis=1)
@@ -131,4 +136,5 @@ def simulate_catalog(survey: str, bands: Sequence[str], n: int, seed: int, *,
              meta.get("sed_library"), realism)
     return SimulatedCatalog(flux=flux[ok], redshift=z[ok], bands=list(bands),
                             meta={**meta, "survey": str(survey), "realism": realism,
+                                  "sed_distortion": float(sed_distortion),
                                   "n": int(ok.sum()), "seed": int(seed)})

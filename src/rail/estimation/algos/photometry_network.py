@@ -136,7 +136,8 @@ class PhotometryNetInformer(StrictConfigMixin, CatInformer):
         survey = self.get_handle("survey", allow_missing=True).path
         catalog = simulate_catalog(str(survey), list(c.filter_list), opts.photnet_galaxies,
                                    seed, realism=opts.photnet_realism,
-                                   sed_library=opts.photnet_sed_library or None, zmax=c.zmax)
+                                   sed_library=opts.photnet_sed_library or None, zmax=c.zmax,
+                                   sed_distortion=opts.photnet_sed_distortion)
         record = {"simulation": catalog.meta, "columns": list(c.bands), "zmax": c.zmax,
                   "provenance": provenance(opts.as_dict(), self.name)}
         net = train_network(catalog.flux, catalog.redshift, noise, list(c.filter_list),
