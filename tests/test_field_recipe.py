@@ -179,6 +179,16 @@ def test_validation_report_and_pictures(field_run):
     assert set(shares) == {"DeepDISC", *(m for m in metrics["ranking"] if m != "DeepDISC")}
     assert abs(sum(shares.values()) - 1.0) < 1e-9
     assert metrics["judgement"] in report and "bootstrap resamples" in report
+    # the headline against every other method, bright objects, with bootstrap intervals
+    for sample in ("oof", "photometric"):
+        compared = metrics["comparison"][sample]
+        assert set(compared) == set(metrics["ranking"]) - {metrics["headline"]}
+        bright = metrics[sample]["bright"]
+        for name, c in compared.items():
+            expected = bright[metrics["headline"]]["sigma_iqr"] / bright[name]["sigma_iqr"]
+            assert c["sigma_iqr_ratio"] == pytest.approx(expected, rel=1e-6)
+            assert c["sigma_iqr_ratio_16"] <= c["sigma_iqr_ratio"] <= c["sigma_iqr_ratio_84"]
+    assert report.count("paired bootstrap interval") == 2
     for name in ("field_map.png", "field_nz.png", "oof/zphot_vs_ztrue.png",
                  "photometric/zphot_vs_ztrue.png", "oof/metrics_vs_redshift.png"):
         assert (field_run / "report_files" / name).stat().st_size > 1000

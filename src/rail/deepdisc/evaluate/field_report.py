@@ -34,6 +34,8 @@ RANK_METRIC = "cde_loss"
 #: JUDGE_FRACTION of bootstrap resamples: the report says the run is too small to judge
 MIN_JUDGE_OBJECTS = 100
 JUDGE_FRACTION = 0.9
+#: bootstrap resamples of the headline-against-each-method comparison
+COMPARE_BOOT = 1000
 
 
 def mosaic_rgb(images: Mapping[str, str], max_pixels: int = 1200
@@ -131,6 +133,66 @@ def ranking_stability(results: Sequence[MethodResult], z_true: np.ndarray,
     winners = np.argmin(terms[:, idx].mean(axis=2), axis=0)
     counts = np.bincount(winners, minlength=len(results))
     return {r.name: float(c / n_boot) for r, c in zip(results, counts, strict=True)}
+
+
+def headline_comparison(results: Sequence[MethodResult], z_true: np.ndarray,
+                        mask: np.ndarray, headline: str, n_boot: int = COMPARE_BOOT,
+                        seed: int = 0) -> dict[str, dict[str, float]]:
+    """The headline method against every other on the masked objects, with paired bootstrap
+    intervals: is it better on *this* sample, or within its noise?
+
+    For each other method: the ratio of the headline's σ_IQR to the method's and the
+    difference of their outlier rates (|Δz| / (1 + z) > 0.15), each with its 16th-84th
+    percentile over ``n_boot`` resamples of the objects drawn with replacement (the same
+    objects for both methods in a resample).
+    """
+    from rail.deepdisc.evaluate.metrics import OUTLIER_CUT
+
+    z = np.asarray(z_true, float)
+    rows = np.flatnonzero(np.asarray(mask, bool) & np.isfinite(z))
+    names = [r.name for r in results]
+    if headline not in names or rows.size < 2:
+        return {}
+    dz = np.stack([(r.point()[rows] - z[rows]) / (1.0 + z[rows]) for r in results])
+    rng = np.random.default_rng(seed)
+    h = names.index(headline)
+    out = {}
+    for k, name in enumerate(names):
+        both = np.isfinite(dz[h]) & np.isfinite(dz[k])  # paired: objects both estimated
+        if k == h or both.sum() < 2:
+            continue
+        pair = dz[[h, k]][:, both]
+        pick = np.concatenate([np.arange(pair.shape[1])[None],
+                               rng.integers(0, pair.shape[1], (n_boot, pair.shape[1]))])
+        q25, q75 = np.percentile(pair[:, pick], [25, 75], axis=2)  # (2, 1 + n_boot)
+        sigma = (q75 - q25) / 1.349
+        ratio = sigma[0] / np.where(sigma[1] > 0, sigma[1], np.nan)
+        diff = np.diff((np.abs(pair[:, pick]) > OUTLIER_CUT).mean(axis=2)[::-1], axis=0)[0]
+        out[name] = {"n": int(both.sum()), "sigma_iqr_ratio": float(ratio[0]),
+                     "sigma_iqr_ratio_16": float(np.nanpercentile(ratio[1:], 16)),
+                     "sigma_iqr_ratio_84": float(np.nanpercentile(ratio[1:], 84)),
+                     "outlier_rate_difference": float(diff[0]),
+                     "outlier_rate_difference_16": float(np.percentile(diff[1:], 16)),
+                     "outlier_rate_difference_84": float(np.percentile(diff[1:], 84))}
+    return out
+
+
+def comparison_lines(comparison: Mapping[str, Mapping[str, float]], headline: str,
+                     sample: str) -> list[str]:
+    """Markdown lines of :func:`headline_comparison`."""
+    if not comparison:
+        return []
+    n = next(iter(comparison.values()))["n"]
+    lines = [f"{headline} against each method on the {n} bright {sample} (S/N > 10; 68% "
+             "paired bootstrap interval in brackets):", "",
+             "| method | σ_IQR ratio (headline / method) | outlier rate difference |",
+             "|---|---|---|"]
+    for name, c in comparison.items():
+        lines.append(f"| {name} | {c['sigma_iqr_ratio']:.3f} [{c['sigma_iqr_ratio_16']:.3f}, "
+                     f"{c['sigma_iqr_ratio_84']:.3f}] | {c['outlier_rate_difference']:+.3f} "
+                     f"[{c['outlier_rate_difference_16']:+.3f}, "
+                     f"{c['outlier_rate_difference_84']:+.3f}] |")
+    return [*lines, ""]
 
 
 def judgement_note(stability: Mapping[str, float], headline: str, n_objects: int) -> str:
@@ -243,13 +305,17 @@ def write_field_report(output_dir: str | os.PathLike, methods: Sequence[FieldMet
     ranking = rank_methods(metrics["oof"]["all"])
     stability = ranking_stability(oof, truth_oof["redshift"])
     judged = judgement_note(stability, ranking[0], truth_oof["redshift"].size)
+    compared = {"oof": headline_comparison(oof, truth_oof["redshift"],
+                                           truth_oof[f"snr_{ref}"] > 10, ranking[0])}
     metrics.update(ranking=ranking, headline=ranking[0], rank_metric=RANK_METRIC,
-                   ranking_stability=stability, judgement=judged)
+                   ranking_stability=stability, judgement=judged, comparison=compared)
     md = [f"# {title}", "", *[f"- {n}" for n in notes], "",
           f"**Headline catalog: {ranking[0]}** (methods ranked by the out-of-fold "
           f"{RANK_METRIC.replace('_', ' ')} of all spectroscopic objects: "
           + ", ".join(f"{n} {metrics['oof']['all'][n][RANK_METRIC]:.3f}" for n in ranking)
-          + ").", "", judged, "", "## Out of fold, on the spectroscopic objects", "",
+          + ").", "", judged, "",
+          *comparison_lines(compared["oof"], ranking[0], "spectroscopic objects, out of fold"),
+          "## Out of fold, on the spectroscopic objects", "",
           "Each PDF comes from a model (network weights, template zero points and prior, "
           "fusion exponents) that never saw that object's redshift.", "",
           _section(paths["report"], "oof")]
@@ -298,7 +364,11 @@ def _photometric_section(output_dir: str, methods: Sequence[FieldMethod],
                          survey_detection_band=ref,
                          title=f"{title}: objects without spectra (simulation's truth)")
     metrics["photometric"] = _read_metrics(paths["metrics"])
+    headline = metrics["headline"]
+    compared = headline_comparison(results, sub["redshift"], sub[f"snr_{ref}"] > 10, headline)
+    metrics["comparison"]["photometric"] = compared
     return ["## The objects without spectra (truth from the simulation)", "",
+            *comparison_lines(compared, headline, "objects without spectra"),
             f"{keep.size} catalog objects without a spectroscopic redshift, each method's "
             "catalog PDFs against the true redshifts: the sample a photometric catalog "
             "exists for (fainter and redder than the spectroscopic one).", "",
