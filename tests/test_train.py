@@ -139,3 +139,46 @@ def test_labelled_scenes_only_trains_on_the_scenes_with_labels(tiny_train_store,
     assert every["n_train_scenes"] + every["n_val_scenes"] == 8
     assert only["n_train_scenes"] + only["n_val_scenes"] == len(labelled_scenes)
     assert only["n_train_scenes"] < every["n_train_scenes"]
+
+
+def test_folds_train_side_by_side_on_cpu_cores(monkeypatch):
+    """On the CPU the folds use every usable core as separate processes; on a GPU, under
+    MPI, or with one core, one after another."""
+    import rail.deepdisc.net.crossval as cv
+
+    monkeypatch.setattr(cv, "usable_cores", lambda: 2)
+    assert cv.fold_processes(3, "cpu", 0) == (2, 1)
+    assert cv.fold_processes(3, "cpu", 1) == (2, 1)
+    assert cv.fold_processes(3, "cpu", 2) == (1, 2)
+    assert cv.fold_processes(3, "cuda", 0) == (1, 0)
+    assert cv.fold_processes(1, "cpu", 0) == (1, 0)
+    monkeypatch.setattr(cv, "usable_cores", lambda: 16)
+    assert cv.fold_processes(3, "cpu", 0) == (3, 5)
+    monkeypatch.setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
+    assert cv.fold_processes(3, "cpu", 0) == (1, 0)
+
+
+def test_folds_give_the_same_pdfs_in_processes_as_one_after_another(jades_store,
+                                                                    tmp_path, monkeypatch):
+    """Each fold's model and PDFs do not depend on whether the folds ran in worker
+    processes or in this one."""
+    import rail.deepdisc.net.crossval as cv
+    from rail.deepdisc.net.config import EstimateConfig
+
+    config = _config(epochs=1, num_threads=1, seed=5)
+    estimate = EstimateConfig.from_mapping(num_threads=1)
+    runs = {}
+    for cores in (1, 2):
+        monkeypatch.setattr(cv, "usable_cores", lambda cores=cores: cores)
+        runs[cores] = cv.cross_validate(jades_store, config, estimate, 2, seed=5,
+                                        workdir=str(tmp_path), progress=False)
+    one, two = runs[1], runs[2]
+    np.testing.assert_array_equal(one.object_id, two.object_id)
+    np.testing.assert_array_equal(one.fold, two.fold)
+    np.testing.assert_allclose(one.ensemble.objdata["means"], two.ensemble.objdata["means"],
+                               rtol=1e-5, atol=1e-6)
+    assert [m["n_train_labels"] for m in one.meta] == [m["n_train_labels"] for m in two.meta]
+    def losses(run):
+        return [epoch["train"]["total"] for m in run.meta for epoch in m["history"]]
+
+    assert losses(one) == pytest.approx(losses(two), rel=1e-5)
