@@ -87,8 +87,7 @@ def cross_validate(store_path: str, train_config: TrainConfig, estimate: Estimat
     rows = rows[order]
     return CrossValidation(ensemble=ens, fold=fold_of[rows],
                            object_id=objects["object_id"][rows], training_ids=training_ids,
-                           meta=[{"fold": f, "n_train_labels": int(ids.size),
-                                  "history": p[2]["history"]}
+                           meta=[{"fold": f, "n_train_labels": int(ids.size), "history": p[2]}
                                  for f, (ids, p) in enumerate(zip(training_ids, parts,
                                                                   strict=True))])
 
@@ -124,9 +123,9 @@ class _FoldTask:
 
 
 def _train_and_estimate(task: _FoldTask, device, progress: bool
-                        ) -> tuple[np.ndarray, Any, dict[str, Any]]:
+                        ) -> tuple[np.ndarray, Any, list[dict[str, Any]]]:
     """Train the fold's model and estimate the fold's objects: (store rows, ensemble,
-    training record)."""
+    training history)."""
     from rail.deepdisc.net.density import FeatureDensity
     from rail.deepdisc.net.train import train
 
@@ -135,23 +134,24 @@ def _train_and_estimate(task: _FoldTask, device, progress: bool
     density = FeatureDensity.from_state(result.extras["feature_density"])
     rows, ens = _estimate_fold(model, density, task.store_path, task.in_fold, task.estimate,
                                device)
-    meta = {"fold": task.fold, "history": result.meta["training"]["history"]}
-    return rows, ens, meta
+    return rows, ens, result.meta["training"]["history"]
 
 
-def _fold_in_process(args: tuple[_FoldTask, str]) -> tuple[np.ndarray, str, dict[str, Any]]:
+def _fold_in_process(args: tuple[_FoldTask, str]
+                     ) -> tuple[np.ndarray, str, list[dict[str, Any]]]:
     """A worker process's fold: the ensemble is written to ``path`` (read back by the
     parent)."""
     from rail.deepdisc.net.device import resolve_device
 
     task, path = args
-    rows, ens, meta = _train_and_estimate(task, resolve_device("cpu"), progress=False)
+    rows, ens, history = _train_and_estimate(task, resolve_device("cpu"), progress=False)
     ens.write_to(path)
-    return rows, path, meta
+    return rows, path, history
 
 
 def _run_in_processes(tasks: list[_FoldTask], processes: int, threads: int, tmp: str,
-                      progress: bool = True) -> list[tuple[np.ndarray, Any, dict[str, Any]]]:
+                      progress: bool = True
+                      ) -> list[tuple[np.ndarray, Any, list[dict[str, Any]]]]:
     """Every fold in a pool of ``processes`` spawned workers, ``threads`` torch threads
     each, in fold order (a progress bar counts the folds done)."""
     import qp
@@ -170,10 +170,10 @@ def _run_in_processes(tasks: list[_FoldTask], processes: int, threads: int, tmp:
     parts = []
     with tqdm(total=len(jobs), desc=f"cross-validation ({processes} processes)", unit="fold",
               disable=not progress) as bar:
-        for rows, path, meta in ordered_parallel_map(_fold_in_process, jobs, processes,
-                                                     window=len(jobs)):
-            log.info("fold %d/%d trained and estimated", meta["fold"] + 1, len(tasks))
-            parts.append((rows, qp.read(path), meta))
+        results = ordered_parallel_map(_fold_in_process, jobs, processes, window=len(jobs))
+        for f, (rows, path, history) in enumerate(results):
+            log.info("fold %d/%d trained and estimated", f + 1, len(tasks))
+            parts.append((rows, qp.read(path), history))
             bar.update()
     return parts
 
